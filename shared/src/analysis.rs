@@ -1,0 +1,250 @@
+//! From recorded counts and experiment results to the figures' data.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::data::CLASSES;
+use crate::figures::{
+    Band, Curve, CurveFigure, EvolutionFigure, Figure, Histogram, HistogramFigure, HistogramPanel, NamedFigure,
+    Trajectory,
+};
+use crate::recording::{Recorder, RecordingMode, TrackedSet};
+use crate::results::Results;
+use crate::stats::{average_sign, class_low_fractions, read_f32, sign_histogram};
+
+/// Bins of every average-sign histogram (the results.json schema fixes 20 over [-1, 1]).
+pub const SIGN_BINS: usize = 20;
+/// How many high-category samples figure 2 highlights.
+pub const HIGHLIGHTED: usize = 5;
+
+/// What the sign counts of one layer say.
+#[derive(Clone, Debug)]
+pub struct LayerSigns {
+    pub name: String,
+    pub histogram: Histogram,
+    pub example_neuron: usize,
+    pub example_histogram: Histogram,
+    pub outer_fraction: f64,
+    pub class_low_fraction: Histogram,
+    /// Per snapshot neuron, per tracked sample: its average sign (None when undefined).
+    pub tracked_signs: Vec<Vec<Option<f32>>>,
+}
+
+/// Summarises the recorder's counts layer by layer. `item_labels` are the labels of the count
+/// rows (tracked samples, or the whole training set in online mode).
+pub fn layer_signs(recorder: &Recorder, tracked: &TrackedSet, item_labels: &[u8], device: &Device) -> Vec<LayerSigns> {
+    let inner = device.clone().inner();
+    let labels: Vec<i64> = item_labels.iter().map(|&l| l as i64).collect();
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [item_labels.len()]), &inner);
+    let tracked_rows: Vec<i64> = match recorder.mode {
+        RecordingMode::Tracked => (0..tracked.len() as i64).collect(),
+        RecordingMode::Online => tracked.indices.iter().map(|&i| i as i64).collect(),
+    };
+    let tracked_rows = Tensor::<1, Int>::from_data(TensorData::new(tracked_rows, [tracked.len()]), &inner);
+    recorder
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(l, info)| {
+            let (pos, neg) = recorder.counts(l);
+            let (avg, defined) = average_sign(pos, neg);
+            let histogram = sign_histogram(avg.clone(), defined.clone(), SIGN_BINS);
+            let example_neuron = recorder.snapshot_neurons[l].first().copied().unwrap_or(0);
+            let col = |t: Tensor<2>| t.narrow(1, example_neuron, 1);
+            let example_histogram = sign_histogram(col(avg.clone()), defined.clone().narrow(1, example_neuron, 1), SIGN_BINS);
+            let total = histogram.total().max(1) as f64;
+            let outer = histogram.counts[..2].iter().chain(&histogram.counts[SIGN_BINS - 2..]).sum::<u64>() as f64;
+            let fractions = class_low_fractions(avg.clone(), defined.clone(), labels.clone(), CLASSES);
+            let class_low_fraction =
+                Histogram::from_values(fractions.iter().flatten().flatten().copied(), 0.0, 1.0, SIGN_BINS);
+            let tracked_avg = avg.select(0, tracked_rows.clone());
+            let tracked_def = defined.select(0, tracked_rows.clone());
+            let tracked_signs = recorder.snapshot_neurons[l]
+                .iter()
+                .map(|&n| {
+                    let a = read_f32(tracked_avg.clone().narrow(1, n, 1));
+                    let d = read_f32(tracked_def.clone().narrow(1, n, 1).float());
+                    a.into_iter().zip(d).map(|(a, d)| (d > 0.0).then_some(a)).collect()
+                })
+                .collect();
+            LayerSigns {
+                name: info.name.clone(),
+                histogram,
+                example_neuron,
+                example_histogram,
+                outer_fraction: outer / total,
+                class_low_fraction,
+                tracked_signs,
+            }
+        })
+        .collect()
+}
+
+/// Figure 2/6 data for snapshot neuron `j` of layer `l`.
+pub fn evolution(recorder: &Recorder, signs: &LayerSigns, l: usize, j: usize, title: String) -> EvolutionFigure {
+    let k = recorder.snapshot_neurons[l].len();
+    let tracked = signs.tracked_signs[j].len();
+    let value = |rec: usize, s: usize| recorder.snapshots[l][rec][s * k + j];
+    let (mut high, mut low) = (Vec::new(), Vec::new());
+    for (s, sign) in signs.tracked_signs[j].iter().enumerate() {
+        match sign {
+            Some(a) if *a < 0.0 => high.push(s),
+            Some(a) if *a > 0.0 => low.push(s),
+            _ => {}
+        }
+    }
+    let band = |members: &[usize]| {
+        let mut b = Band { samples: members.len(), p10: vec![], p50: vec![], p90: vec![] };
+        for rec in 0..recorder.steps.len() {
+            let mut v: Vec<f32> = members.iter().map(|&s| value(rec, s)).collect();
+            v.sort_by(f32::total_cmp);
+            let at = |r: f64| if v.is_empty() { f32::NAN } else { v[crate::stats::percentile_index(r, v.len())] };
+            b.p10.push(at(10.0));
+            b.p50.push(at(50.0));
+            b.p90.push(at(90.0));
+        }
+        b
+    };
+    let last = recorder.steps.len().saturating_sub(1);
+    let mut top = high.clone();
+    if !recorder.steps.is_empty() {
+        top.sort_by(|&a, &b| value(last, b).total_cmp(&value(last, a)));
+    }
+    top.truncate(HIGHLIGHTED);
+    debug_assert!(tracked == 0 || recorder.snapshots[l].iter().all(|r| r.len() == tracked * k));
+    EvolutionFigure {
+        title,
+        layer: signs.name.clone(),
+        neuron: recorder.snapshot_neurons[l][j],
+        steps: recorder.steps.clone(),
+        high: band(&high),
+        low: band(&low),
+        highlighted: top
+            .into_iter()
+            .map(|s| Trajectory { sample: s, values: (0..recorder.steps.len()).map(|r| value(r, s)).collect() })
+            .collect(),
+    }
+}
+
+/// Every figure of one model.
+pub fn figures(results: &Results, recorder: &Recorder, signs: &[LayerSigns]) -> Vec<NamedFigure> {
+    let m = &results.model;
+    let mode = match results.recording.mode {
+        RecordingMode::Tracked => "tracked",
+        RecordingMode::Online => "online",
+    };
+    let hist_fig = |title: String, x: &str, panels: Vec<HistogramPanel>| {
+        Figure::Histograms(HistogramFigure { title, x_label: x.into(), y_label: "count".into(), panels })
+    };
+    let mut out = vec![
+        NamedFigure {
+            stem: "fig1_one_neuron".into(),
+            caption: format!(
+                "Figure 1 ({m}, {mode} recording): average gradient sign over the tracked samples for one neuron of each layer. Negative: the gradient pushes the activation up (high category)."
+            ),
+            figure: hist_fig(
+                format!("{m}: average sign, one neuron per layer"),
+                "average sign of dLoss/dActivation",
+                signs
+                    .iter()
+                    .map(|s| HistogramPanel {
+                        label: format!("{}, neuron {}", s.name, s.example_neuron),
+                        histogram: s.example_histogram.clone(),
+                    })
+                    .collect(),
+            ),
+        },
+        NamedFigure {
+            stem: "fig5_whole_layer".into(),
+            caption: format!("Figure 5 ({m}, {mode} recording): average gradient sign over all (sample, neuron) pairs of each layer."),
+            figure: hist_fig(
+                format!("{m}: average sign, all neurons"),
+                "average sign of dLoss/dActivation",
+                signs
+                    .iter()
+                    .map(|s| HistogramPanel { label: format!("{} (all neurons)", s.name), histogram: s.histogram.clone() })
+                    .collect(),
+            ),
+        },
+    ];
+    for (l, s) in signs.iter().enumerate() {
+        for j in 0..recorder.snapshot_neurons[l].len() {
+            let last_layer = l + 1 == signs.len();
+            if j > 0 && !last_layer {
+                continue;
+            }
+            let (stem, fig) = if j == 0 { ("fig2", "Figure 2") } else { ("fig6", "Figure 6") };
+            let e = evolution(recorder, s, l, j, format!("{m}: {} neuron {} over training", s.name, recorder.snapshot_neurons[l][j]));
+            out.push(NamedFigure {
+                stem: format!("{stem}_{}_neuron{}", s.name, e.neuron),
+                caption: format!(
+                    "{fig} ({m}): pre-activations of {} neuron {} on the tracked samples during training, split by final category (bands: 10th-90th percentile, line: median); thin lines: the {HIGHLIGHTED} high-category samples with the largest final pre-activation.",
+                    s.name, e.neuron
+                ),
+                figure: Figure::Evolution(e),
+            });
+        }
+    }
+    let curves = |f: &dyn Fn(&str) -> (Vec<f64>, Vec<f64>, Option<f64>)| {
+        signs
+            .iter()
+            .map(|s| {
+                let (xs, ys, marker) = f(&s.name);
+                Curve { label: s.name.clone(), xs, ys, reference: Some(results.test_accuracy), marker }
+            })
+            .collect::<Vec<_>>()
+    };
+    out.push(NamedFigure {
+        stem: "fig3_quantization".into(),
+        caption: format!(
+            "Figure 3 ({m}): test accuracy when one layer's pre-activations are quantized to two values (the means below and above each neuron's r-th percentile). Horizontal line: unquantized accuracy; vertical line: average percentile rank of the zero pre-activation."
+        ),
+        figure: Figure::Curves(CurveFigure {
+            title: format!("{m}: two-value quantization"),
+            x_label: "percentile rank of the threshold".into(),
+            y_label: "test accuracy".into(),
+            curves: curves(&|name| {
+                let l = &results.layers[name];
+                (
+                    l.quantization.iter().map(|q| q.rank).collect(),
+                    l.quantization.iter().map(|q| q.test_accuracy).collect(),
+                    Some(l.zero_percentile_rank),
+                )
+            }),
+        }),
+    });
+    out.push(NamedFigure {
+        stem: "fig4_sliding_window".into(),
+        caption: format!(
+            "Figure 4 ({m}): test accuracy when one layer is binarized (1 inside a window {} percentile ranks wide, 0 outside) and the later layers are re-initialised and retrained.",
+            results.experiments.window_width
+        ),
+        figure: Figure::Curves(CurveFigure {
+            title: format!("{m}: sliding-window binarization"),
+            x_label: "window centre (percentile rank)".into(),
+            y_label: "test accuracy".into(),
+            curves: curves(&|name| {
+                let l = &results.layers[name];
+                (
+                    l.sliding_window.iter().map(|w| w.center).collect(),
+                    l.sliding_window.iter().map(|w| w.test_accuracy).collect(),
+                    None,
+                )
+            }),
+        }),
+    });
+    out.push(NamedFigure {
+        stem: "fig8_class_vs_category".into(),
+        caption: format!(
+            "Figure 8 ({m}): for each (neuron, class) pair, the fraction of the class's tracked samples in the neuron's low category."
+        ),
+        figure: hist_fig(
+            format!("{m}: classes vs categories"),
+            "fraction of the class in the low category",
+            signs
+                .iter()
+                .map(|s| HistogramPanel { label: s.name.clone(), histogram: s.class_low_fraction.clone() })
+                .collect(),
+        ),
+    });
+    out
+}

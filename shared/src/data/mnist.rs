@@ -1,0 +1,217 @@
+//! MNIST-style datasets: four IDX files (train/test images and labels), from bytes or a folder.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::{DataError, parse_idx_u8};
+
+/// The four files of an MNIST-style folder, in the order train images, train labels, test images,
+/// test labels. Each may also be present without the `.gz` suffix.
+pub const MNIST_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+/// Number of classes of every dataset this project reads.
+pub const CLASSES: usize = 10;
+
+/// Images as bytes (row-major, `features` bytes each) with their labels.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub features: usize,
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    /// Pairs an IDX image file with an IDX label file; names are used in error messages.
+    pub fn from_idx(
+        images_name: &str,
+        images: &[u8],
+        labels_name: &str,
+        labels: &[u8],
+    ) -> Result<Self, DataError> {
+        let img = parse_idx_u8(images_name, images)?;
+        let lab = parse_idx_u8(labels_name, labels)?;
+        if img.dims.len() < 2 {
+            return Err(DataError::Format {
+                file: images_name.into(),
+                reason: format!("image file has dimensions {:?}; expected [count, rows, cols]", img.dims),
+            });
+        }
+        if lab.dims.len() != 1 {
+            return Err(DataError::Format {
+                file: labels_name.into(),
+                reason: format!("label file has dimensions {:?}; expected [count]", lab.dims),
+            });
+        }
+        if img.dims[0] != lab.dims[0] {
+            return Err(DataError::CountMismatch {
+                images: images_name.into(),
+                labels: labels_name.into(),
+                n_images: img.dims[0],
+                n_labels: lab.dims[0],
+            });
+        }
+        if let Some(pos) = lab.data.iter().position(|&l| l as usize >= CLASSES) {
+            return Err(DataError::Format {
+                file: labels_name.into(),
+                reason: format!("label {} at index {pos} is not a class 0..{CLASSES}", lab.data[pos]),
+            });
+        }
+        let features = img.dims[1..].iter().product();
+        if features == 0 {
+            return Err(DataError::Format { file: images_name.into(), reason: "images have zero pixels".into() });
+        }
+        Ok(Self { features, images: img.data, labels: lab.data })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The first `n` samples (or all, if fewer).
+    pub fn head(&self, n: usize) -> Self {
+        let n = n.min(self.len());
+        Self {
+            features: self.features,
+            images: self.images[..n * self.features].to_vec(),
+            labels: self.labels[..n].to_vec(),
+        }
+    }
+
+    /// The samples at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        let mut images = Vec::with_capacity(indices.len() * self.features);
+        for &i in indices {
+            images.extend_from_slice(&self.images[i * self.features..(i + 1) * self.features]);
+        }
+        Self { features: self.features, images, labels: indices.iter().map(|&i| self.labels[i]).collect() }
+    }
+
+    /// Per-channel mean and standard deviation of the pixels scaled to [0, 1]; images are stored
+    /// channel after channel (CHW), as in the IDX and CIFAR files.
+    pub fn pixel_stats(&self, channels: usize) -> Normalization {
+        assert!((1..=MAX_CHANNELS).contains(&channels) && self.features % channels == 0);
+        let plane = self.features / channels;
+        let mut norm = Normalization { channels, mean: [0.0; MAX_CHANNELS], std: [1.0; MAX_CHANNELS] };
+        for c in 0..channels {
+            let pixels = || {
+                self.images
+                    .chunks_exact(self.features)
+                    .flat_map(move |img| img[c * plane..(c + 1) * plane].iter().map(|&p| p as f64 / 255.0))
+            };
+            let n = (self.len() * plane).max(1) as f64;
+            let mean = pixels().sum::<f64>() / n;
+            let var = pixels().map(|p| (p - mean).powi(2)).sum::<f64>() / n;
+            norm.mean[c] = mean as f32;
+            norm.std[c] = (var.sqrt() as f32).max(1e-6);
+        }
+        norm
+    }
+
+    /// Images `indices` as a normalized `[indices.len(), features]` tensor and their labels.
+    pub fn batch(&self, indices: &[usize], norm: Normalization, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+        let f = self.features;
+        let plane = f / norm.channels;
+        let mut x = Vec::with_capacity(indices.len() * f);
+        for &i in indices {
+            let img = &self.images[i * f..(i + 1) * f];
+            for c in 0..norm.channels {
+                let (m, s) = (norm.mean[c], norm.std[c]);
+                x.extend(img[c * plane..(c + 1) * plane].iter().map(|&p| (p as f32 / 255.0 - m) / s));
+            }
+        }
+        let y: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
+        (
+            Tensor::from_data(TensorData::new(x, [indices.len(), f]), device),
+            Tensor::from_data(TensorData::new(y, [indices.len()]), device),
+        )
+    }
+
+    /// Samples `start..end` as a batch.
+    pub fn range_batch(&self, start: usize, end: usize, norm: Normalization, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+        let idx: Vec<usize> = (start..end.min(self.len())).collect();
+        self.batch(&idx, norm, device)
+    }
+}
+
+/// Most colour channels an image may have.
+pub const MAX_CHANNELS: usize = 3;
+
+/// Per-channel affine normalization `(x/255 - mean) / std`, computed on the training images.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalization {
+    pub channels: usize,
+    pub mean: [f32; MAX_CHANNELS],
+    pub std: [f32; MAX_CHANNELS],
+}
+
+/// Train and test sets of one dataset, with the normalization taken from the train set.
+#[derive(Clone, Debug)]
+pub struct Split {
+    pub name: String,
+    pub train: Dataset,
+    pub test: Dataset,
+    pub norm: Normalization,
+}
+
+/// The four files' contents, borrowed; lets the web page parse what it fetched.
+pub struct MnistBytes<'a> {
+    pub train_images: &'a [u8],
+    pub train_labels: &'a [u8],
+    pub test_images: &'a [u8],
+    pub test_labels: &'a [u8],
+}
+
+impl MnistBytes<'_> {
+    pub fn parse(&self, name: &str) -> Result<Split, DataError> {
+        let train = Dataset::from_idx(MNIST_FILES[0], self.train_images, MNIST_FILES[1], self.train_labels)?;
+        let test = Dataset::from_idx(MNIST_FILES[2], self.test_images, MNIST_FILES[3], self.test_labels)?;
+        if train.features != test.features {
+            return Err(DataError::Format {
+                file: MNIST_FILES[2].into(),
+                reason: format!("test images have {} pixels, train images {}", test.features, train.features),
+            });
+        }
+        let norm = train.pixel_stats(1);
+        Ok(Split { name: name.into(), train, test, norm })
+    }
+}
+
+fn read_one(dir: &Path, gz_name: &str) -> Result<(PathBuf, Vec<u8>), DataError> {
+    let raw_name = gz_name.trim_end_matches(".gz");
+    for name in [gz_name, raw_name] {
+        let path = dir.join(name);
+        if path.is_file() {
+            let bytes = std::fs::read(&path).map_err(|source| DataError::Io { file: path.clone(), source })?;
+            return Ok((path, bytes));
+        }
+    }
+    Err(DataError::Missing { dir: dir.into(), candidates: vec![gz_name.into(), raw_name.into()] })
+}
+
+/// Loads an MNIST-style folder (MNIST, Fashion-MNIST, ...): the four IDX files, `.gz` or raw.
+pub fn load_mnist_dir(dir: &Path) -> Result<Split, DataError> {
+    let files: Vec<(PathBuf, Vec<u8>)> =
+        MNIST_FILES.iter().map(|f| read_one(dir, f)).collect::<Result<_, _>>()?;
+    let name = |i: usize| files[i].0.display().to_string();
+    let train = Dataset::from_idx(&name(0), &files[0].1, &name(1), &files[1].1)?;
+    let test = Dataset::from_idx(&name(2), &files[2].1, &name(3), &files[3].1)?;
+    if train.features != test.features {
+        return Err(DataError::Format {
+            file: name(2),
+            reason: format!("test images have {} pixels, train images {}", test.features, train.features),
+        });
+    }
+    let norm = train.pixel_stats(1);
+    let dataset = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "mnist".into());
+    Ok(Split { name: dataset, train, test, norm })
+}

@@ -1,0 +1,28 @@
+//! Data formats and batching. Everything parses from bytes so the web page can use it too.
+
+mod batches;
+mod idx;
+mod mnist;
+
+pub use batches::{Batch, Batches, epoch_order};
+pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, maybe_gunzip, parse_idx_u8};
+pub use mnist::{CLASSES, Dataset, MAX_CHANNELS, MNIST_FILES, MnistBytes, Normalization, Split, load_mnist_dir};
+
+use std::path::PathBuf;
+
+/// What can go wrong reading a dataset. Each variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{file}: {reason}")]
+    Format { file: String, reason: String },
+    #[error("{file}: not valid gzip: {reason}")]
+    Gzip { file: String, reason: String },
+    #[error("{file}: decompresses to more than {limit} bytes")]
+    TooLarge { file: String, limit: u64 },
+    #[error("{images} and {labels} disagree: {n_images} images but {n_labels} labels")]
+    CountMismatch { images: String, labels: String, n_images: usize, n_labels: usize },
+    #[error("{file}: cannot read: {source}")]
+    Io { file: PathBuf, source: std::io::Error },
+    #[error("{dir}: none of {candidates:?} found (the four MNIST IDX files, .gz or raw)")]
+    Missing { dir: PathBuf, candidates: Vec<String> },
+}

@@ -1,0 +1,193 @@
+//! Test-time experiments 3, 4 and 5 on a trained model: two-value quantization, sliding-window
+//! binarization with retraining of the later layers, and classes versus categories.
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Batches, Dataset, Normalization, epoch_order};
+use crate::model::{CaptureTap, ReplaceTap, TappedModel};
+use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, zero_percentile_ranks};
+use crate::train::{accuracy_with, adam, train_step};
+
+/// Settings of the test-time experiments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentConfig {
+    /// Training samples whose pre-activations define percentiles, thresholds and means.
+    pub stats_samples: usize,
+    /// Percentile ranks of experiment 3.
+    pub ranks: Vec<f64>,
+    /// Window centres of experiment 4.
+    pub centres: Vec<f64>,
+    /// Window width in percentile ranks.
+    pub window_width: f64,
+    /// Training samples used to retrain the layers after a binarized one.
+    pub retrain_samples: usize,
+    pub retrain_epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+impl ExperimentConfig {
+    pub fn paper(seed: u64) -> Self {
+        Self {
+            stats_samples: 10_000,
+            ranks: (0..=10).map(|i| i as f64 * 10.0).collect(),
+            centres: (1..=19).map(|i| i as f64 * 5.0).collect(),
+            window_width: 10.0,
+            retrain_samples: 60_000,
+            retrain_epochs: 3,
+            batch_size: 128,
+            learning_rate: 1e-3,
+            seed,
+        }
+    }
+
+    pub fn fast(seed: u64) -> Self {
+        Self { stats_samples: 5_000, retrain_samples: 20_000, retrain_epochs: 1, ..Self::paper(seed) }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankAccuracy {
+    pub rank: f64,
+    pub test_accuracy: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CentreAccuracy {
+    pub center: f64,
+    pub test_accuracy: f64,
+}
+
+/// Pre-activations `[samples, neurons]` of studied layer `layer` for all of `data`, on the
+/// model's inner device (dropout off).
+pub fn capture_pre<M: TappedModel>(model: &M, layer: usize, data: &Dataset, norm: Normalization, device: &Device, batch: usize) -> Tensor<2> {
+    let valid = model.valid();
+    let inner = device.clone().inner();
+    let parts: Vec<Tensor<2>> = (0..data.len())
+        .step_by(batch.max(1))
+        .map(|start| {
+            let (x, _) = data.range_batch(start, start + batch, norm, &inner);
+            let mut tap = CaptureTap::only(vec![layer]);
+            valid.forward_tapped(x, &mut tap);
+            tap.pre[layer].take().expect("layer captured")
+        })
+        .collect();
+    Tensor::cat(parts, 0)
+}
+
+/// Experiment 3: test accuracy with layer `layer` quantized to two values at each rank.
+pub fn quantization<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    stats_set: &Dataset,
+    test: &Dataset,
+    norm: Normalization,
+    cfg: &ExperimentConfig,
+    device: &Device,
+    mut tick: impl FnMut(),
+) -> Vec<RankAccuracy> {
+    let z = capture_pre(model, layer, stats_set, norm, device, cfg.batch_size);
+    let thresholds = percentiles(z.clone(), &cfg.ranks); // [ranks, N]
+    let valid = model.valid();
+    let inner = device.clone().inner();
+    cfg.ranks
+        .iter()
+        .enumerate()
+        .map(|(i, &rank)| {
+            let t = thresholds.clone().narrow(0, i, 1);
+            let q = TwoValueQuantizer::fit(z.clone(), t);
+            let acc = accuracy_with(test, norm, &inner, cfg.batch_size, |x| {
+                valid.forward_tapped(x, &mut ReplaceTap { layer, f: |z| q.apply(z) })
+            });
+            tick();
+            RankAccuracy { rank, test_accuracy: acc }
+        })
+        .collect()
+}
+
+/// Table 1: the zero pre-activation's percentile rank, averaged over the layer's neurons.
+pub fn zero_percentile_rank<M: TappedModel>(model: &M, layer: usize, stats_set: &Dataset, norm: Normalization, device: &Device, batch: usize) -> f64 {
+    let ranks = zero_percentile_ranks(capture_pre(model, layer, stats_set, norm, device, batch));
+    ranks.iter().sum::<f64>() / ranks.len().max(1) as f64
+}
+
+/// Experiment 4: binarize layer `layer` with a window of percentile ranks around each centre,
+/// retrain freshly initialised later layers on the binary maps, report test accuracy.
+#[allow(clippy::too_many_arguments)]
+pub fn sliding_window<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    train: &Dataset,
+    test: &Dataset,
+    norm: Normalization,
+    cfg: &ExperimentConfig,
+    device: &Device,
+    mut tick: impl FnMut(),
+) -> Vec<CentreAccuracy> {
+    let retrain = train.head(cfg.retrain_samples);
+    let z_stats = capture_pre(model, layer, &train.head(cfg.stats_samples), norm, device, cfg.batch_size);
+    let z_train = capture_pre(model, layer, &retrain, norm, device, cfg.batch_size);
+    let z_test = capture_pre(model, layer, test, norm, device, cfg.batch_size);
+    let half = cfg.window_width / 2.0;
+    let bounds: Vec<f64> = cfg.centres.iter().flat_map(|&c| [c - half, c + half]).collect();
+    let thresholds = percentiles(z_stats, &bounds); // [2 * centres, N]
+    let inner = device.clone().inner();
+    let train_labels = labels_tensor(&retrain, &inner);
+    cfg.centres
+        .iter()
+        .enumerate()
+        .map(|(i, &center)| {
+            let lo = thresholds.clone().narrow(0, 2 * i, 1);
+            let hi = thresholds.clone().narrow(0, 2 * i + 1, 1);
+            let f_train = binarize_window(z_train.clone(), lo.clone(), hi.clone());
+            let f_test = binarize_window(z_test.clone(), lo, hi);
+            let seed = cfg.seed.wrapping_add(1000 * layer as u64 + i as u64);
+            let acc = retrain_suffix(model, layer, f_train, train_labels.clone(), f_test, test, cfg, seed, device);
+            tick();
+            CentreAccuracy { center, test_accuracy: acc }
+        })
+        .collect()
+}
+
+fn labels_tensor(data: &Dataset, device: &Device) -> Tensor<1, Int> {
+    let y: Vec<i64> = data.labels.iter().map(|&l| l as i64).collect();
+    Tensor::from_data(TensorData::new(y, [data.len()]), device)
+}
+
+/// Trains `model.fresh_suffix(layer)` on fixed input features and returns its test accuracy.
+#[allow(clippy::too_many_arguments)]
+fn retrain_suffix<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    f_train: Tensor<2>,
+    y_train: Tensor<1, Int>,
+    f_test: Tensor<2>,
+    test: &Dataset,
+    cfg: &ExperimentConfig,
+    seed: u64,
+    device: &Device,
+) -> f64 {
+    let ad = device.clone().autodiff();
+    ad.seed(seed);
+    let mut suffix = model.fresh_suffix(layer, &ad);
+    let mut optim = adam();
+    let n = f_train.dims()[0];
+    let inner = device.clone().inner();
+    for epoch in 0..cfg.retrain_epochs {
+        for batch in Batches::new(epoch_order(n, seed, epoch), cfg.batch_size) {
+            let idx: Vec<i64> = batch.samples.iter().map(|&i| i as i64).collect();
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [batch.samples.len()]), &inner);
+            let x = f_train.clone().select(0, idx.clone()).autodiff();
+            let y = y_train.clone().select(0, idx);
+            suffix = train_step(suffix, &mut optim, cfg.learning_rate, x, y, None).0;
+        }
+    }
+    let valid = suffix.valid();
+    let y_test = labels_tensor(test, &inner);
+    let pred = valid.forward(f_test).argmax(1).reshape([test.len()]);
+    let correct: i64 = pred.equal(y_test).int().sum().into_scalar();
+    correct as f64 / test.len().max(1) as f64
+}

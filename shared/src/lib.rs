@@ -1,0 +1,25 @@
+//! Hidden neurons as binary classifiers: a reproduction of "Discovering the mechanics of hidden
+//! neurons" (Carbonnelle & De Vleeschouwer).
+//!
+//! One code path for every burn backend: the [`burn::tensor::Device`] picks wgpu, a CPU backend
+//! or wasm at run time.
+//!
+//! - [`data`]: IDX/MNIST parsing from bytes, seeded batching.
+//! - [`model`]: the models and the [`model::Tap`] hook of the tapped forward pass.
+//! - [`train`]: one training step, evaluation.
+//! - [`recording`]: experiment 1 and 2 (gradient-sign counts, pre-activation snapshots).
+//! - [`stats`]: on-device kernels (percentiles, quantization, binarization, histograms).
+//! - [`experiments`]: experiments 3, 4 and 5.
+//! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
+
+pub mod analysis;
+pub mod backend;
+pub mod data;
+pub mod experiments;
+pub mod figures;
+pub mod model;
+pub mod recording;
+pub mod report;
+pub mod results;
+pub mod stats;
+pub mod train;

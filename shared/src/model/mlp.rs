@@ -1,0 +1,106 @@
+//! The MNIST multi-layer perceptron of the paper: dense hidden layers, dropout 0.5, softmax
+//! output (the softmax lives in the cross-entropy loss).
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{Activation, LayerInfo, Tap, TappedModel};
+
+/// Widths and activation of an MLP. The paper does not state its widths; 512-512 (the classic
+/// Keras MNIST MLP) is our documented default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MlpConfig {
+    pub input: usize,
+    pub hidden: Vec<usize>,
+    pub classes: usize,
+    pub activation: Activation,
+    pub dropout: f64,
+    /// Index of the first hidden layer in the paper's naming (`dense{first_index}`); a suffix
+    /// retrained after `dense1` starts at `dense2`.
+    pub first_index: usize,
+}
+
+impl MlpConfig {
+    pub fn mnist(activation: Activation, hidden: Vec<usize>) -> Self {
+        Self { input: 784, hidden, classes: 10, activation, dropout: 0.5, first_index: 1 }
+    }
+
+    pub fn init(&self, device: &Device) -> Mlp {
+        let mut widths = vec![self.input];
+        widths.extend(&self.hidden);
+        let hidden = widths.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect();
+        let last = *widths.last().unwrap();
+        Mlp {
+            hidden,
+            out: LinearConfig::new(last, self.classes).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            activation: self.activation,
+            first_index: self.first_index,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    hidden: Vec<Linear>,
+    out: Linear,
+    dropout: Dropout,
+    #[module(skip)]
+    activation: Activation,
+    #[module(skip)]
+    first_index: usize,
+}
+
+impl Mlp {
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    fn width(linear: &Linear) -> [usize; 2] {
+        linear.weight.val().dims()
+    }
+}
+
+impl TappedModel for Mlp {
+    fn layers(&self) -> Vec<LayerInfo> {
+        self.hidden
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerInfo {
+                name: format!("dense{}-{}", i + self.first_index, self.activation.suffix()),
+                neurons: Self::width(l)[1],
+                positions: 1,
+            })
+            .collect()
+    }
+
+    fn forward_tapped(&self, x: Tensor<2>, tap: &mut dyn Tap) -> Tensor<2> {
+        let mut h = x; // [batch, input]
+        for (i, linear) in self.hidden.iter().enumerate() {
+            let z = linear.forward(h); // [batch, width_i]
+            let a = if tap.wants(i) {
+                let z = tap.pre(i, z.unsqueeze_dim(1)); // [batch, 1, width_i]
+                tap.post(i, self.activation.apply(z)).squeeze_dim(1)
+            } else {
+                self.activation.apply(z)
+            };
+            h = self.dropout.forward(a);
+        }
+        self.out.forward(h) // [batch, classes]
+    }
+
+    fn fresh_suffix(&self, layer: usize, device: &Device) -> Mlp {
+        let widths: Vec<usize> = self.hidden.iter().map(|l| Self::width(l)[1]).collect();
+        MlpConfig {
+            input: widths[layer],
+            hidden: widths[layer + 1..].to_vec(),
+            classes: Self::width(&self.out)[1],
+            activation: self.activation,
+            dropout: self.dropout.prob,
+            first_index: self.first_index + layer + 1,
+        }
+        .init(device)
+    }
+}

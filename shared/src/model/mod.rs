@@ -1,0 +1,103 @@
+//! Models and the "tapped forward" that every studied model implements.
+//!
+//! A [`Tap`] sees each studied layer's pre-activation and activation as `[batch, positions,
+//! neurons]` tensors and may return a replacement. That one hook serves every experiment: adding
+//! a zero probe to the activation yields dLoss/dActivation per sample and neuron (experiment 1),
+//! keeping the pre-activations records them (experiment 2), and replacing them quantizes or
+//! binarizes a layer (experiments 3 and 4). Dense layers have one position; a convolutional
+//! layer's neurons are its channels and each spatial position is one more activation of each.
+
+mod mlp;
+mod taps;
+
+pub use mlp::{Mlp, MlpConfig};
+pub use taps::{CaptureTap, NoTap, ProbeTap, ReplaceTap, flatten_items};
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The activation function of a model's studied layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    Sigmoid,
+    /// No non-linearity ("linear" networks).
+    None,
+}
+
+impl Activation {
+    pub fn apply<const D: usize>(self, z: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => burn::tensor::activation::relu(z),
+            Activation::Sigmoid => burn::tensor::activation::sigmoid(z),
+            Activation::None => z,
+        }
+    }
+
+    /// The suffix of the paper's layer names: `dense2-relu`, `stage3layer2-linear`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::None => "linear",
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "relu" => Ok(Self::Relu),
+            "sigmoid" => Ok(Self::Sigmoid),
+            "none" | "linear" => Ok(Self::None),
+            other => Err(format!("unknown activation '{other}' (relu, sigmoid, none)")),
+        }
+    }
+}
+
+/// A studied layer: its paper name, its number of neurons and of positions per sample (1 for a
+/// dense layer, height x width for a convolutional one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    pub name: String,
+    pub neurons: usize,
+    pub positions: usize,
+}
+
+/// Sees (and may replace) each studied layer's values during a forward pass.
+pub trait Tap {
+    /// Whether this tap looks at layer `layer` at all; lets models skip reshaping otherwise.
+    fn wants(&self, _layer: usize) -> bool {
+        true
+    }
+    /// The pre-activation `[batch, positions, neurons]` of studied layer `layer`; returns what
+    /// the activation function is applied to.
+    fn pre(&mut self, _layer: usize, z: Tensor<3>) -> Tensor<3> {
+        z
+    }
+    /// The activation `[batch, positions, neurons]` of studied layer `layer`; returns what the
+    /// next layer receives.
+    fn post(&mut self, _layer: usize, a: Tensor<3>) -> Tensor<3> {
+        a
+    }
+}
+
+/// A model whose studied layers can be tapped.
+pub trait TappedModel: Module + Sized {
+    /// Studied layers in forward order.
+    fn layers(&self) -> Vec<LayerInfo>;
+
+    /// Logits `[batch, classes]` for flattened inputs `[batch, features]`.
+    fn forward_tapped(&self, x: Tensor<2>, tap: &mut dyn Tap) -> Tensor<2>;
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_tapped(x, &mut NoTap)
+    }
+
+    /// A freshly initialised copy of the layers after studied layer `layer`, taking that layer's
+    /// (binarized) output as its input: what experiment 4 retrains.
+    fn fresh_suffix(&self, layer: usize, device: &Device) -> Mlp;
+}

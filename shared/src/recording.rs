@@ -1,0 +1,306 @@
+//! Experiments 1 and 2: gradient-sign counts per (sample, neuron) and pre-activation snapshots.
+//!
+//! Counts live on the device as `[items, neurons]` tensors per studied layer and grow by a
+//! scatter-add of `(grad > 0)` and `(grad < 0)`; exact zeros add nothing. Only the snapshots of a
+//! few chosen neurons (`[tracked, k]` per recording) come back to the host.
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Normalization};
+use crate::model::{CaptureTap, LayerInfo, ProbeTap, TappedModel, flatten_items};
+use crate::stats::read_f32;
+
+/// Where the gradient signs come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingMode {
+    /// Every K batches, a separate pass over a fixed tracked set with the current weights and
+    /// dropout off (the paper's method).
+    Tracked,
+    /// Read from the training batches' own backward pass (free, but with dropout active and each
+    /// sample seen once per epoch); counts cover the whole training set.
+    Online,
+}
+
+impl std::str::FromStr for RecordingMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tracked" => Ok(Self::Tracked),
+            "online" => Ok(Self::Online),
+            o => Err(format!("unknown recording mode '{o}' (tracked, online)")),
+        }
+    }
+}
+
+/// The fixed set of training samples whose signs and pre-activations are followed.
+pub struct TrackedSet {
+    /// Indices into the training set.
+    pub indices: Vec<usize>,
+    /// Chunks of at most `chunk` samples: inputs, labels, and the rows they occupy.
+    chunks: Vec<(Tensor<2>, Tensor<1, Int>, Tensor<1, Int>)>,
+    pub labels: Vec<u8>,
+    /// The (autodiff) device the chunks live on.
+    pub device: Device,
+}
+
+impl TrackedSet {
+    pub fn new(train: &Dataset, indices: Vec<usize>, norm: Normalization, chunk: usize, device: &Device) -> Self {
+        let chunks = indices
+            .chunks(chunk.max(1))
+            .enumerate()
+            .map(|(c, idx)| {
+                let (x, y) = train.batch(idx, norm, device);
+                let start = (c * chunk) as i64;
+                let rows = Tensor::<1, Int>::from_data(
+                    TensorData::new((start..start + idx.len() as i64).collect::<Vec<_>>(), [idx.len()]),
+                    &device.clone().inner(),
+                );
+                (x, y, rows)
+            })
+            .collect();
+        let labels = indices.iter().map(|&i| train.labels[i]).collect();
+        Self { indices, chunks, labels, device: device.clone() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+}
+
+/// Signs counted so far plus the snapshots, for one model.
+pub struct Recorder {
+    pub mode: RecordingMode,
+    pub layers: Vec<LayerInfo>,
+    /// Rows of the count matrices: tracked samples (tracked mode) or training samples (online).
+    pub items: usize,
+    /// Samples in the tracked set (rows of each snapshot).
+    pub tracked: usize,
+    pos: Vec<Tensor<2>>,
+    neg: Vec<Tensor<2>>,
+    pub recordings: usize,
+    /// Neurons whose pre-activations are snapshotted, per layer.
+    pub snapshot_neurons: Vec<Vec<usize>>,
+    /// Training step of each snapshot.
+    pub steps: Vec<u64>,
+    /// Per layer, per snapshot: `[tracked, k]` row-major.
+    pub snapshots: Vec<Vec<Vec<f32>>>,
+}
+
+impl Recorder {
+    pub fn new(mode: RecordingMode, layers: Vec<LayerInfo>, items: usize, tracked: usize, snapshot_neurons: Vec<Vec<usize>>, device: &Device) -> Self {
+        let inner = device.clone().inner();
+        let zeros = |l: &LayerInfo| Tensor::<2>::zeros([items, l.neurons], &inner);
+        Self {
+            mode,
+            pos: layers.iter().map(zeros).collect(),
+            neg: layers.iter().map(zeros).collect(),
+            snapshots: vec![Vec::new(); layers.len()],
+            layers,
+            items,
+            tracked,
+            recordings: 0,
+            snapshot_neurons,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Adds the signs of `grad` (`[rows.len(), neurons]`) to rows `rows` of layer `layer`.
+    pub fn accumulate(&mut self, layer: usize, rows: Tensor<1, Int>, grad: Tensor<2>) {
+        let pos = grad.clone().greater_elem(0.0).float();
+        let neg = grad.lower_elem(0.0).float();
+        self.pos[layer] = self.pos[layer].clone().select_assign(0, rows.clone(), pos, IndexingUpdateOp::Add);
+        self.neg[layer] = self.neg[layer].clone().select_assign(0, rows, neg, IndexingUpdateOp::Add);
+    }
+
+    /// One recording in tracked mode: per-sample dLoss/dActivation for the whole tracked set with
+    /// the current weights, dropout off, and a snapshot of the chosen neurons.
+    pub fn record_tracked<M: TappedModel>(&mut self, model: &M, tracked: &TrackedSet, step: u64) {
+        // A validation snapshot moved back onto the autodiff device: dropout off and no parameter
+        // gradients, so only the probes are differentiated. (`freeze()` on a clone flips the
+        // shared require-grad state of the original model.)
+        let frozen = model.valid().fork(&tracked.device);
+        let mut snaps: Vec<Vec<Tensor<2>>> = vec![Vec::new(); self.layers.len()];
+        for (x, y, rows) in &tracked.chunks {
+            let mut tap = ProbeTap::default();
+            let logits = frozen.forward_tapped(x.clone(), &mut tap);
+            let loss = CrossEntropyLossConfig::new().init(&x.device()).forward(logits, y.clone());
+            let mut grads = loss.backward();
+            for layer in 0..self.layers.len() {
+                let probe = tap.probes[layer].take().expect("every studied layer is probed");
+                let g = probe.grad_remove(&mut grads).expect("probe takes part in the loss");
+                self.accumulate(layer, rows.clone(), g);
+                let z = flatten_items(tap.pre[layer].take().expect("pre-activation kept").inner());
+                snaps[layer].push(self.select_snapshot(layer, z));
+            }
+        }
+        self.recordings += 1;
+        self.push_snapshots(snaps, step);
+    }
+
+    /// Online mode's snapshot: a forward pass (no gradient) over the tracked set.
+    pub fn snapshot_only<M: TappedModel>(&mut self, model: &M, tracked: &TrackedSet, step: u64) {
+        let valid = model.valid();
+        let mut snaps: Vec<Vec<Tensor<2>>> = vec![Vec::new(); self.layers.len()];
+        for (x, _, _) in &tracked.chunks {
+            let mut tap = CaptureTap::default();
+            valid.forward_tapped(x.clone().inner(), &mut tap);
+            for (layer, snap) in snaps.iter_mut().enumerate() {
+                let z = tap.pre[layer].take().expect("pre-activation kept");
+                snap.push(self.select_snapshot(layer, z));
+            }
+        }
+        self.push_snapshots(snaps, step);
+    }
+
+    /// Counts one online recording (one training batch's signs were accumulated by the caller).
+    pub fn count_online_batch(&mut self) {
+        self.recordings += 1;
+    }
+
+    fn select_snapshot(&self, layer: usize, z: Tensor<2>) -> Tensor<2> {
+        let neurons = &self.snapshot_neurons[layer];
+        let idx: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [neurons.len()]), &z.device());
+        z.select(1, idx)
+    }
+
+    fn push_snapshots(&mut self, snaps: Vec<Vec<Tensor<2>>>, step: u64) {
+        for (layer, parts) in snaps.into_iter().enumerate() {
+            self.snapshots[layer].push(read_f32(Tensor::cat(parts, 0)));
+        }
+        self.steps.push(step);
+    }
+
+    /// The count matrices of a layer (device tensors, `[items, neurons]`).
+    pub fn counts(&self, layer: usize) -> (Tensor<2>, Tensor<2>) {
+        (self.pos[layer].clone(), self.neg[layer].clone())
+    }
+
+    /// Everything needed to resume, on the host.
+    pub fn to_state(&self) -> RecorderState {
+        RecorderState {
+            mode: self.mode,
+            layers: self.layers.clone(),
+            items: self.items,
+            tracked: self.tracked,
+            recordings: self.recordings,
+            snapshot_neurons: self.snapshot_neurons.clone(),
+            steps: self.steps.clone(),
+            pos: self.pos.iter().map(|t| read_f32(t.clone())).collect(),
+            neg: self.neg.iter().map(|t| read_f32(t.clone())).collect(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
+    pub fn from_state(state: RecorderState, device: &Device) -> Self {
+        let inner = device.clone().inner();
+        let upload = |v: Vec<f32>, l: &LayerInfo| Tensor::<2>::from_data(TensorData::new(v, [state.items, l.neurons]), &inner);
+        let pos = state.pos.into_iter().zip(&state.layers).map(|(v, l)| upload(v, l)).collect();
+        let neg = state.neg.into_iter().zip(&state.layers).map(|(v, l)| upload(v, l)).collect();
+        Self {
+            mode: state.mode,
+            layers: state.layers,
+            items: state.items,
+            tracked: state.tracked,
+            pos,
+            neg,
+            recordings: state.recordings,
+            snapshot_neurons: state.snapshot_neurons,
+            steps: state.steps,
+            snapshots: state.snapshots,
+        }
+    }
+}
+
+/// A recorder's state on the host (checkpoints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecorderState {
+    pub mode: RecordingMode,
+    pub layers: Vec<LayerInfo>,
+    pub items: usize,
+    pub tracked: usize,
+    pub recordings: usize,
+    pub snapshot_neurons: Vec<Vec<usize>>,
+    pub steps: Vec<u64>,
+    pub pos: Vec<Vec<f32>>,
+    pub neg: Vec<Vec<f32>>,
+    pub snapshots: Vec<Vec<Vec<f32>>>,
+}
+
+/// Why a saved recorder state could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("not a recorder state (bad magic)")]
+    Magic,
+    #[error("recorder state truncated: {0}")]
+    Truncated(&'static str),
+    #[error("recorder state header: {0}")]
+    Header(#[from] serde_json::Error),
+    #[error("recorder state: {0}")]
+    Inconsistent(String),
+}
+
+const STATE_MAGIC: &[u8; 8] = b"HNREC01\n";
+
+impl RecorderState {
+    /// Compact binary form: magic, a JSON header without the big arrays, then the arrays as
+    /// little-endian f32 (counts, then snapshots) in a fixed order.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = RecorderState { pos: vec![], neg: vec![], snapshots: vec![], ..self.clone() };
+        let json = serde_json::to_vec(&header).expect("header serializes");
+        let mut out = Vec::with_capacity(16 + json.len());
+        out.extend_from_slice(STATE_MAGIC);
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        let arrays = self.pos.iter().chain(&self.neg).chain(self.snapshots.iter().flatten());
+        for v in arrays {
+            for x in v {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
+        if bytes.len() < 16 || &bytes[..8] != STATE_MAGIC {
+            return Err(StateError::Magic);
+        }
+        let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+        let json = bytes.get(16..16usize.saturating_add(len)).ok_or(StateError::Truncated("header"))?;
+        let mut state: RecorderState = serde_json::from_slice(json)?;
+        if state.snapshot_neurons.len() != state.layers.len() {
+            return Err(StateError::Inconsistent("one snapshot neuron list per layer expected".into()));
+        }
+        let mut rest = &bytes[16 + len..];
+        let mut take = |n: usize, what: &'static str| -> Result<Vec<f32>, StateError> {
+            let need = n.checked_mul(4).ok_or(StateError::Truncated(what))?;
+            if rest.len() < need {
+                return Err(StateError::Truncated(what));
+            }
+            let (head, tail) = rest.split_at(need);
+            rest = tail;
+            Ok(head.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        };
+        let sizes: Vec<usize> = state.layers.iter().map(|l| state.items.saturating_mul(l.neurons)).collect();
+        state.pos = sizes.iter().map(|&n| take(n, "positive counts")).collect::<Result<_, _>>()?;
+        state.neg = sizes.iter().map(|&n| take(n, "negative counts")).collect::<Result<_, _>>()?;
+        let tracked = state.tracked;
+        let recordings = state.steps.len();
+        state.snapshots = state
+            .snapshot_neurons
+            .iter()
+            .map(|k| (0..recordings).map(|_| take(tracked.saturating_mul(k.len()), "snapshots")).collect())
+            .collect::<Result<_, _>>()?;
+        if !rest.is_empty() {
+            return Err(StateError::Inconsistent(format!("{} trailing bytes", rest.len())));
+        }
+        Ok(state)
+    }
+}

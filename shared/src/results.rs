@@ -1,0 +1,74 @@
+//! `results.json`: every number a run produces for one model. The same schema is written by the
+//! native trainer and exported by the web page.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::experiments::{CentreAccuracy, ExperimentConfig, RankAccuracy};
+use crate::figures::Histogram;
+use crate::recording::RecordingMode;
+use crate::train::TrainConfig;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// `mlp-relu`, `mlp-sigmoid`, ...
+    pub model: String,
+    pub dataset: String,
+    pub preset: String,
+    pub seed: u64,
+    pub test_accuracy: f64,
+    pub recording: RecordingSummary,
+    /// Keyed by the paper's layer names.
+    pub layers: BTreeMap<String, LayerResults>,
+    /// Which burn backend ran, e.g. "flex (CPU)".
+    pub backend: String,
+    pub architecture: String,
+    pub train: TrainConfig,
+    pub experiments: ExperimentConfig,
+    /// Mean training loss of each epoch.
+    pub epoch_loss: Vec<f64>,
+    /// Test accuracy after each epoch.
+    pub epoch_test_accuracy: Vec<f64>,
+    pub train_seconds: f64,
+    pub experiment_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordingSummary {
+    pub mode: RecordingMode,
+    pub every_batches: usize,
+    pub recordings: usize,
+    /// Rows of the sign counts: tracked samples (tracked mode) or all training samples (online).
+    pub tracked_samples: usize,
+    /// How the signs were obtained, in words (dropout, batch-norm, ...).
+    pub note: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerResults {
+    pub neurons: usize,
+    /// 20 equal bins over [-1, 1] of all (sample, neuron) pairs with a defined average sign.
+    pub avg_sign_histogram: Histogram,
+    /// Figure 1's neuron and its histogram.
+    pub example_neuron: usize,
+    pub example_neuron_histogram: Histogram,
+    /// Share of defined pairs with |average sign| >= 0.8.
+    pub outer_fraction: f64,
+    pub zero_percentile_rank: f64,
+    pub quantization: Vec<RankAccuracy>,
+    pub sliding_window: Vec<CentreAccuracy>,
+    /// Over (neuron, class) pairs: the fraction of the class's samples in the neuron's low
+    /// category, 20 bins over [0, 1].
+    pub class_low_fraction_histogram: Histogram,
+}
+
+impl Results {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("results serialize")
+    }
+
+    pub fn from_json(s: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+}

@@ -1,0 +1,196 @@
+//! Analysis kernels that run on the device: percentiles, two-value quantization, sliding-window
+//! binarization, the zero pre-activation's percentile rank, and histograms of average signs.
+//! Each reads back only its small result (a histogram, one scalar per neuron), never a per-sample
+//! matrix. [`reference`] holds plain-Rust versions the tests compare against.
+//!
+//! Percentile convention (used everywhere): for `S` samples sorted ascending, the `r`-th
+//! percentile is the value at index `floor(r/100 * (S-1) + 0.5)` ("nearest rank", no
+//! interpolation), so every threshold is a value the neuron actually took.
+
+use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData};
+
+use crate::figures::Histogram;
+
+/// Index of the `rank`-th percentile among `samples` sorted values.
+pub fn percentile_index(rank: f64, samples: usize) -> usize {
+    let last = samples.saturating_sub(1);
+    ((rank.clamp(0.0, 100.0) / 100.0 * last as f64 + 0.5).floor() as usize).min(last)
+}
+
+/// Per-neuron percentiles: `z` is `[samples, neurons]`, the result `[ranks.len(), neurons]`.
+/// The sort runs along the sample axis on the device.
+pub fn percentiles(z: Tensor<2>, ranks: &[f64]) -> Tensor<2> {
+    let [samples, _] = z.dims();
+    let device = z.device();
+    let idx: Vec<i64> = ranks.iter().map(|&r| percentile_index(r, samples) as i64).collect();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [ranks.len()]), &device);
+    z.sort(0).select(0, idx)
+}
+
+/// Replaces each pre-activation by the mean of the side of its neuron's threshold it falls on.
+/// Fitted on one data subset, applied to any other.
+#[derive(Clone, Debug)]
+pub struct TwoValueQuantizer {
+    /// `[1, neurons]`: values `>= threshold` go to `high`, the rest to `low`.
+    pub threshold: Tensor<2>,
+    pub low: Tensor<2>,
+    pub high: Tensor<2>,
+}
+
+impl TwoValueQuantizer {
+    /// `z` is `[samples, neurons]`, `threshold` `[1, neurons]`. A side with no samples (rank 0 or
+    /// 100) takes the other side's mean, so the layer then outputs one constant per neuron.
+    pub fn fit(z: Tensor<2>, threshold: Tensor<2>) -> Self {
+        let [samples, _] = z.dims();
+        let above = z.clone().greater_equal(threshold.clone().expand(z.dims())).float();
+        let n_high = above.clone().sum_dim(0); // [1, N]
+        let n_low = n_high.clone().neg().add_scalar(samples as f32);
+        let sum_all = z.clone().sum_dim(0);
+        let sum_high = (z * above).sum_dim(0);
+        let sum_low = sum_all - sum_high.clone();
+        let high = sum_high / n_high.clone().clamp_min(1.0);
+        let low = sum_low / n_low.clone().clamp_min(1.0);
+        let high = high.clone().mask_where(n_high.equal_elem(0.0), low.clone());
+        let low = low.mask_where(n_low.equal_elem(0.0), high.clone());
+        Self { threshold, low, high }
+    }
+
+    pub fn apply(&self, z: Tensor<2>) -> Tensor<2> {
+        let dims = z.dims();
+        let above = z.greater_equal(self.threshold.clone().expand(dims));
+        self.low.clone().expand(dims).mask_where(above, self.high.clone().expand(dims))
+    }
+}
+
+/// 1 where `lo <= z <= hi` (per neuron, `[1, neurons]` bounds), else 0.
+pub fn binarize_window(z: Tensor<2>, lo: Tensor<2>, hi: Tensor<2>) -> Tensor<2> {
+    let dims = z.dims();
+    z.clone()
+        .greater_equal(lo.expand(dims))
+        .bool_and(z.lower_equal(hi.expand(dims)))
+        .float()
+}
+
+/// Per-neuron percentile rank of the value 0 (`100 * (#below + #equal / 2) / S`), `[neurons]`.
+pub fn zero_percentile_ranks(z: Tensor<2>) -> Vec<f64> {
+    let [samples, neurons] = z.dims();
+    let below = z.clone().lower_elem(0.0).float().sum_dim(0);
+    let equal = z.equal_elem(0.0).float().sum_dim(0);
+    let rank = (below + equal * 0.5) * (100.0 / samples.max(1) as f32);
+    read_f32(rank.reshape([neurons])).into_iter().map(f64::from).collect()
+}
+
+/// Average sign `(pos - neg) / (pos + neg)` and where it is defined (`pos + neg > 0`).
+pub fn average_sign(pos: Tensor<2>, neg: Tensor<2>) -> (Tensor<2>, Tensor<2, Bool>) {
+    let total = pos.clone() + neg.clone();
+    let defined = total.clone().greater_elem(0.0);
+    ((pos - neg) / total.clamp_min(1.0), defined)
+}
+
+/// Histogram of the defined entries of `values` (all in `[-1, 1]`) in `bins` equal bins, counted
+/// on the device by a scatter-add into `bins` integer counters.
+pub fn sign_histogram(values: Tensor<2>, defined: Tensor<2, Bool>, bins: usize) -> Histogram {
+    let n = values.dims().iter().product::<usize>();
+    let device = values.device();
+    let idx = bin_indices(values.reshape([n]), bins);
+    let ones = defined.reshape([n]).int();
+    let counts = Tensor::<1, Int>::zeros([bins], &device).scatter(0, idx, ones, IndexingUpdateOp::Add);
+    let counts = read_i64(counts).into_iter().map(|c| c.max(0) as u64).collect();
+    let mut h = Histogram::empty(-1.0, 1.0, bins);
+    h.counts = counts;
+    h
+}
+
+/// Bin of each value of `[-1, 1]` among `bins` equal bins; 1.0 lands in the last bin.
+fn bin_indices(values: Tensor<1>, bins: usize) -> Tensor<1, Int> {
+    ((values + 1.0) * (bins as f32 / 2.0)).clamp(0.0, bins as f32 - 0.5).int()
+}
+
+/// For each (class, neuron), the fraction of that class's samples (with a defined average sign)
+/// in the neuron's low category; `None` where the class has no such sample. `avg`/`defined` are
+/// `[samples, neurons]`, `labels` `[samples]`. Counting is two matmuls on the device.
+pub fn class_low_fractions(
+    avg: Tensor<2>,
+    defined: Tensor<2, Bool>,
+    labels: Tensor<1, Int>,
+    classes: usize,
+) -> Vec<Vec<Option<f64>>> {
+    let [_, neurons] = avg.dims();
+    let def = defined.clone().float();
+    let low = avg.greater_elem(0.0).bool_and(defined).float();
+    let onehot_t = labels.one_hot::<2>(classes).float().transpose(); // [classes, samples]
+    let low_c = read_f32(onehot_t.clone().matmul(low));
+    let def_c = read_f32(onehot_t.matmul(def));
+    (0..classes)
+        .map(|c| {
+            (0..neurons)
+                .map(|n| {
+                    let d = def_c[c * neurons + n];
+                    (d > 0.0).then(|| low_c[c * neurons + n] as f64 / d as f64)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+pub fn read_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
+}
+
+pub fn read_i64<const D: usize>(t: Tensor<D, Int>) -> Vec<i64> {
+    t.into_data().convert::<i64>().try_into_vec::<i64>().expect("i64 data")
+}
+
+/// Plain-Rust versions of the kernels, for tests. Matrices are row-major `[samples][neurons]`.
+pub mod reference {
+    use super::percentile_index;
+
+    fn column(z: &[Vec<f32>], n: usize) -> Vec<f32> {
+        z.iter().map(|row| row[n]).collect()
+    }
+
+    pub fn percentile(z: &[Vec<f32>], neuron: usize, rank: f64) -> f32 {
+        let mut col = column(z, neuron);
+        col.sort_by(f32::total_cmp);
+        col[percentile_index(rank, col.len())]
+    }
+
+    /// Quantized value of `x` for `neuron` with threshold `t`, means fitted on `z`.
+    pub fn quantize(z: &[Vec<f32>], neuron: usize, t: f32, x: f32) -> f32 {
+        let col = column(z, neuron);
+        let (hi, lo): (Vec<f32>, Vec<f32>) = col.iter().partition(|&&v| v >= t);
+        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+        let (mh, ml) = match (hi.is_empty(), lo.is_empty()) {
+            (false, false) => (mean(&hi), mean(&lo)),
+            (true, _) => (mean(&lo), mean(&lo)),
+            (_, true) => (mean(&hi), mean(&hi)),
+        };
+        (if x >= t { mh } else { ml }) as f32
+    }
+
+    pub fn window(x: f32, lo: f32, hi: f32) -> f32 {
+        if x >= lo && x <= hi { 1.0 } else { 0.0 }
+    }
+
+    pub fn zero_rank(z: &[Vec<f32>], neuron: usize) -> f64 {
+        let col = column(z, neuron);
+        let below = col.iter().filter(|&&v| v < 0.0).count() as f64;
+        let equal = col.iter().filter(|&&v| v == 0.0).count() as f64;
+        100.0 * (below + equal / 2.0) / col.len() as f64
+    }
+
+    /// Same binning rule as the device kernel, in the same f32 arithmetic.
+    pub fn sign_histogram(pos: &[Vec<f32>], neg: &[Vec<f32>], bins: usize) -> Vec<u64> {
+        let mut counts = vec![0u64; bins];
+        for (pr, nr) in pos.iter().zip(neg) {
+            for (&p, &n) in pr.iter().zip(nr) {
+                if p + n > 0.0 {
+                    let s = (p - n) / (p + n);
+                    let b = ((s + 1.0) * (bins as f32 / 2.0)).clamp(0.0, bins as f32 - 0.5) as usize;
+                    counts[b] += 1;
+                }
+            }
+        }
+        counts
+    }
+}

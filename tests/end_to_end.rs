@@ -1,0 +1,140 @@
+//! The trainer binary end to end on a small slice of the repo's MNIST: outputs, schema, and a
+//! run interrupted and resumed giving the same results as an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hidden_neurons::figures::NamedFigure;
+use hidden_neurons::results::Results;
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hn-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A small but complete configuration: 2 epochs on 3000 samples, 64-64 MLP.
+fn reproduce(out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "reproduce", "--preset", "fast", "--backend", "cpu", "--only", "mlp-relu", "--epochs", "2",
+        "--train-samples", "3000", "--tracked", "200", "--hidden", "64,64", "--every", "5",
+        "--retrain-samples", "2000", "--retrain-epochs", "1", "--quiet", "--out",
+    ];
+    let out_s = out.to_str().unwrap();
+    args.push(out_s);
+    args.extend_from_slice(extra);
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&args).output().expect("trainer runs");
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "trainer failed:\n{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    stdout
+}
+
+fn results(out: &Path) -> Results {
+    let text = std::fs::read_to_string(out.join("mlp-relu/results.json")).unwrap();
+    Results::from_json(&text).unwrap()
+}
+
+#[test]
+fn small_run_writes_every_output_and_resumes_exactly() {
+    let full = out_dir("full");
+    let stdout = reproduce(&full, &[]);
+    assert!(stdout.contains("backend: --backend cpu"), "{stdout}");
+    let r = results(&full);
+
+    // results.json: the schema's required keys, through serde_json::Value as a user would read it.
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(full.join("mlp-relu/results.json")).unwrap()).unwrap();
+    for key in ["model", "dataset", "preset", "seed", "test_accuracy", "recording", "layers"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    for key in ["mode", "every_batches", "recordings", "tracked_samples"] {
+        assert!(v["recording"].get(key).is_some(), "missing recording.{key}");
+    }
+    assert_eq!(r.model, "mlp-relu");
+    assert_eq!(r.preset, "fast");
+    assert!(r.test_accuracy > 0.6, "2 epochs on 3000 samples, far above chance (0.1): {}", r.test_accuracy);
+    // 2 epochs x 24 batches of 128, a recording every 5 batches.
+    assert_eq!(r.recording.recordings, 10);
+    assert_eq!(r.recording.tracked_samples, 200);
+    let names: Vec<&String> = r.layers.keys().collect();
+    assert_eq!(names, ["dense1-relu", "dense2-relu"]);
+    for (name, l) in &r.layers {
+        let h = &l.avg_sign_histogram;
+        assert_eq!(h.edges.len(), 21, "{name}");
+        assert!((h.edges[0] + 1.0).abs() < 1e-12 && (h.edges[20] - 1.0).abs() < 1e-12);
+        assert!(h.total() <= 200 * 64 && h.total() > 100 * 64, "{name}: {} pairs with a defined sign", h.total());
+        assert!(l.example_neuron_histogram.total() <= 200);
+        assert_eq!(l.quantization.len(), 11);
+        assert_eq!(l.quantization[5].rank, 50.0);
+        assert_eq!(l.sliding_window.len(), 19);
+        assert_eq!(l.sliding_window[0].center, 5.0);
+        assert!(l.quantization.iter().all(|q| (0.0..=1.0).contains(&q.test_accuracy)));
+        assert!((0.0..=100.0).contains(&l.zero_percentile_rank));
+        assert!(l.class_low_fraction_histogram.total() > 0);
+    }
+
+    // Every figure has its data (figures.json, CSV) and both images.
+    let figs: Vec<NamedFigure> = serde_json::from_str(&std::fs::read_to_string(full.join("mlp-relu/figures.json")).unwrap()).unwrap();
+    let stems: Vec<&str> = figs.iter().map(|f| f.stem.as_str()).collect();
+    for want in ["fig1_one_neuron", "fig5_whole_layer", "fig3_quantization", "fig4_sliding_window", "fig8_class_vs_category"] {
+        assert!(stems.contains(&want), "{want} missing from {stems:?}");
+    }
+    assert!(stems.iter().any(|s| s.starts_with("fig2_dense2-relu")));
+    for f in &figs {
+        for ext in ["svg", "png", "csv"] {
+            let p = full.join(format!("mlp-relu/{}.{ext}", f.stem));
+            assert!(std::fs::metadata(&p).map(|m| m.len() > 100).unwrap_or(false), "{} missing or empty", p.display());
+        }
+    }
+    let report = std::fs::read_to_string(full.join("report.html")).unwrap();
+    assert!(report.contains("mlp-relu/fig5_whole_layer.svg"));
+    let table = std::fs::read_to_string(full.join("table1.md")).unwrap();
+    assert!(table.contains("dense2-relu"));
+
+    // Interrupted after one epoch, then resumed: identical recorded statistics and accuracy.
+    let split = out_dir("split");
+    let stdout = reproduce(&split, &["--stop-after", "1"]);
+    assert!(stdout.contains("stopped after 1"), "{stdout}");
+    assert!(!split.join("mlp-relu/results.json").exists());
+    // Resuming with other settings is refused with a clear message, and the checkpoint survives.
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["reproduce", "--preset", "fast", "--backend", "cpu", "--only", "mlp-relu", "--epochs", "3", "--train-samples", "3000", "--tracked", "200", "--hidden", "64,64", "--every", "5", "--quiet", "--resume", "--out"])
+        .arg(&split)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("other settings"), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = reproduce(&split, &["--resume"]);
+    assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
+    let resumed = results(&split);
+    assert_eq!(resumed.recording.recordings, r.recording.recordings);
+    for (name, l) in &r.layers {
+        assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
+    }
+    assert_eq!(resumed.test_accuracy, r.test_accuracy);
+
+    // A finished run is not redone.
+    let stdout = reproduce(&split, &["--resume"]);
+    assert!(stdout.contains("finished earlier"), "{stdout}");
+
+}
+
+#[test]
+fn bad_data_folder_gives_a_clear_error() {
+    let dir = out_dir("bad-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), b"\x1f\x8bnot really gzip").unwrap();
+    for f in ["train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+        std::fs::write(dir.join(f), [0u8, 0, 8, 1, 0, 0, 0, 0]).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["reproduce", "--backend", "cpu", "--quiet", "--data"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("train-images-idx3-ubyte.gz") && err.contains("gzip"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1,0 +1,47 @@
+//! The wgpu code path: same model, same probe gradients and kernels as on the CPU backend.
+//! Without a GPU this runs on Mesa's lavapipe (software Vulkan), which `.ci/run` installs; the
+//! first kernels take tens of seconds to compile there, so the tensors are tiny.
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use hidden_neurons::backend::{BackendChoice, choose};
+use hidden_neurons::model::{Activation, MlpConfig, ProbeTap, TappedModel};
+use hidden_neurons::stats::{average_sign, percentiles, read_f32, sign_histogram};
+
+fn probe_grads(model: &hidden_neurons::model::Mlp, device: &Device) -> Vec<Vec<f32>> {
+    let x: Vec<f32> = (0..12).map(|i| (i as f32 - 6.0) / 4.0).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(x, [3, 4]), device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0, 2], [3]), device);
+    let mut tap = ProbeTap::default();
+    let loss = CrossEntropyLossConfig::new().init(device).forward(model.forward_tapped(x, &mut tap), y);
+    let grads = loss.backward();
+    tap.probes.iter().map(|p| read_f32(p.as_ref().unwrap().grad(&grads).unwrap())).collect()
+}
+
+#[test]
+fn wgpu_matches_the_cpu_backend() {
+    let chosen = choose(BackendChoice::Wgpu);
+    println!("{}", chosen.reason);
+    let cpu = Device::flex().autodiff();
+    let gpu = chosen.device.clone().autodiff();
+    cpu.seed(5);
+    let model = MlpConfig { input: 4, hidden: vec![8, 8], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1 }.init(&cpu);
+    let on_cpu = probe_grads(&model, &cpu);
+    let on_gpu = probe_grads(&model.clone().fork(&gpu), &gpu);
+    for (a, b) in on_cpu.iter().flatten().zip(on_gpu.iter().flatten()) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+
+    let inner = chosen.device.clone();
+    let z: Vec<f32> = (0..64).map(|i| ((i * 29) % 64) as f32 - 20.0).collect();
+    let z = Tensor::<2>::from_data(TensorData::new(z, [16, 4]), &inner);
+    let p = read_f32(percentiles(z, &[0.0, 50.0, 100.0]));
+    assert_eq!(p.len(), 12);
+    assert!(p[..4].iter().zip(&p[8..]).all(|(lo, hi)| lo < hi));
+    let pos = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 0.0, 1.0, 0.0], [2, 2]), &inner);
+    let neg = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 2.0, 1.0, 0.0], [2, 2]), &inner);
+    let (avg, def) = average_sign(pos, neg);
+    let h = sign_histogram(avg, def, 20);
+    assert_eq!((h.total(), h.counts[0], h.counts[10], h.counts[19]), (3, 1, 1, 1));
+}

@@ -1,0 +1,101 @@
+//! `trainer bench`: training throughput and what recording costs, measured in one run.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::{Int, Tensor, TensorData};
+use hidden_neurons::backend;
+use hidden_neurons::data::{Batches, epoch_order, load_mnist_dir};
+use hidden_neurons::model::{Activation, Mlp, MlpConfig, TappedModel};
+use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
+use hidden_neurons::stats::read_f32;
+use hidden_neurons::train::{ModuleOptimizer, adam, train_step};
+
+use crate::{BenchArgs, MlpArg, default_data_dir};
+
+const WARMUP_STEPS: usize = 5;
+const RECORDINGS: usize = 5;
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let chosen = backend::choose(args.backend.into());
+    println!("backend: {}", chosen.reason);
+    let dir = args.data.clone().unwrap_or_else(default_data_dir);
+    let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
+    let activation = match args.model {
+        MlpArg::MlpRelu => Activation::Relu,
+        MlpArg::MlpSigmoid => Activation::Sigmoid,
+    };
+    let device = chosen.device.clone().autodiff();
+    device.seed(1);
+    let mut model = MlpConfig::mnist(activation, args.hidden.clone()).init(&device);
+    let mut optim = adam();
+    let order = epoch_order(split.train.len(), 1, 0);
+    let batches: Vec<Vec<usize>> = Batches::new(order, args.batch).map(|b| b.samples).filter(|b| b.len() == args.batch).collect();
+    let mut next = batches.iter().cycle();
+    let inner = device.clone().inner();
+
+    let mut recorder = Recorder::new(RecordingMode::Online, model.layers(), split.train.len(), 0, vec![vec![]; model.layers().len()], &device);
+    let mut steps = |model: Mlp, optim: &mut ModuleOptimizer, n: usize, online: bool, recorder: &mut Recorder| -> (Mlp, f64) {
+        let started = Instant::now();
+        let mut model = model;
+        let mut last = None;
+        for _ in 0..n {
+            let idx = next.next().expect("cycled");
+            let (x, y) = split.train.batch(idx, split.norm, &device);
+            let rows = online.then(|| {
+                let r: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+                (&mut *recorder, Tensor::<1, Int>::from_data(TensorData::new(r, [idx.len()]), &inner))
+            });
+            let (m, loss) = train_step(model, optim, 1e-3, x, y, rows);
+            model = m;
+            last = Some(loss);
+        }
+        if let Some(l) = last {
+            read_f32(l); // waits for the queued work
+        }
+        (model, started.elapsed().as_secs_f64())
+    };
+
+    (model, _) = steps(model, &mut optim, WARMUP_STEPS, false, &mut recorder);
+    let (m, plain) = steps(model, &mut optim, args.steps, false, &mut recorder);
+    (model, _) = steps(m, &mut optim, WARMUP_STEPS, true, &mut recorder);
+    let (m, online) = steps(model, &mut optim, args.steps, true, &mut recorder);
+    model = m;
+    let samples = (args.steps * args.batch) as f64;
+    let per_sample = plain / samples;
+    println!(
+        "training: {:.0} samples/s ({} steps of {}, {:.2} ms/step), model {} {:?}",
+        samples / plain,
+        args.steps,
+        args.batch,
+        1e3 * plain / args.steps as f64,
+        activation.suffix(),
+        args.hidden
+    );
+    println!(
+        "online recording: {:.0} samples/s, {:.2}x the time of plain training",
+        samples / online,
+        online / plain
+    );
+
+    let tracked_idx: Vec<usize> = (0..args.tracked.min(split.train.len())).collect();
+    let tracked = TrackedSet::new(&split.train, tracked_idx, split.norm, 500, &device);
+    let neurons: Vec<Vec<usize>> = model.layers().iter().map(|l| (0..4.min(l.neurons)).collect()).collect();
+    let mut rec = Recorder::new(RecordingMode::Tracked, model.layers(), tracked.len(), tracked.len(), neurons, &device);
+    rec.record_tracked(&model, &tracked, 0); // warm-up
+    let started = Instant::now();
+    for r in 0..RECORDINGS {
+        rec.record_tracked(&model, &tracked, r as u64 + 1);
+    }
+    read_f32(rec.counts(0).0.sum());
+    let per_recording = started.elapsed().as_secs_f64() / RECORDINGS as f64;
+    let per_tracked = per_recording / tracked.len().max(1) as f64;
+    println!(
+        "tracked recording: {:.1} ms per recording of {} samples = {:.1} us per tracked sample = {:.2}x the time of one training sample",
+        1e3 * per_recording,
+        tracked.len(),
+        1e6 * per_tracked,
+        per_tracked / per_sample
+    );
+    Ok(())
+}

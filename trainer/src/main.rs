@@ -1,0 +1,188 @@
+//! `trainer`: reproduce the paper's figures and tables natively, on a GPU through wgpu or on the
+//! CPU.
+
+mod bench;
+mod checkpoint;
+mod files;
+mod output;
+mod reproduce;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hidden_neurons::backend::BackendChoice;
+use hidden_neurons::recording::RecordingMode;
+
+#[derive(Parser)]
+#[command(name = "trainer", version, about = "Hidden neurons as binary classifiers: reproduce the paper's figures and tables")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the models, record gradient signs, run the test-time experiments, write results and figures.
+    Reproduce(ReproduceArgs),
+    /// Print training samples/s and the cost of recording for one model.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelFamily {
+    /// The two MNIST MLPs (mlp-relu, mlp-sigmoid).
+    Mnist,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// The paper's recording cadence (a recording every 10 batches, ~2350 recordings).
+    Paper,
+    /// A few minutes on two CPU cores: 3 epochs, lighter experiments.
+    Fast,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// wgpu on a real GPU adapter; otherwise burn's CPU backend.
+    Auto,
+    Wgpu,
+    Cpu,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Wgpu => BackendChoice::Wgpu,
+            BackendArg::Cpu => BackendChoice::Cpu,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// A separate pass over a fixed tracked set every K batches, dropout off (the paper's method).
+    Tracked,
+    /// Signs from the training batches' own backward pass (free; dropout on; whole training set).
+    Online,
+}
+
+impl From<ModeArg> for RecordingMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Tracked => RecordingMode::Tracked,
+            ModeArg::Online => RecordingMode::Online,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MlpArg {
+    MlpRelu,
+    MlpSigmoid,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ReproduceArgs {
+    /// Which paper models to reproduce.
+    #[arg(long, value_enum, default_value = "mnist")]
+    model: ModelFamily,
+    /// Folder with the four MNIST-style IDX files (.gz or raw). Default: the MNIST shipped in the repo.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "paper")]
+    preset: Preset,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// Continue a killed run from its last epoch-end checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Where the gradient signs come from.
+    #[arg(long, value_enum, default_value = "tracked")]
+    recording: ModeArg,
+    /// Only these models (default: all of the family).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<MlpArg>,
+    /// Override the preset's number of epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Override the hidden widths, e.g. 512,512.
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Override the recording cadence (batches between recordings).
+    #[arg(long)]
+    every: Option<usize>,
+    /// Override the number of tracked samples.
+    #[arg(long)]
+    tracked: Option<usize>,
+    /// Override the number of training samples used (the first N); for quick tests.
+    #[arg(long)]
+    train_samples: Option<usize>,
+    /// Override the experiments' retraining epochs.
+    #[arg(long)]
+    retrain_epochs: Option<usize>,
+    /// Override the experiments' retraining samples.
+    #[arg(long)]
+    retrain_samples: Option<usize>,
+    /// Stop after this many epochs in this invocation, leaving a checkpoint that --resume
+    /// continues (for time-limited sessions).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// No progress bars (for logs).
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "mlp-relu")]
+    model: MlpArg,
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// Timed training steps (after warm-up).
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Tracked samples per recording.
+    #[arg(long, default_value_t = 1000)]
+    tracked: usize,
+    #[arg(long, value_delimiter = ',', default_value = "512,512")]
+    hidden: Vec<usize>,
+    /// Folder with MNIST-style IDX files. Default: the MNIST shipped in the repo.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// The repo's MNIST: `data/mnist` under the current folder, else beside the workspace this binary
+/// was built from.
+pub fn default_data_dir() -> PathBuf {
+    let here = PathBuf::from("data/mnist");
+    if here.is_dir() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/mnist")
+}
+
+fn main() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // The Vulkan loader prints an error per adapter probe without it (headless machines, CI).
+        // SAFETY: first thing in main, before any thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Reproduce(args) => reproduce::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,71 @@
+//! What `reproduce` writes: per model `results.json`, `figures.json` (every figure's data) and
+//! each figure as CSV, SVG and PNG; at the top, `table1.md` and `report.html`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use hidden_neurons::figures::{NamedFigure, default_size, figure_csv, render_png, render_svg};
+use hidden_neurons::report::{ReportSection, ZeroRankRow, report_html, table1_markdown};
+use hidden_neurons::results::Results;
+
+use crate::files::{read, write_atomic};
+
+pub fn write_model(dir: &Path, results: &Results, figs: &[NamedFigure]) -> Result<()> {
+    for f in figs {
+        let (w, h) = default_size(&f.figure);
+        write_atomic(&dir.join(format!("{}.csv", f.stem)), figure_csv(&f.figure).as_bytes())?;
+        let svg = render_svg(&f.figure, w, h).with_context(|| format!("drawing {}", f.stem))?;
+        write_atomic(&dir.join(format!("{}.svg", f.stem)), svg.as_bytes())?;
+        let png = render_png(&f.figure, w, h).with_context(|| format!("drawing {}", f.stem))?;
+        write_atomic(&dir.join(format!("{}.png", f.stem)), &png)?;
+    }
+    write_atomic(&dir.join("figures.json"), serde_json::to_string(figs)?.as_bytes())?;
+    // results.json last: its presence marks the model as finished for --resume.
+    write_atomic(&dir.join("results.json"), results.to_json().as_bytes())?;
+    Ok(())
+}
+
+/// A model folder's results and figures, if that model finished.
+pub fn load_finished(dir: &Path) -> Result<Option<(Results, Vec<NamedFigure>)>> {
+    let results_path = dir.join("results.json");
+    if !results_path.is_file() {
+        return Ok(None);
+    }
+    let results = Results::from_json(std::str::from_utf8(&read(&results_path)?)?)
+        .with_context(|| format!("{}: not a results file", results_path.display()))?;
+    let figs_path = dir.join("figures.json");
+    let figs = serde_json::from_slice(&read(&figs_path)?).with_context(|| format!("{}: not a figures file", figs_path.display()))?;
+    Ok(Some((results, figs)))
+}
+
+pub fn summary(r: &Results) -> Vec<(String, String)> {
+    let mut rows = vec![
+        ("model".to_string(), r.model.clone()),
+        ("architecture".into(), r.architecture.clone()),
+        ("dataset".into(), r.dataset.clone()),
+        ("preset".into(), r.preset.clone()),
+        ("backend".into(), r.backend.clone()),
+        ("test accuracy".into(), format!("{:.4}", r.test_accuracy)),
+        (
+            "recording".into(),
+            format!(
+                "{:?}, every {} batches, {} recordings, {} samples",
+                r.recording.mode, r.recording.every_batches, r.recording.recordings, r.recording.tracked_samples
+            ),
+        ),
+        ("training time".into(), format!("{:.0} s", r.train_seconds)),
+        ("experiments time".into(), format!("{:.0} s", r.experiment_seconds)),
+    ];
+    for (name, l) in &r.layers {
+        rows.push((format!("{name}: |avg sign| >= 0.8"), format!("{:.1}% of pairs", 100.0 * l.outer_fraction)));
+    }
+    rows
+}
+
+pub fn write_report(out: &Path, sections: &[ReportSection], table1: &[ZeroRankRow]) -> Result<()> {
+    write_atomic(&out.join("table1.md"), table1_markdown(table1).as_bytes())?;
+    let intro = "Reproduction of \"Discovering the mechanics of hidden neurons\" (Carbonnelle & De Vleeschouwer). \
+                 Each figure's data is in the CSV beside it and in the model's figures.json; every number in results.json.";
+    let html = report_html("Hidden neurons: reproduction report", intro, sections, table1);
+    write_atomic(&out.join("report.html"), html.as_bytes())
+}

@@ -1,0 +1,331 @@
+//! `trainer reproduce`: train, record, experiment, write.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Int, Tensor, TensorData};
+use hidden_neurons::analysis::{figures, layer_signs};
+use hidden_neurons::backend::{self, Chosen};
+use hidden_neurons::data::{Batches, Split, epoch_order, load_mnist_dir};
+use hidden_neurons::experiments::{self, ExperimentConfig};
+use hidden_neurons::figures::NamedFigure;
+use hidden_neurons::model::{Activation, MlpConfig, TappedModel};
+use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
+use hidden_neurons::report::{ReportSection, ZeroRankRow};
+use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
+use hidden_neurons::stats::read_f32;
+use hidden_neurons::train::{TrainConfig, accuracy, adam, train_step};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::checkpoint::{Checkpoint, Progress};
+use crate::output;
+use crate::{MlpArg, Preset, ReproduceArgs, default_data_dir};
+
+/// Samples per chunk of the tracked set and per evaluation batch.
+const CHUNK: usize = 500;
+
+pub fn run(args: ReproduceArgs) -> Result<()> {
+    let chosen = backend::choose(args.backend.into());
+    println!("backend: {}", chosen.reason);
+    let data_dir = args.data.clone().unwrap_or_else(default_data_dir);
+    let mut split = load_mnist_dir(&data_dir).with_context(|| format!("loading data from {}", data_dir.display()))?;
+    if let Some(n) = args.train_samples {
+        split.train = split.train.head(n);
+    }
+    println!(
+        "data: {} ({} train, {} test images of {} pixels)",
+        data_dir.display(),
+        split.train.len(),
+        split.test.len(),
+        split.train.features
+    );
+    let models: Vec<MlpArg> = if args.only.is_empty() { vec![MlpArg::MlpRelu, MlpArg::MlpSigmoid] } else { args.only.clone() };
+    let mut sections = Vec::new();
+    let mut table1 = Vec::new();
+    for m in models {
+        let activation = match m {
+            MlpArg::MlpRelu => Activation::Relu,
+            MlpArg::MlpSigmoid => Activation::Sigmoid,
+        };
+        let Some((results, figs)) = run_model(&args, &chosen, &split, activation)? else {
+            println!("stopped after {} epoch(s) as asked; continue with --resume", args.stop_after.unwrap_or(0));
+            return Ok(());
+        };
+        println!(
+            "{}: test accuracy {:.4}; {}",
+            results.model,
+            results.test_accuracy,
+            results
+                .layers
+                .iter()
+                .map(|(name, l)| format!("{name}: |avg sign|>=0.8 {:.2}, zero rank {:.1}", l.outer_fraction, l.zero_percentile_rank))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        for (name, l) in &results.layers {
+            table1.push(ZeroRankRow { model: results.model.clone(), layer: name.clone(), zero_percentile_rank: l.zero_percentile_rank });
+        }
+        sections.push(ReportSection { model: results.model.clone(), summary: output::summary(&results), figures: figs });
+    }
+    output::write_report(&args.out, &sections, &table1)?;
+    println!("wrote {}", args.out.join("report.html").display());
+    Ok(())
+}
+
+fn configs(args: &ReproduceArgs) -> (TrainConfig, ExperimentConfig, &'static str) {
+    let (mut train, mut exp, name) = match args.preset {
+        Preset::Paper => (TrainConfig::paper(args.seed), ExperimentConfig::paper(args.seed), "paper"),
+        Preset::Fast => (TrainConfig::fast(args.seed), ExperimentConfig::fast(args.seed), "fast"),
+    };
+    train.mode = args.recording.into();
+    if let Some(e) = args.epochs {
+        train.epochs = e;
+    }
+    if let Some(k) = args.every {
+        train.every_batches = k.max(1);
+    }
+    if let Some(t) = args.tracked {
+        train.tracked_samples = t;
+    }
+    if let Some(e) = args.retrain_epochs {
+        exp.retrain_epochs = e;
+    }
+    if let Some(n) = args.retrain_samples {
+        exp.retrain_samples = n;
+    }
+    (train, exp, name)
+}
+
+fn bar(args: &ReproduceArgs, len: u64, what: &str) -> ProgressBar {
+    if args.quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
+            .expect("valid template"),
+    );
+    pb.set_prefix(what.to_string());
+    pb
+}
+
+/// Trains, records and runs the experiments for one MLP; writes its folder.
+fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: Activation) -> Result<Option<(Results, Vec<NamedFigure>)>> {
+    let (train_cfg, exp_cfg, preset) = configs(args);
+    let id = format!("mlp-{}", activation.suffix());
+    let dir = args.out.join(&id);
+    if args.resume {
+        if let Some(done) = output::load_finished(&dir)? {
+            println!("{id}: finished earlier, keeping {}", dir.join("results.json").display());
+            return Ok(Some(done));
+        }
+    }
+    let hidden = args.hidden.clone().unwrap_or_else(|| vec![512, 512]);
+    let mlp_cfg = MlpConfig::mnist(activation, hidden);
+    let device = chosen.device.clone().autodiff();
+    let fingerprint = format!(
+        "{id} preset={preset} seed={} hidden={:?} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={}",
+        args.seed,
+        mlp_cfg.hidden,
+        train_cfg.mode,
+        train_cfg.every_batches,
+        train_cfg.tracked_samples,
+        train_cfg.epochs,
+        train_cfg.batch_size,
+        train_cfg.learning_rate,
+        split.train.len()
+    );
+    device.seed(args.seed);
+    let model = mlp_cfg.init(&device);
+    let layers = model.layers();
+
+    let n_train = split.train.len();
+    let tracked_idx: Vec<usize> = epoch_order(n_train, args.seed.wrapping_add(7919), 0)
+        .into_iter()
+        .take(train_cfg.tracked_samples.min(n_train))
+        .collect();
+    let tracked = TrackedSet::new(&split.train, tracked_idx, split.norm, CHUNK, &device);
+    let snapshot_neurons: Vec<Vec<usize>> = layers
+        .iter()
+        .enumerate()
+        .map(|(l, info)| {
+            epoch_order(info.neurons, args.seed.wrapping_add(31 + l as u64), 0)
+                .into_iter()
+                .take(train_cfg.snapshot_neurons.min(info.neurons))
+                .collect()
+        })
+        .collect();
+    let items = match train_cfg.mode {
+        RecordingMode::Tracked => tracked.len(),
+        RecordingMode::Online => n_train,
+    };
+    let count_bytes: usize = layers.iter().map(|l| 2 * 4 * items * l.neurons).sum();
+    println!(
+        "{id}: {} hidden {:?}, {} epochs, recording ({:?}) every {} batches on {} samples x {} neurons; sign counts take {:.1} MiB on the device",
+        activation.suffix(),
+        mlp_cfg.hidden,
+        train_cfg.epochs,
+        train_cfg.mode,
+        train_cfg.every_batches,
+        items,
+        layers.iter().map(|l| l.neurons).sum::<usize>(),
+        count_bytes as f64 / (1 << 20) as f64
+    );
+
+    let ckpt = Checkpoint::new(&dir);
+    let fresh = || Recorder::new(train_cfg.mode, layers.clone(), items, tracked.len(), snapshot_neurons.clone(), &device);
+    let (mut model, mut optim, mut recorder, mut progress) = if args.resume && ckpt.exists() {
+        let (m, o, r, p) = ckpt.load(model, adam(), &device, &fingerprint)?;
+        println!("{id}: resuming after epoch {} (step {}, {} recordings)", p.epochs_done, p.step, r.recordings);
+        (m, o, r, p)
+    } else {
+        (model, adam(), fresh(), Progress { fingerprint: fingerprint.clone(), ..Default::default() })
+    };
+
+    let batches_per_epoch = Batches::count(n_train, train_cfg.batch_size);
+    let pb = bar(args, (train_cfg.epochs * batches_per_epoch) as u64, &id);
+    pb.set_position(progress.step);
+    let inner = device.clone().inner();
+    let first_epoch = progress.epochs_done;
+    for epoch in first_epoch..train_cfg.epochs {
+        if args.stop_after.is_some_and(|n| epoch - first_epoch >= n) {
+            pb.abandon();
+            return Ok(None);
+        }
+        // Dropout masks depend only on (seed, epoch), so a resumed run repeats an uninterrupted one.
+        device.seed(args.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let started = Instant::now();
+        let mut loss_sum: Option<Tensor<1>> = None;
+        let mut batches = 0usize;
+        for batch in Batches::new(epoch_order(n_train, args.seed, epoch), train_cfg.batch_size) {
+            let step = progress.step;
+            let record_now = step % train_cfg.every_batches as u64 == 0;
+            let (x, y) = split.train.batch(&batch.samples, split.norm, &device);
+            let online = match train_cfg.mode {
+                RecordingMode::Tracked => {
+                    if record_now {
+                        recorder.record_tracked(&model, &tracked, step);
+                    }
+                    None
+                }
+                RecordingMode::Online => {
+                    if record_now {
+                        recorder.snapshot_only(&model, &tracked, step);
+                    }
+                    let rows: Vec<i64> = batch.samples.iter().map(|&i| i as i64).collect();
+                    Some((&mut recorder, Tensor::<1, Int>::from_data(TensorData::new(rows, [batch.samples.len()]), &inner)))
+                }
+            };
+            let (m, loss) = train_step(model, &mut optim, train_cfg.learning_rate, x, y, online);
+            model = m;
+            loss_sum = Some(match loss_sum {
+                Some(s) => s + loss,
+                None => loss,
+            });
+            batches += 1;
+            progress.step += 1;
+            pb.inc(1);
+            if batches % 50 == 0 {
+                let mean = read_f32(loss_sum.clone().expect("summed")).first().copied().unwrap_or(f32::NAN) / batches as f32;
+                check_finite(mean, epoch, &ckpt)?;
+                pb.set_message(format!("epoch {} loss {mean:.4}", epoch + 1));
+            }
+        }
+        let mean = read_f32(loss_sum.expect("an epoch has batches")).first().copied().unwrap_or(f32::NAN) / batches.max(1) as f32;
+        check_finite(mean, epoch, &ckpt)?;
+        let acc = accuracy(&model, &split.test, split.norm, &device, CHUNK);
+        progress.epochs_done = epoch + 1;
+        progress.epoch_loss.push(mean as f64);
+        progress.epoch_test_accuracy.push(acc);
+        progress.train_seconds += started.elapsed().as_secs_f64();
+        pb.set_message(format!("epoch {} loss {mean:.4} test acc {acc:.4}", epoch + 1));
+        progress = ckpt.save(&model, &optim, &recorder, &progress)?;
+    }
+    pb.finish();
+
+    let started = Instant::now();
+    let test_accuracy = match progress.epoch_test_accuracy.last() {
+        Some(&a) => a,
+        None => accuracy(&model, &split.test, split.norm, &device, CHUNK),
+    };
+    let item_labels: Vec<u8> = match train_cfg.mode {
+        RecordingMode::Tracked => tracked.labels.clone(),
+        RecordingMode::Online => split.train.labels.clone(),
+    };
+    let signs = layer_signs(&recorder, &tracked, &item_labels, &device);
+    let stats_set = split.train.head(exp_cfg.stats_samples);
+    let per_layer = exp_cfg.ranks.len() + exp_cfg.centres.len();
+    let pb = bar(args, (layers.len() * per_layer) as u64, "experiments");
+    let mut layer_results = BTreeMap::new();
+    for (l, s) in signs.iter().enumerate() {
+        pb.set_message(format!("{} quantization", s.name));
+        let quantization = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
+        let zero = experiments::zero_percentile_rank(&model, l, &stats_set, split.norm, &device, CHUNK);
+        pb.set_message(format!("{} sliding window", s.name));
+        let window = experiments::sliding_window(&model, l, &split.train, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
+        layer_results.insert(
+            s.name.clone(),
+            LayerResults {
+                neurons: layers[l].neurons,
+                avg_sign_histogram: s.histogram.clone(),
+                example_neuron: s.example_neuron,
+                example_neuron_histogram: s.example_histogram.clone(),
+                outer_fraction: s.outer_fraction,
+                zero_percentile_rank: zero,
+                quantization,
+                sliding_window: window,
+                class_low_fraction_histogram: s.class_low_fraction.clone(),
+            },
+        );
+    }
+    pb.finish();
+    let results = Results {
+        model: id.clone(),
+        dataset: split.name.clone(),
+        preset: preset.into(),
+        seed: args.seed,
+        test_accuracy,
+        recording: RecordingSummary {
+            mode: train_cfg.mode,
+            every_batches: train_cfg.every_batches,
+            recordings: recorder.recordings,
+            tracked_samples: items,
+            note: recording_note(train_cfg.mode),
+        },
+        layers: layer_results,
+        backend: chosen.name.clone(),
+        architecture: describe(&mlp_cfg),
+        train: train_cfg,
+        experiments: exp_cfg,
+        epoch_loss: progress.epoch_loss.clone(),
+        epoch_test_accuracy: progress.epoch_test_accuracy.clone(),
+        train_seconds: progress.train_seconds,
+        experiment_seconds: started.elapsed().as_secs_f64(),
+    };
+    let figs = figures(&results, &recorder, &signs);
+    output::write_model(&dir, &results, &figs)?;
+    Ok(Some((results, figs)))
+}
+
+fn recording_note(mode: RecordingMode) -> String {
+    match mode {
+        RecordingMode::Tracked => "tracked: every K batches, per-sample dLoss/dActivation on a fixed set of training samples with the current weights, dropout off; exact zeros ignored".into(),
+        RecordingMode::Online => "online: signs read from each training batch's own backward pass (dropout active, so dropped units give zero gradients, which are ignored); counts cover the whole training set, one sign per sample per epoch".into(),
+    }
+}
+
+fn describe(cfg: &MlpConfig) -> String {
+    let mut widths = vec![cfg.input.to_string()];
+    widths.extend(cfg.hidden.iter().map(|w| w.to_string()));
+    widths.push(cfg.classes.to_string());
+    format!("MLP {} ({}, dropout {} after each hidden layer)", widths.join("-"), cfg.activation.suffix(), cfg.dropout)
+}
+
+fn check_finite(loss: f32, epoch: usize, ckpt: &Checkpoint) -> Result<()> {
+    if !loss.is_finite() {
+        let kept = if ckpt.exists() { "the last good checkpoint is kept" } else { "no checkpoint had been written yet" };
+        bail!("training diverged in epoch {} (mean loss {loss}); {kept}", epoch + 1);
+    }
+    Ok(())
+}
