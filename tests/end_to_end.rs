@@ -138,3 +138,104 @@ fn bad_data_folder_gives_a_clear_error() {
     assert!(err.contains("train-images-idx3-ubyte.gz") && err.contains("gzip"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// CIFAR-10 binary batch files with random pixels: 5 train files of `per_file` records and a
+/// test file.
+fn write_fake_cifar(dir: &Path, per_file: usize) {
+    let dir = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u8
+    };
+    for name in ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"] {
+        let mut bytes = Vec::with_capacity(per_file * 3073);
+        for _ in 0..per_file {
+            let label = next() % 10;
+            bytes.push(label);
+            // A class-dependent brightness so that there is something to learn.
+            bytes.extend((0..3072).map(|_| (next() / 2).saturating_add(label * 12)));
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn reproduce_cifar(data: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "reproduce", "--model", "cifar", "--preset", "fast", "--backend", "cpu", "--only", "cnn-linear",
+        "--hidden", "4,4,8,8", "--epochs", "2", "--every", "3", "--tracked", "24", "--batch", "16",
+        "--retrain-samples", "64", "--quiet",
+    ];
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    args.extend_from_slice(&["--data", d, "--out", o]);
+    args.extend_from_slice(extra);
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&args).output().expect("trainer runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "trainer failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn cifar_cnn_runs_and_resumes_exactly() {
+    let data = out_dir("cifar-data");
+    write_fake_cifar(&data, 40);
+    let full = out_dir("cifar-full");
+    reproduce_cifar(&data, &full, &[]);
+    let text = std::fs::read_to_string(full.join("cnn-linear/results.json")).unwrap();
+    let r = Results::from_json(&text).unwrap();
+    assert_eq!(r.dataset, "cifar10");
+    assert_eq!(r.layers.len(), 12);
+    assert!(r.layers.contains_key("stage0layer0-linear") && r.layers.contains_key("stage3layer2-linear"));
+    // 200 train samples, batch 16: 2 x 13 batches, a recording every 3 (steps 0, 3, ..., 24).
+    assert_eq!(r.recording.recordings, 9);
+    let with_experiments: Vec<&String> = r.layers.iter().filter(|(_, l)| !l.quantization.is_empty()).map(|(n, _)| n).collect();
+    assert_eq!(with_experiments, ["stage0layer0-linear", "stage1layer2-linear", "stage3layer2-linear"]);
+    for (name, l) in &r.layers {
+        let pairs = l.avg_sign_histogram.total();
+        assert!(pairs > 0 && pairs <= 24 * l.neurons as u64, "{name}: {pairs} pairs");
+    }
+    let files: Vec<String> =
+        std::fs::read_dir(full.join("cnn-linear")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(files.iter().any(|f| f.starts_with("fig7_stage3layer2-linear") && f.ends_with(".svg")), "{files:?}");
+
+    let split = out_dir("cifar-split");
+    reproduce_cifar(&data, &split, &["--stop-after", "1"]);
+    let stdout = reproduce_cifar(&data, &split, &["--resume"]);
+    assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
+    let resumed = Results::from_json(&std::fs::read_to_string(split.join("cnn-linear/results.json")).unwrap()).unwrap();
+    for (name, l) in &r.layers {
+        assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
+    }
+    assert_eq!(resumed.test_accuracy, r.test_accuracy);
+}
+
+#[test]
+fn cifar_loader_errors_name_the_file() {
+    let data = out_dir("cifar-bad");
+    write_fake_cifar(&data, 3);
+    let f = data.join("cifar-10-batches-bin/data_batch_3.bin");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 10]).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["reproduce", "--model", "cifar", "--backend", "cpu", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(data.join("out"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("data_batch_3.bin") && err.contains("whole number"), "{err}");
+    std::fs::remove_file(data.join("cifar-10-batches-bin/test_batch.bin")).unwrap();
+    std::fs::remove_file(data.join("cifar-10-batches-bin/data_batch_1.bin")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["reproduce", "--model", "cifar", "--backend", "cpu", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(data.join("out"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("cifar-10-binary.tar.gz"), "{err}");
+}

@@ -125,9 +125,13 @@ pub fn evolution(recorder: &Recorder, signs: &LayerSigns, l: usize, j: usize, ti
     }
 }
 
-/// Every figure of one model.
-pub fn figures(results: &Results, recorder: &Recorder, signs: &[LayerSigns]) -> Vec<NamedFigure> {
+/// Every figure of one model. Figures 1, 5, 8 and the pre-activation evolutions show the layers
+/// `figure_layers`; figures 3 and 4 the layers that have experiment results.
+pub fn figures(results: &Results, recorder: &Recorder, all_signs: &[LayerSigns], figure_layers: &[usize]) -> Vec<NamedFigure> {
     let m = &results.model;
+    let signs: Vec<&LayerSigns> = figure_layers.iter().filter_map(|&l| all_signs.get(l)).collect();
+    // The MLPs' evolution figures are the paper's figures 2 and 6, the CNNs' its figure 7.
+    let conv = recorder.layers.iter().any(|l| l.positions > 1);
     let mode = match results.recording.mode {
         RecordingMode::Tracked => "tracked",
         RecordingMode::Online => "online",
@@ -166,27 +170,35 @@ pub fn figures(results: &Results, recorder: &Recorder, signs: &[LayerSigns]) -> 
             ),
         },
     ];
-    for (l, s) in signs.iter().enumerate() {
+    for (i, &l) in figure_layers.iter().enumerate() {
+        let Some(s) = all_signs.get(l) else { continue };
         for j in 0..recorder.snapshot_neurons[l].len() {
-            let last_layer = l + 1 == signs.len();
-            if j > 0 && !last_layer {
+            let last_layer = i + 1 == figure_layers.len();
+            if j > 0 && !last_layer || conv && !last_layer {
                 continue;
             }
-            let (stem, fig) = if j == 0 { ("fig2", "Figure 2") } else { ("fig6", "Figure 6") };
+            let (stem, fig) = match (conv, j) {
+                (true, _) => ("fig7", "Figure 7"),
+                (false, 0) => ("fig2", "Figure 2"),
+                (false, _) => ("fig6", "Figure 6"),
+            };
             let e = evolution(recorder, s, l, j, format!("{m}: {} neuron {} over training", s.name, recorder.snapshot_neurons[l][j]));
             out.push(NamedFigure {
                 stem: format!("{stem}_{}_neuron{}", s.name, e.neuron),
                 caption: format!(
-                    "{fig} ({m}): pre-activations of {} neuron {} on the tracked samples during training, split by final category (bands: 10th-90th percentile, line: median); thin lines: the {HIGHLIGHTED} high-category samples with the largest final pre-activation.",
-                    s.name, e.neuron
+                    "{fig} ({m}): pre-activations of {} neuron {} on the tracked samples during training{}, split by final category (bands: 10th-90th percentile, line: median); thin lines: the {HIGHLIGHTED} high-category samples with the largest final pre-activation.",
+                    s.name,
+                    e.neuron,
+                    if conv { " (each sample's mean over spatial positions)" } else { "" }
                 ),
                 figure: Figure::Evolution(e),
             });
         }
     }
     let curves = |f: &dyn Fn(&str) -> (Vec<f64>, Vec<f64>, Option<f64>)| {
-        signs
+        all_signs
             .iter()
+            .filter(|s| results.layers.get(&s.name).is_some_and(|l| !l.quantization.is_empty()))
             .map(|s| {
                 let (xs, ys, marker) = f(&s.name);
                 Curve { label: s.name.clone(), xs, ys, reference: Some(results.test_accuracy), marker }

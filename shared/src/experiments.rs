@@ -6,7 +6,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batches, Dataset, Normalization, epoch_order};
-use crate::model::{CaptureTap, ReplaceTap, TappedModel};
+use crate::model::{CaptureTap, ReplaceTap, TappedModel, flatten_items};
 use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, zero_percentile_ranks};
 use crate::train::{accuracy_with, adam, train_step};
 
@@ -47,6 +47,23 @@ impl ExperimentConfig {
     pub fn fast(seed: u64) -> Self {
         Self { stats_samples: 5_000, retrain_samples: 20_000, retrain_epochs: 1, ..Self::paper(seed) }
     }
+
+    /// Conv layers have a value per position: fewer samples give as many values.
+    pub fn cifar_paper(seed: u64) -> Self {
+        Self { stats_samples: 2_000, retrain_samples: 10_000, retrain_epochs: 3, ..Self::paper(seed) }
+    }
+
+    /// Retraining the conv layers after stage0layer0 dominates the cost on a CPU: every other
+    /// window centre (5, 15, ..., 95).
+    pub fn cifar_fast(seed: u64) -> Self {
+        Self {
+            stats_samples: 500,
+            retrain_samples: 1_000,
+            retrain_epochs: 1,
+            centres: (0..10).map(|i| 5.0 + 10.0 * i as f64).collect(),
+            ..Self::paper(seed)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,8 +78,8 @@ pub struct CentreAccuracy {
     pub test_accuracy: f64,
 }
 
-/// Pre-activations `[samples, neurons]` of studied layer `layer` for all of `data`, on the
-/// model's inner device (dropout off).
+/// Pre-activations `[samples * positions, neurons]` of studied layer `layer` for all of `data`,
+/// on the model's inner device (dropout off, batch-norm in inference mode).
 pub fn capture_pre<M: TappedModel>(model: &M, layer: usize, data: &Dataset, norm: Normalization, device: &Device, batch: usize) -> Tensor<2> {
     let valid = model.valid();
     let inner = device.clone().inner();
@@ -72,7 +89,7 @@ pub fn capture_pre<M: TappedModel>(model: &M, layer: usize, data: &Dataset, norm
             let (x, _) = data.range_batch(start, start + batch, norm, &inner);
             let mut tap = CaptureTap::only(vec![layer]);
             valid.forward_tapped(x, &mut tap);
-            tap.pre[layer].take().expect("layer captured")
+            flatten_items(tap.pre[layer].take().expect("layer captured"))
         })
         .collect();
     Tensor::cat(parts, 0)
@@ -136,14 +153,19 @@ pub fn sliding_window<M: TappedModel>(
     let thresholds = percentiles(z_stats, &bounds); // [2 * centres, N]
     let inner = device.clone().inner();
     let train_labels = labels_tensor(&retrain, &inner);
+    // Binary maps go back to one row per sample, `[samples, positions * neurons]`.
+    let per_sample = |f: Tensor<2>, samples: usize| {
+        let [items, n] = f.dims();
+        f.reshape([samples, items / samples.max(1) * n])
+    };
     cfg.centres
         .iter()
         .enumerate()
         .map(|(i, &center)| {
             let lo = thresholds.clone().narrow(0, 2 * i, 1);
             let hi = thresholds.clone().narrow(0, 2 * i + 1, 1);
-            let f_train = binarize_window(z_train.clone(), lo.clone(), hi.clone());
-            let f_test = binarize_window(z_test.clone(), lo, hi);
+            let f_train = per_sample(binarize_window(z_train.clone(), lo.clone(), hi.clone()), retrain.len());
+            let f_test = per_sample(binarize_window(z_test.clone(), lo, hi), test.len());
             let seed = cfg.seed.wrapping_add(1000 * layer as u64 + i as u64);
             let acc = retrain_suffix(model, layer, f_train, train_labels.clone(), f_test, test, cfg, seed, device);
             tick();

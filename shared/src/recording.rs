@@ -9,7 +9,7 @@ use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Normalization};
-use crate::model::{CaptureTap, LayerInfo, ProbeTap, TappedModel, flatten_items};
+use crate::model::{CaptureTap, LayerInfo, ProbeTap, TappedModel};
 use crate::stats::read_f32;
 
 /// Where the gradient signs come from.
@@ -74,6 +74,20 @@ impl TrackedSet {
     }
 }
 
+/// Keras and TensorFlow, which the paper used, clip predicted probabilities to
+/// `[1e-7, 1 - 1e-7]` in the cross-entropy, so a sample classified with float32 certainty has an
+/// exactly zero gradient, which the paper's counts ignore. burn's log-softmax cross-entropy never
+/// gives exact zeros; this epsilon restores the rule (0 turns it off).
+pub const DEFAULT_CERTAINTY_EPSILON: f32 = 1e-7;
+
+/// `[batch, 1]`: 1 for samples whose probability of their true class is below `1 - epsilon`,
+/// 0 for those classified with certainty (their gradients count as exact zeros).
+pub fn uncertain_mask(logits: Tensor<2>, labels: Tensor<1, Int>, epsilon: f32) -> Tensor<2> {
+    let [batch, _] = logits.dims();
+    let p_true = burn::tensor::activation::softmax(logits, 1).gather(1, labels.reshape([batch, 1]));
+    p_true.lower_elem(1.0 - epsilon).float()
+}
+
 /// Signs counted so far plus the snapshots, for one model.
 pub struct Recorder {
     pub mode: RecordingMode,
@@ -82,6 +96,8 @@ pub struct Recorder {
     pub items: usize,
     /// Samples in the tracked set (rows of each snapshot).
     pub tracked: usize,
+    /// See [`uncertain_mask`].
+    pub certainty_epsilon: f32,
     pos: Vec<Tensor<2>>,
     neg: Vec<Tensor<2>>,
     pub recordings: usize,
@@ -105,6 +121,7 @@ impl Recorder {
             layers,
             items,
             tracked,
+            certainty_epsilon: DEFAULT_CERTAINTY_EPSILON,
             recordings: 0,
             snapshot_neurons,
             steps: Vec::new(),
@@ -130,13 +147,14 @@ impl Recorder {
         for (x, y, rows) in &tracked.chunks {
             let mut tap = ProbeTap::default();
             let logits = frozen.forward_tapped(x.clone(), &mut tap);
+            let uncertain = uncertain_mask(logits.clone().inner(), y.clone().inner(), self.certainty_epsilon);
             let loss = CrossEntropyLossConfig::new().init(&x.device()).forward(logits, y.clone());
             let mut grads = loss.backward();
             for layer in 0..self.layers.len() {
                 let probe = tap.probes[layer].take().expect("every studied layer is probed");
                 let g = probe.grad_remove(&mut grads).expect("probe takes part in the loss");
-                self.accumulate(layer, rows.clone(), g);
-                let z = flatten_items(tap.pre[layer].take().expect("pre-activation kept").inner());
+                self.accumulate(layer, rows.clone(), g * uncertain.clone());
+                let z = tap.pre[layer].take().expect("pre-activation kept").inner();
                 snaps[layer].push(self.select_snapshot(layer, z));
             }
         }
@@ -164,11 +182,13 @@ impl Recorder {
         self.recordings += 1;
     }
 
-    fn select_snapshot(&self, layer: usize, z: Tensor<2>) -> Tensor<2> {
+    /// The chosen neurons' pre-activations `[batch, k]`; a conv layer's are averaged over
+    /// positions, so that each tracked sample has one value per neuron.
+    fn select_snapshot(&self, layer: usize, z: Tensor<3>) -> Tensor<2> {
         let neurons = &self.snapshot_neurons[layer];
         let idx: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [neurons.len()]), &z.device());
-        z.select(1, idx)
+        z.select(2, idx).mean_dim(1).squeeze_dim(1)
     }
 
     fn push_snapshots(&mut self, snaps: Vec<Vec<Tensor<2>>>, step: u64) {
@@ -190,6 +210,7 @@ impl Recorder {
             layers: self.layers.clone(),
             items: self.items,
             tracked: self.tracked,
+            certainty_epsilon: self.certainty_epsilon,
             recordings: self.recordings,
             snapshot_neurons: self.snapshot_neurons.clone(),
             steps: self.steps.clone(),
@@ -209,6 +230,7 @@ impl Recorder {
             layers: state.layers,
             items: state.items,
             tracked: state.tracked,
+            certainty_epsilon: state.certainty_epsilon,
             pos,
             neg,
             recordings: state.recordings,
@@ -226,6 +248,7 @@ pub struct RecorderState {
     pub layers: Vec<LayerInfo>,
     pub items: usize,
     pub tracked: usize,
+    pub certainty_epsilon: f32,
     pub recordings: usize,
     pub snapshot_neurons: Vec<Vec<usize>>,
     pub steps: Vec<u64>,

@@ -5,13 +5,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
 use hidden_neurons::backend;
-use hidden_neurons::data::{Batches, epoch_order, load_mnist_dir};
-use hidden_neurons::model::{Activation, Mlp, MlpConfig, TappedModel};
+use burn::tensor::Device;
+use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, Split, epoch_order, load_mnist_dir};
+use hidden_neurons::model::{CnnConfig, MlpConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::train::{ModuleOptimizer, adam, train_step};
 
-use crate::{BenchArgs, MlpArg, default_data_dir};
+use crate::{BenchArgs, ModelFamily, default_data_dir};
 
 const WARMUP_STEPS: usize = 5;
 const RECORDINGS: usize = 5;
@@ -19,29 +20,43 @@ const RECORDINGS: usize = 5;
 pub fn run(args: BenchArgs) -> Result<()> {
     let chosen = backend::choose(args.backend.into());
     println!("backend: {}", chosen.reason);
-    let dir = args.data.clone().unwrap_or_else(default_data_dir);
-    let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
-    let activation = match args.model {
-        MlpArg::MlpRelu => Activation::Relu,
-        MlpArg::MlpSigmoid => Activation::Sigmoid,
-    };
     let device = chosen.device.clone().autodiff();
     device.seed(1);
-    let mut model = MlpConfig::mnist(activation, args.hidden.clone()).init(&device);
+    let activation = args.model.activation();
+    match args.model.family() {
+        ModelFamily::Mnist => {
+            let dir = args.data.clone().unwrap_or_else(default_data_dir);
+            let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
+            let widths = args.hidden.clone().unwrap_or_else(|| vec![512, 512]);
+            let model = MlpConfig::mnist(activation, widths.clone()).init(&device);
+            bench_model(&args, &split, model, &device, &format!("mlp {} {widths:?}", activation.suffix()))
+        }
+        ModelFamily::Cifar => {
+            // Throughput does not depend on pixel values: random CIFAR-shaped images will do.
+            let split = Split::synthetic("random cifar-shaped", 5_000, 1_000, CIFAR_PIXELS, CIFAR_CHANNELS, 1);
+            let widths = args.hidden.clone().unwrap_or_else(|| vec![64, 128, 256, 512]);
+            let model = CnnConfig::cifar(activation, widths.clone()).init(&device);
+            bench_model(&args, &split, model, &device, &format!("cnn {} {widths:?}", activation.suffix()))
+        }
+    }
+}
+
+fn bench_model<M: TappedModel>(args: &BenchArgs, split: &Split, model: M, device: &Device, what: &str) -> Result<()> {
+    let mut model = model;
     let mut optim = adam();
     let order = epoch_order(split.train.len(), 1, 0);
     let batches: Vec<Vec<usize>> = Batches::new(order, args.batch).map(|b| b.samples).filter(|b| b.len() == args.batch).collect();
     let mut next = batches.iter().cycle();
     let inner = device.clone().inner();
 
-    let mut recorder = Recorder::new(RecordingMode::Online, model.layers(), split.train.len(), 0, vec![vec![]; model.layers().len()], &device);
-    let mut steps = |model: Mlp, optim: &mut ModuleOptimizer, n: usize, online: bool, recorder: &mut Recorder| -> (Mlp, f64) {
+    let mut recorder = Recorder::new(RecordingMode::Online, model.layers(), split.train.len(), 0, vec![vec![]; model.layers().len()], device);
+    let mut steps = |model: M, optim: &mut ModuleOptimizer, n: usize, online: bool, recorder: &mut Recorder| -> (M, f64) {
         let started = Instant::now();
         let mut model = model;
         let mut last = None;
         for _ in 0..n {
             let idx = next.next().expect("cycled");
-            let (x, y) = split.train.batch(idx, split.norm, &device);
+            let (x, y) = split.train.batch(idx, split.norm, device);
             let rows = online.then(|| {
                 let r: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
                 (&mut *recorder, Tensor::<1, Int>::from_data(TensorData::new(r, [idx.len()]), &inner))
@@ -64,13 +79,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let samples = (args.steps * args.batch) as f64;
     let per_sample = plain / samples;
     println!(
-        "training: {:.0} samples/s ({} steps of {}, {:.2} ms/step), model {} {:?}",
+        "training: {:.0} samples/s ({} steps of {}, {:.2} ms/step), model {what}",
         samples / plain,
         args.steps,
         args.batch,
         1e3 * plain / args.steps as f64,
-        activation.suffix(),
-        args.hidden
     );
     println!(
         "online recording: {:.0} samples/s, {:.2}x the time of plain training",
@@ -79,9 +92,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
 
     let tracked_idx: Vec<usize> = (0..args.tracked.min(split.train.len())).collect();
-    let tracked = TrackedSet::new(&split.train, tracked_idx, split.norm, 500, &device);
+    let tracked = TrackedSet::new(&split.train, tracked_idx, split.norm, 500, device);
     let neurons: Vec<Vec<usize>> = model.layers().iter().map(|l| (0..4.min(l.neurons)).collect()).collect();
-    let mut rec = Recorder::new(RecordingMode::Tracked, model.layers(), tracked.len(), tracked.len(), neurons, &device);
+    let mut rec = Recorder::new(RecordingMode::Tracked, model.layers(), tracked.len(), tracked.len(), neurons, device);
     rec.record_tracked(&model, &tracked, 0); // warm-up
     let started = Instant::now();
     for r in 0..RECORDINGS {

@@ -32,6 +32,8 @@ enum Command {
 pub enum ModelFamily {
     /// The two MNIST MLPs (mlp-relu, mlp-sigmoid).
     Mnist,
+    /// The two CIFAR-10 CNNs (cnn-relu, cnn-linear); --data is required.
+    Cifar,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -78,9 +80,29 @@ impl From<ModeArg> for RecordingMode {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum MlpArg {
+pub enum ModelArg {
     MlpRelu,
     MlpSigmoid,
+    CnnRelu,
+    CnnLinear,
+}
+
+impl ModelArg {
+    pub fn family(self) -> ModelFamily {
+        match self {
+            ModelArg::MlpRelu | ModelArg::MlpSigmoid => ModelFamily::Mnist,
+            ModelArg::CnnRelu | ModelArg::CnnLinear => ModelFamily::Cifar,
+        }
+    }
+
+    pub fn activation(self) -> hidden_neurons::model::Activation {
+        use hidden_neurons::model::Activation;
+        match self {
+            ModelArg::MlpRelu | ModelArg::CnnRelu => Activation::Relu,
+            ModelArg::MlpSigmoid => Activation::Sigmoid,
+            ModelArg::CnnLinear => Activation::None,
+        }
+    }
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -88,7 +110,8 @@ pub struct ReproduceArgs {
     /// Which paper models to reproduce.
     #[arg(long, value_enum, default_value = "mnist")]
     model: ModelFamily,
-    /// Folder with the four MNIST-style IDX files (.gz or raw). Default: the MNIST shipped in the repo.
+    /// MNIST: folder with the four MNIST-style IDX files (.gz or raw); default: the MNIST shipped
+    /// in the repo. CIFAR: cifar-10-binary.tar.gz, or a folder holding it or the batch files.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Output folder.
@@ -106,24 +129,35 @@ pub struct ReproduceArgs {
     /// Where the gradient signs come from.
     #[arg(long, value_enum, default_value = "tracked")]
     recording: ModeArg,
-    /// Only these models (default: all of the family).
+    /// Only these models of the family (default: both).
     #[arg(long, value_enum, value_delimiter = ',')]
-    only: Vec<MlpArg>,
+    only: Vec<ModelArg>,
     /// Override the preset's number of epochs.
     #[arg(long)]
     epochs: Option<usize>,
-    /// Override the hidden widths, e.g. 512,512.
+    /// Override the widths: the MLP's hidden layers (e.g. 512,512) or the CNN's four stages
+    /// (e.g. 64,128,256,512).
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
+    /// Override the batch size.
+    #[arg(long)]
+    batch: Option<usize>,
     /// Override the recording cadence (batches between recordings).
     #[arg(long)]
     every: Option<usize>,
+    /// Samples whose true-class probability is at least 1 - this count as having exact zero
+    /// gradients, as in the Keras/TensorFlow cross-entropy the paper used (0: off).
+    #[arg(long)]
+    certainty_epsilon: Option<f32>,
     /// Override the number of tracked samples.
     #[arg(long)]
     tracked: Option<usize>,
     /// Override the number of training samples used (the first N); for quick tests.
     #[arg(long)]
     train_samples: Option<usize>,
+    /// Override the number of test samples used (the first N).
+    #[arg(long)]
+    test_samples: Option<usize>,
     /// Override the experiments' retraining epochs.
     #[arg(long)]
     retrain_epochs: Option<usize>,
@@ -142,7 +176,7 @@ pub struct ReproduceArgs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "mlp-relu")]
-    model: MlpArg,
+    model: ModelArg,
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
     /// Timed training steps (after warm-up).
@@ -153,9 +187,10 @@ pub struct BenchArgs {
     /// Tracked samples per recording.
     #[arg(long, default_value_t = 1000)]
     tracked: usize,
-    #[arg(long, value_delimiter = ',', default_value = "512,512")]
-    hidden: Vec<usize>,
-    /// Folder with MNIST-style IDX files. Default: the MNIST shipped in the repo.
+    /// Widths (default: the paper preset's, 512,512 or 64,128,256,512).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// MNIST-style folder (default: the repo's MNIST). For CNNs the bench uses random images.
     #[arg(long)]
     data: Option<PathBuf>,
 }

@@ -7,10 +7,12 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Int, Tensor, TensorData};
 use hidden_neurons::analysis::{figures, layer_signs};
 use hidden_neurons::backend::{self, Chosen};
-use hidden_neurons::data::{Batches, Split, epoch_order, load_mnist_dir};
+use hidden_neurons::data::{Batches, Split, epoch_order, load_cifar, load_mnist_dir};
 use hidden_neurons::experiments::{self, ExperimentConfig};
 use hidden_neurons::figures::NamedFigure;
-use hidden_neurons::model::{Activation, MlpConfig, TappedModel};
+use hidden_neurons::model::{CnnConfig, MlpConfig, TappedModel};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
@@ -20,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{Checkpoint, Progress};
 use crate::output;
-use crate::{MlpArg, Preset, ReproduceArgs, default_data_dir};
+use crate::{ModelArg, ModelFamily, Preset, ReproduceArgs, default_data_dir};
 
 /// Samples per chunk of the tracked set and per evaluation batch.
 const CHUNK: usize = 500;
@@ -28,27 +30,53 @@ const CHUNK: usize = 500;
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let chosen = backend::choose(args.backend.into());
     println!("backend: {}", chosen.reason);
-    let data_dir = args.data.clone().unwrap_or_else(default_data_dir);
-    let mut split = load_mnist_dir(&data_dir).with_context(|| format!("loading data from {}", data_dir.display()))?;
-    if let Some(n) = args.train_samples {
+    let mut split = load_data(&args)?;
+    if let Some(n) = args.train_samples.or(default_subset(&args).0) {
         split.train = split.train.head(n);
     }
+    if let Some(n) = args.test_samples.or(default_subset(&args).1) {
+        split.test = split.test.head(n);
+    }
     println!(
-        "data: {} ({} train, {} test images of {} pixels)",
-        data_dir.display(),
+        "data: {} ({} train, {} test images of {} values)",
+        split.name,
         split.train.len(),
         split.test.len(),
         split.train.features
     );
-    let models: Vec<MlpArg> = if args.only.is_empty() { vec![MlpArg::MlpRelu, MlpArg::MlpSigmoid] } else { args.only.clone() };
+    let models: Vec<ModelArg> = if args.only.is_empty() {
+        match args.model {
+            ModelFamily::Mnist => vec![ModelArg::MlpRelu, ModelArg::MlpSigmoid],
+            ModelFamily::Cifar => vec![ModelArg::CnnRelu, ModelArg::CnnLinear],
+        }
+    } else {
+        args.only.clone()
+    };
+    if let Some(m) = models.iter().find(|m| m.family() != args.model) {
+        bail!("--only {m:?} is not a model of --model {:?}", args.model);
+    }
     let mut sections = Vec::new();
     let mut table1 = Vec::new();
     for m in models {
-        let activation = match m {
-            MlpArg::MlpRelu => Activation::Relu,
-            MlpArg::MlpSigmoid => Activation::Sigmoid,
+        let spec = Spec::new(&args, m);
+        let device = chosen.device.clone().autodiff();
+        let done = match m.family() {
+            ModelFamily::Mnist => {
+                let cfg = MlpConfig::mnist(m.activation(), spec.widths.clone());
+                let arch = describe_mlp(&cfg);
+                run_model(&args, &chosen, &split, &spec, arch, || cfg.init(&device))?
+            }
+            ModelFamily::Cifar => {
+                let cfg = CnnConfig::cifar(m.activation(), spec.widths.clone());
+                let arch = format!(
+                    "CNN, 4 stages x 3 conv 3x3 + batch-norm ({}), widths {:?}, max-pool between stages, global average pool, dense",
+                    m.activation().suffix(),
+                    cfg.widths
+                );
+                run_model(&args, &chosen, &split, &spec, arch, || cfg.init(&device))?
+            }
         };
-        let Some((results, figs)) = run_model(&args, &chosen, &split, activation)? else {
+        let Some((results, figs)) = done else {
             println!("stopped after {} epoch(s) as asked; continue with --resume", args.stop_after.unwrap_or(0));
             return Ok(());
         };
@@ -73,14 +101,78 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
-fn configs(args: &ReproduceArgs) -> (TrainConfig, ExperimentConfig, &'static str) {
-    let (mut train, mut exp, name) = match args.preset {
-        Preset::Paper => (TrainConfig::paper(args.seed), ExperimentConfig::paper(args.seed), "paper"),
-        Preset::Fast => (TrainConfig::fast(args.seed), ExperimentConfig::fast(args.seed), "fast"),
-    };
+fn load_data(args: &ReproduceArgs) -> Result<Split> {
+    match args.model {
+        ModelFamily::Mnist => {
+            let dir = args.data.clone().unwrap_or_else(default_data_dir);
+            load_mnist_dir(&dir).with_context(|| format!("loading MNIST-style data from {}", dir.display()))
+        }
+        ModelFamily::Cifar => {
+            let Some(path) = &args.data else {
+                bail!("--model cifar needs --data: cifar-10-binary.tar.gz, or a folder with it or with cifar-10-batches-bin/")
+            };
+            load_cifar(path).with_context(|| format!("loading CIFAR-10 from {}", path.display()))
+        }
+    }
+}
+
+/// The CIFAR `fast` preset trains on a subset so that both CNNs finish in minutes on a CPU.
+fn default_subset(args: &ReproduceArgs) -> (Option<usize>, Option<usize>) {
+    match (args.model, args.preset) {
+        (ModelFamily::Cifar, Preset::Fast) => (Some(5_000), Some(1_000)),
+        _ => (None, None),
+    }
+}
+
+/// What differs between the models of a run.
+struct Spec {
+    id: String,
+    widths: Vec<usize>,
+    augment: bool,
+    train: TrainConfig,
+    experiments: ExperimentConfig,
+    preset: &'static str,
+    /// Layers the quantization and sliding-window experiments run on.
+    experiment_layers: Vec<usize>,
+    /// Layers shown in figures 1 and 5 (all layers are in results.json).
+    figure_layers: Vec<usize>,
+}
+
+impl Spec {
+    fn new(args: &ReproduceArgs, m: ModelArg) -> Self {
+        let seed = args.seed;
+        let (mut train, mut experiments, preset) = match (m.family(), args.preset) {
+            (ModelFamily::Mnist, Preset::Paper) => (TrainConfig::paper(seed), ExperimentConfig::paper(seed), "paper"),
+            (ModelFamily::Mnist, Preset::Fast) => (TrainConfig::fast(seed), ExperimentConfig::fast(seed), "fast"),
+            (ModelFamily::Cifar, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed), "paper"),
+            (ModelFamily::Cifar, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed), "fast"),
+        };
+        override_configs(args, &mut train, &mut experiments);
+        let (widths, augment, experiment_layers, figure_layers) = match (m.family(), args.preset) {
+            (ModelFamily::Mnist, _) => (vec![512, 512], false, vec![0, 1], vec![0, 1]),
+            // stage0layer0, an intermediate layer (stage1layer2) and stage3layer2; figures for
+            // stage0layer0, stage2layer2 and stage3layer2, as in the paper.
+            (ModelFamily::Cifar, Preset::Paper) => (vec![64, 128, 256, 512], true, vec![0, 5, 11], vec![0, 8, 11]),
+            (ModelFamily::Cifar, Preset::Fast) => (vec![16, 32, 64, 128], true, vec![0, 5, 11], vec![0, 8, 11]),
+        };
+        let widths = args.hidden.clone().unwrap_or(widths);
+        let id = match m {
+            ModelArg::MlpRelu => "mlp-relu",
+            ModelArg::MlpSigmoid => "mlp-sigmoid",
+            ModelArg::CnnRelu => "cnn-relu",
+            ModelArg::CnnLinear => "cnn-linear",
+        };
+        Self { id: id.into(), widths, augment, train, experiments, preset, experiment_layers, figure_layers }
+    }
+}
+
+fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut ExperimentConfig) {
     train.mode = args.recording.into();
     if let Some(e) = args.epochs {
         train.epochs = e;
+    }
+    if let Some(b) = args.batch {
+        train.batch_size = b.max(1);
     }
     if let Some(k) = args.every {
         train.every_batches = k.max(1);
@@ -88,13 +180,15 @@ fn configs(args: &ReproduceArgs) -> (TrainConfig, ExperimentConfig, &'static str
     if let Some(t) = args.tracked {
         train.tracked_samples = t;
     }
+    if let Some(e) = args.certainty_epsilon {
+        train.certainty_epsilon = e;
+    }
     if let Some(e) = args.retrain_epochs {
         exp.retrain_epochs = e;
     }
     if let Some(n) = args.retrain_samples {
         exp.retrain_samples = n;
     }
-    (train, exp, name)
 }
 
 fn bar(args: &ReproduceArgs, len: u64, what: &str) -> ProgressBar {
@@ -110,10 +204,17 @@ fn bar(args: &ReproduceArgs, len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// Trains, records and runs the experiments for one MLP; writes its folder.
-fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: Activation) -> Result<Option<(Results, Vec<NamedFigure>)>> {
-    let (train_cfg, exp_cfg, preset) = configs(args);
-    let id = format!("mlp-{}", activation.suffix());
+/// Trains, records and runs the experiments for one model; writes its folder.
+fn run_model<M: TappedModel>(
+    args: &ReproduceArgs,
+    chosen: &Chosen,
+    split: &Split,
+    spec: &Spec,
+    architecture: String,
+    init: impl FnOnce() -> M,
+) -> Result<Option<(Results, Vec<NamedFigure>)>> {
+    let (train_cfg, exp_cfg, preset) = (spec.train.clone(), spec.experiments.clone(), spec.preset);
+    let id = spec.id.clone();
     let dir = args.out.join(&id);
     if args.resume {
         if let Some(done) = output::load_finished(&dir)? {
@@ -121,23 +222,23 @@ fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: A
             return Ok(Some(done));
         }
     }
-    let hidden = args.hidden.clone().unwrap_or_else(|| vec![512, 512]);
-    let mlp_cfg = MlpConfig::mnist(activation, hidden);
     let device = chosen.device.clone().autodiff();
     let fingerprint = format!(
-        "{id} preset={preset} seed={} hidden={:?} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={}",
+        "{id} preset={preset} seed={} widths={:?} augment={} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={} certainty={}",
         args.seed,
-        mlp_cfg.hidden,
+        spec.widths,
+        spec.augment,
         train_cfg.mode,
         train_cfg.every_batches,
         train_cfg.tracked_samples,
         train_cfg.epochs,
         train_cfg.batch_size,
         train_cfg.learning_rate,
-        split.train.len()
+        split.train.len(),
+        train_cfg.certainty_epsilon
     );
     device.seed(args.seed);
-    let model = mlp_cfg.init(&device);
+    let model = init();
     let layers = model.layers();
 
     let n_train = split.train.len();
@@ -162,9 +263,7 @@ fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: A
     };
     let count_bytes: usize = layers.iter().map(|l| 2 * 4 * items * l.neurons).sum();
     println!(
-        "{id}: {} hidden {:?}, {} epochs, recording ({:?}) every {} batches on {} samples x {} neurons; sign counts take {:.1} MiB on the device",
-        activation.suffix(),
-        mlp_cfg.hidden,
+        "{id}: {architecture}; {} epochs, recording ({:?}) every {} batches on {} samples x {} neurons; sign counts take {:.1} MiB on the device",
         train_cfg.epochs,
         train_cfg.mode,
         train_cfg.every_batches,
@@ -174,7 +273,11 @@ fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: A
     );
 
     let ckpt = Checkpoint::new(&dir);
-    let fresh = || Recorder::new(train_cfg.mode, layers.clone(), items, tracked.len(), snapshot_neurons.clone(), &device);
+    let fresh = || {
+        let mut r = Recorder::new(train_cfg.mode, layers.clone(), items, tracked.len(), snapshot_neurons.clone(), &device);
+        r.certainty_epsilon = train_cfg.certainty_epsilon;
+        r
+    };
     let (mut model, mut optim, mut recorder, mut progress) = if args.resume && ckpt.exists() {
         let (m, o, r, p) = ckpt.load(model, adam(), &device, &fingerprint)?;
         println!("{id}: resuming after epoch {} (step {}, {} recordings)", p.epochs_done, p.step, r.recordings);
@@ -195,13 +298,18 @@ fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: A
         }
         // Dropout masks depend only on (seed, epoch), so a resumed run repeats an uninterrupted one.
         device.seed(args.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let mut augment_rng = Xoshiro256PlusPlus::seed_from_u64(args.seed.wrapping_mul(7_000_003).wrapping_add(epoch as u64));
         let started = Instant::now();
         let mut loss_sum: Option<Tensor<1>> = None;
         let mut batches = 0usize;
         for batch in Batches::new(epoch_order(n_train, args.seed, epoch), train_cfg.batch_size) {
             let step = progress.step;
             let record_now = step % train_cfg.every_batches as u64 == 0;
-            let (x, y) = split.train.batch(&batch.samples, split.norm, &device);
+            let (x, y) = if spec.augment {
+                split.train.batch_augmented(&batch.samples, split.norm, 4, &mut augment_rng, &device)
+            } else {
+                split.train.batch(&batch.samples, split.norm, &device)
+            };
             let online = match train_cfg.mode {
                 RecordingMode::Tracked => {
                     if record_now {
@@ -256,14 +364,19 @@ fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: A
     let signs = layer_signs(&recorder, &tracked, &item_labels, &device);
     let stats_set = split.train.head(exp_cfg.stats_samples);
     let per_layer = exp_cfg.ranks.len() + exp_cfg.centres.len();
-    let pb = bar(args, (layers.len() * per_layer) as u64, "experiments");
+    let pb = bar(args, (spec.experiment_layers.len() * per_layer) as u64, "experiments");
     let mut layer_results = BTreeMap::new();
     for (l, s) in signs.iter().enumerate() {
-        pb.set_message(format!("{} quantization", s.name));
-        let quantization = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
         let zero = experiments::zero_percentile_rank(&model, l, &stats_set, split.norm, &device, CHUNK);
-        pb.set_message(format!("{} sliding window", s.name));
-        let window = experiments::sliding_window(&model, l, &split.train, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
+        let (quantization, window) = if spec.experiment_layers.contains(&l) {
+            pb.set_message(format!("{} quantization", s.name));
+            let q = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
+            pb.set_message(format!("{} sliding window", s.name));
+            let w = experiments::sliding_window(&model, l, &split.train, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
+            (q, w)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         layer_results.insert(
             s.name.clone(),
             LayerResults {
@@ -295,7 +408,7 @@ fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: A
         },
         layers: layer_results,
         backend: chosen.name.clone(),
-        architecture: describe(&mlp_cfg),
+        architecture,
         train: train_cfg,
         experiments: exp_cfg,
         epoch_loss: progress.epoch_loss.clone(),
@@ -303,19 +416,19 @@ fn run_model(args: &ReproduceArgs, chosen: &Chosen, split: &Split, activation: A
         train_seconds: progress.train_seconds,
         experiment_seconds: started.elapsed().as_secs_f64(),
     };
-    let figs = figures(&results, &recorder, &signs);
+    let figs = figures(&results, &recorder, &signs, &spec.figure_layers);
     output::write_model(&dir, &results, &figs)?;
     Ok(Some((results, figs)))
 }
 
 fn recording_note(mode: RecordingMode) -> String {
     match mode {
-        RecordingMode::Tracked => "tracked: every K batches, per-sample dLoss/dActivation on a fixed set of training samples with the current weights, dropout off; exact zeros ignored".into(),
-        RecordingMode::Online => "online: signs read from each training batch's own backward pass (dropout active, so dropped units give zero gradients, which are ignored); counts cover the whole training set, one sign per sample per epoch".into(),
+        RecordingMode::Tracked => "tracked: every K batches, per-sample dLoss/dActivation on a fixed set of training samples with the current weights, dropout off; exact zeros ignored, and samples classified with float32 certainty (true-class probability >= 1 - certainty_epsilon, as Keras' clipped cross-entropy makes them) count as zeros".into(),
+        RecordingMode::Online => "online: signs read from each training batch's own backward pass (dropout active, so dropped units give zero gradients, which are ignored; certain samples count as zeros as in tracked mode); counts cover the whole training set, one sign per sample per epoch".into(),
     }
 }
 
-fn describe(cfg: &MlpConfig) -> String {
+fn describe_mlp(cfg: &MlpConfig) -> String {
     let mut widths = vec![cfg.input.to_string()];
     widths.extend(cfg.hidden.iter().map(|w| w.to_string()));
     widths.push(cfg.classes.to_string());

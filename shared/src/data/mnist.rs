@@ -136,6 +136,32 @@ impl Dataset {
         )
     }
 
+    /// Like [`Dataset::batch`] for square `channels`-channel images, each randomly cropped from
+    /// the image zero-padded by `pad` and flipped left-right with probability 1/2 (the standard
+    /// CIFAR augmentation). Deterministic in `rng`.
+    pub fn batch_augmented(
+        &self,
+        indices: &[usize],
+        norm: Normalization,
+        pad: usize,
+        rng: &mut impl rand::Rng,
+        device: &Device,
+    ) -> (Tensor<2>, Tensor<1, Int>) {
+        use rand::RngExt;
+        let f = self.features;
+        let side = ((f / norm.channels) as f64).sqrt() as usize;
+        let mut x = Vec::with_capacity(indices.len() * f);
+        for &i in indices {
+            let (dx, dy, flip) = (rng.random_range(0..=2 * pad), rng.random_range(0..=2 * pad), rng.random_bool(0.5));
+            super::augment_into(&self.images[i * f..(i + 1) * f], norm.channels, side, pad, dx, dy, flip, &norm, &mut x);
+        }
+        let y: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
+        (
+            Tensor::from_data(TensorData::new(x, [indices.len(), f]), device),
+            Tensor::from_data(TensorData::new(y, [indices.len()]), device),
+        )
+    }
+
     /// Samples `start..end` as a batch.
     pub fn range_batch(&self, start: usize, end: usize, norm: Normalization, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
         let idx: Vec<usize> = (start..end.min(self.len())).collect();
@@ -161,6 +187,23 @@ pub struct Split {
     pub train: Dataset,
     pub test: Dataset,
     pub norm: Normalization,
+}
+
+impl Split {
+    /// Random images and labels (seeded), for benchmarks and tests that need no real data.
+    pub fn synthetic(name: &str, train: usize, test: usize, features: usize, channels: usize, seed: u64) -> Self {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut make = |n: usize| Dataset {
+            features,
+            images: (0..n * features).map(|_| rng.random_range(0..=255u8)).collect(),
+            labels: (0..n).map(|_| rng.random_range(0..CLASSES as u8)).collect(),
+        };
+        let train = make(train);
+        let test = make(test);
+        let norm = train.pixel_stats(channels);
+        Self { name: name.into(), train, test, norm }
+    }
 }
 
 /// The four files' contents, borrowed; lets the web page parse what it fetched.

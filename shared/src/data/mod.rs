@@ -1,10 +1,15 @@
 //! Data formats and batching. Everything parses from bytes so the web page can use it too.
 
 mod batches;
+mod cifar;
 mod idx;
 mod mnist;
 
 pub use batches::{Batch, Batches, epoch_order};
+pub use cifar::{
+    CIFAR_CHANNELS, CIFAR_PIXELS, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, augment_into, cifar_from_archive,
+    cifar_from_files, load_cifar, parse_cifar_batch,
+};
 pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, maybe_gunzip, parse_idx_u8};
 pub use mnist::{CLASSES, Dataset, MAX_CHANNELS, MNIST_FILES, MnistBytes, Normalization, Split, load_mnist_dir};
 

@@ -64,6 +64,8 @@ impl Mlp {
 }
 
 impl TappedModel for Mlp {
+    type Suffix = Mlp;
+
     fn layers(&self) -> Vec<LayerInfo> {
         self.hidden
             .iter()

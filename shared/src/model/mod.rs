@@ -7,9 +7,11 @@
 //! binarizes a layer (experiments 3 and 4). Dense layers have one position; a convolutional
 //! layer's neurons are its channels and each spatial position is one more activation of each.
 
+mod cnn;
 mod mlp;
 mod taps;
 
+pub use cnn::{Cnn, CnnConfig, LAYERS_PER_STAGE};
 pub use mlp::{Mlp, MlpConfig};
 pub use taps::{CaptureTap, NoTap, ProbeTap, ReplaceTap, flatten_items};
 
@@ -97,7 +99,11 @@ pub trait TappedModel: Module + Sized {
         self.forward_tapped(x, &mut NoTap)
     }
 
+    /// What [`TappedModel::fresh_suffix`] builds.
+    type Suffix: TappedModel;
+
     /// A freshly initialised copy of the layers after studied layer `layer`, taking that layer's
-    /// (binarized) output as its input: what experiment 4 retrains.
-    fn fresh_suffix(&self, layer: usize, device: &Device) -> Mlp;
+    /// (binarized) output as its input, flattened per sample as `[positions * neurons]`
+    /// (position-major): what experiment 4 retrains.
+    fn fresh_suffix(&self, layer: usize, device: &Device) -> Self::Suffix;
 }

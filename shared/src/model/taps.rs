@@ -49,12 +49,12 @@ impl Tap for ProbeTap {
     }
 }
 
-/// Keeps the pre-activations `[batch * positions, neurons]` of the layers asked for (all when
-/// `layers` is empty).
+/// Keeps the (detached) pre-activations `[batch, positions, neurons]` of the layers asked for
+/// (all when `layers` is empty).
 #[derive(Default)]
 pub struct CaptureTap {
     pub layers: Vec<usize>,
-    pub pre: Vec<Option<Tensor<2>>>,
+    pub pre: Vec<Option<Tensor<3>>>,
 }
 
 impl CaptureTap {
@@ -70,7 +70,7 @@ impl Tap for CaptureTap {
 
     fn pre(&mut self, layer: usize, z: Tensor<3>) -> Tensor<3> {
         if self.wants(layer) {
-            *slot(&mut self.pre, layer) = Some(flatten_items(z.clone().detach()));
+            *slot(&mut self.pre, layer) = Some(z.clone().detach());
         }
         z
     }

@@ -1,0 +1,174 @@
+//! The CIFAR-10 CNN of the paper: 4 stages of 3 conv 3x3 layers with batch-norm, max-pooling
+//! between stages, global average pooling and a dense classifier. Activation ReLU or none
+//! ("linear"). A conv layer's neurons are its channels.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{Activation, LayerInfo, Tap, TappedModel};
+
+/// Conv layers per stage.
+pub const LAYERS_PER_STAGE: usize = 3;
+
+/// Shape of the CNN. Default widths double per stage (VGG style): 64, 128, 256, 512.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CnnConfig {
+    /// Input channels and side (CIFAR: 3, 32).
+    pub channels: usize,
+    pub side: usize,
+    /// Channels of each stage.
+    pub widths: Vec<usize>,
+    pub classes: usize,
+    pub activation: Activation,
+}
+
+impl CnnConfig {
+    pub fn cifar(activation: Activation, widths: Vec<usize>) -> Self {
+        Self { channels: 3, side: 32, widths, classes: 10, activation }
+    }
+
+    pub fn init(&self, device: &Device) -> Cnn {
+        let n = self.widths.len() * LAYERS_PER_STAGE;
+        let plan: Vec<Block> = (0..n)
+            .map(|l| {
+                let stage = l / LAYERS_PER_STAGE;
+                Block {
+                    name: format!("stage{stage}layer{}-{}", l % LAYERS_PER_STAGE, self.activation.suffix()),
+                    channels: self.widths[stage],
+                    pool_before: stage > 0 && l % LAYERS_PER_STAGE == 0,
+                }
+            })
+            .collect();
+        Cnn::build(&plan, self.channels, self.side, false, self.classes, self.activation, device)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Block {
+    name: String,
+    channels: usize,
+    pool_before: bool,
+}
+
+#[derive(Module, Debug)]
+pub struct Cnn {
+    convs: Vec<Conv2d>,
+    norms: Vec<BatchNorm>,
+    pool: MaxPool2d,
+    gap: AdaptiveAvgPool2d,
+    head: Linear,
+    #[module(skip)]
+    names: Vec<String>,
+    #[module(skip)]
+    pool_before: Vec<bool>,
+    #[module(skip)]
+    activation: Activation,
+    /// Channels and side of the input.
+    #[module(skip)]
+    input: [usize; 2],
+    /// Inputs flattened as height, width, channel (a suffix fed with a binarized conv layer)
+    /// rather than channel, height, width (images).
+    #[module(skip)]
+    input_hwc: bool,
+}
+
+impl Cnn {
+    fn build(plan: &[Block], channels: usize, side: usize, input_hwc: bool, classes: usize, activation: Activation, device: &Device) -> Self {
+        let mut c_in = channels;
+        let mut convs = Vec::new();
+        let mut norms = Vec::new();
+        for b in plan {
+            convs.push(
+                Conv2dConfig::new([c_in, b.channels], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(device),
+            );
+            norms.push(BatchNormConfig::new(b.channels).init(device));
+            c_in = b.channels;
+        }
+        Cnn {
+            convs,
+            norms,
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            gap: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            head: LinearConfig::new(c_in, classes).init(device),
+            names: plan.iter().map(|b| b.name.clone()).collect(),
+            pool_before: plan.iter().map(|b| b.pool_before).collect(),
+            activation,
+            input: [channels, side],
+            input_hwc,
+        }
+    }
+
+    fn plan(&self) -> Vec<Block> {
+        self.convs
+            .iter()
+            .zip(&self.names)
+            .zip(&self.pool_before)
+            .map(|((c, name), &pool_before)| Block { name: name.clone(), channels: c.weight.val().dims()[0], pool_before })
+            .collect()
+    }
+
+    /// Side of the feature map each conv layer outputs.
+    fn sides(&self) -> Vec<usize> {
+        let mut side = self.input[1];
+        self.pool_before
+            .iter()
+            .map(|&p| {
+                if p {
+                    side /= 2;
+                }
+                side
+            })
+            .collect()
+    }
+}
+
+impl TappedModel for Cnn {
+    type Suffix = Cnn;
+
+    fn layers(&self) -> Vec<LayerInfo> {
+        self.plan()
+            .into_iter()
+            .zip(self.sides())
+            .map(|(b, side)| LayerInfo { name: b.name, neurons: b.channels, positions: side * side })
+            .collect()
+    }
+
+    fn forward_tapped(&self, x: Tensor<2>, tap: &mut dyn Tap) -> Tensor<2> {
+        let [batch, _] = x.dims();
+        let [c, side] = self.input;
+        let mut h = if self.input_hwc {
+            x.reshape([batch, side, side, c]).permute([0, 3, 1, 2])
+        } else {
+            x.reshape([batch, c, side, side])
+        }; // [batch, channels, side, side]
+        for (i, (conv, norm)) in self.convs.iter().zip(&self.norms).enumerate() {
+            if self.pool_before[i] {
+                h = self.pool.forward(h);
+            }
+            let z = norm.forward(conv.forward(h)); // [batch, width, s, s]
+            h = if tap.wants(i) {
+                let [b, ch, hh, ww] = z.dims();
+                let z = tap.pre(i, z.permute([0, 2, 3, 1]).reshape([b, hh * ww, ch])); // [b, s*s, width]
+                let a = tap.post(i, self.activation.apply(z));
+                a.reshape([b, hh, ww, ch]).permute([0, 3, 1, 2])
+            } else {
+                self.activation.apply(z)
+            };
+        }
+        let [b, ch, _, _] = h.dims();
+        self.head.forward(self.gap.forward(h).reshape([b, ch])) // [batch, classes]
+    }
+
+    fn fresh_suffix(&self, layer: usize, device: &Device) -> Cnn {
+        let plan = self.plan();
+        let side = self.sides()[layer];
+        let classes = self.head.weight.val().dims()[1];
+        Cnn::build(&plan[layer + 1..], plan[layer].channels, side, true, classes, self.activation, device)
+    }
+}
