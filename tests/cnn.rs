@@ -5,8 +5,12 @@
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use hidden_neurons::model::{Activation, Cnn, CnnConfig, ProbeTap, Tap, TappedModel, flatten_items};
+use hidden_neurons::model::{Activation, Cnn, CnnConfig, ProbeTap, TappedModel, flatten_items};
 use hidden_neurons::stats::read_f32;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::Nudge;
 
 const SIDE: usize = 16;
 
@@ -42,29 +46,6 @@ fn layers_are_named_and_shaped_like_the_paper() {
     assert_eq!(logits.dims(), [2, 5]);
     assert_eq!(tap.pre[4].as_ref().unwrap().dims(), [2, 64, 3]);
     assert_eq!(tap.probes[11].as_ref().unwrap().dims(), [2, 4]);
-}
-
-struct Nudge {
-    layer: usize,
-    sample: usize,
-    neuron: usize,
-    by: f32,
-}
-
-impl Tap for Nudge {
-    fn post(&mut self, layer: usize, a: Tensor<3>) -> Tensor<3> {
-        if layer != self.layer {
-            return a;
-        }
-        // The probe is shared by all positions of a channel: nudge them all.
-        let [b, p, n] = a.dims();
-        let mut delta = vec![0.0f32; b * p * n];
-        for pos in 0..p {
-            delta[(self.sample * p + pos) * n + self.neuron] = self.by;
-        }
-        let delta = Tensor::from_data(TensorData::new(delta, [b, p, n]), &a.device());
-        a + delta
-    }
 }
 
 #[test]

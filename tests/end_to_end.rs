@@ -1,8 +1,9 @@
 //! The trainer binary end to end on a small slice of the repo's MNIST: outputs, schema, and a
 //! run interrupted and resumed giving the same results as an uninterrupted one.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use hidden_neurons::figures::NamedFigure;
 use hidden_neurons::results::Results;
@@ -13,6 +14,25 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+fn trainer<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("trainer runs")
+}
+
+/// Stdout of a run that must succeed.
+fn succeeded(o: Output) -> String {
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "trainer failed:\n{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    stdout
+}
+
+/// Stderr of a run that must fail, without a panic.
+fn failed(o: Output) -> String {
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "trainer should have failed:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
 /// A small but complete configuration: 2 epochs on 3000 samples, 64-64 MLP.
 fn reproduce(out: &Path, extra: &[&str]) -> String {
     let mut args = vec![
@@ -20,13 +40,9 @@ fn reproduce(out: &Path, extra: &[&str]) -> String {
         "--train-samples", "3000", "--tracked", "200", "--hidden", "64,64", "--every", "5",
         "--retrain-samples", "2000", "--retrain-epochs", "1", "--quiet", "--out",
     ];
-    let out_s = out.to_str().unwrap();
-    args.push(out_s);
+    args.push(out.to_str().unwrap());
     args.extend_from_slice(extra);
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&args).output().expect("trainer runs");
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "trainer failed:\n{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    stdout
+    succeeded(trainer(&args))
 }
 
 fn results(out: &Path) -> Results {
@@ -96,13 +112,11 @@ fn small_run_writes_every_output_and_resumes_exactly() {
     assert!(stdout.contains("stopped after 1"), "{stdout}");
     assert!(!split.join("mlp-relu/results.json").exists());
     // Resuming with other settings is refused with a clear message, and the checkpoint survives.
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["reproduce", "--preset", "fast", "--backend", "cpu", "--only", "mlp-relu", "--epochs", "3", "--train-samples", "3000", "--tracked", "200", "--hidden", "64,64", "--every", "5", "--quiet", "--resume", "--out"])
-        .arg(&split)
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("other settings"), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = failed(trainer([
+        "reproduce", "--preset", "fast", "--backend", "cpu", "--only", "mlp-relu", "--epochs", "3", "--train-samples", "3000",
+        "--tracked", "200", "--hidden", "64,64", "--every", "5", "--quiet", "--resume", "--out", split.to_str().unwrap(),
+    ]));
+    assert!(err.contains("other settings"), "{err}");
     let stdout = reproduce(&split, &["--resume"]);
     assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
     let resumed = results(&split);
@@ -126,17 +140,9 @@ fn bad_data_folder_gives_a_clear_error() {
     for f in ["train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
         std::fs::write(dir.join(f), [0u8, 0, 8, 1, 0, 0, 0, 0]).unwrap();
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["reproduce", "--backend", "cpu", "--quiet", "--data"])
-        .arg(&dir)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let out = dir.join("out");
+    let err = failed(trainer([OsStr::new("reproduce"), "--backend".as_ref(), "cpu".as_ref(), "--quiet".as_ref(), "--data".as_ref(), dir.as_os_str(), "--out".as_ref(), out.as_os_str()]));
     assert!(err.contains("train-images-idx3-ubyte.gz") && err.contains("gzip"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// CIFAR-10 binary batch files with random pixels: 5 train files of `per_file` records and a
@@ -170,10 +176,7 @@ fn reproduce_cifar(data: &Path, out: &Path, extra: &[&str]) -> String {
     let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
     args.extend_from_slice(&["--data", d, "--out", o]);
     args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&args).output().expect("trainer runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "trainer failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
+    succeeded(trainer(&args))
 }
 
 #[test]
@@ -217,25 +220,12 @@ fn cifar_loader_errors_name_the_file() {
     let f = data.join("cifar-10-batches-bin/data_batch_3.bin");
     let bytes = std::fs::read(&f).unwrap();
     std::fs::write(&f, &bytes[..bytes.len() - 10]).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["reproduce", "--model", "cifar", "--backend", "cpu", "--quiet", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(data.join("out"))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (d, out) = (data.to_str().unwrap().to_string(), data.join("out").to_str().unwrap().to_string());
+    let cifar = || trainer(["reproduce", "--model", "cifar", "--backend", "cpu", "--quiet", "--data", &d, "--out", &out]);
+    let err = failed(cifar());
     assert!(err.contains("data_batch_3.bin") && err.contains("whole number"), "{err}");
     std::fs::remove_file(data.join("cifar-10-batches-bin/test_batch.bin")).unwrap();
     std::fs::remove_file(data.join("cifar-10-batches-bin/data_batch_1.bin")).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["reproduce", "--model", "cifar", "--backend", "cpu", "--quiet", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(data.join("out"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("cifar-10-binary.tar.gz"), "{err}");
+    let err = failed(cifar());
+    assert!(err.contains("cifar-10-binary.tar.gz"), "{err}");
 }

@@ -5,30 +5,13 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hidden_neurons::data::{Dataset, Normalization};
 use burn::module::Module;
-use hidden_neurons::model::{Activation, LayerInfo, MlpConfig, ProbeTap, Tap, TappedModel};
+use hidden_neurons::model::{Activation, LayerInfo, MlpConfig, ProbeTap, TappedModel};
 use hidden_neurons::recording::{Recorder, RecorderState, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
 
-/// Adds a constant to one activation entry.
-struct Nudge {
-    layer: usize,
-    row: usize,
-    col: usize,
-    by: f32,
-}
-
-impl Tap for Nudge {
-    fn post(&mut self, layer: usize, a: Tensor<3>) -> Tensor<3> {
-        if layer != self.layer {
-            return a;
-        }
-        let [b, p, n] = a.dims();
-        let mut delta = vec![0.0f32; b * p * n];
-        delta[self.row * n + self.col] = self.by;
-        let delta = Tensor::from_data(TensorData::new(delta, [b, p, n]), &a.device());
-        a + delta
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::Nudge;
 
 fn tiny_model(activation: Activation, device: &Device) -> hidden_neurons::model::Mlp {
     device.seed(3);
@@ -66,8 +49,8 @@ fn probe_gradient_matches_finite_differences() {
             assert_eq!(g.len(), 3 * info.neurons);
             for row in 0..3 {
                 for col in 0..info.neurons {
-                    let up = loss_at(Nudge { layer, row, col, by: eps });
-                    let down = loss_at(Nudge { layer, row, col, by: -eps });
+                    let up = loss_at(Nudge { layer, sample: row, neuron: col, by: eps });
+                    let down = loss_at(Nudge { layer, sample: row, neuron: col, by: -eps });
                     let fd = (up - down) / (2.0 * eps);
                     let ad = g[row * info.neurons + col];
                     assert!((fd - ad).abs() < 2e-4, "{activation:?} {} [{row},{col}]: AD {ad} vs FD {fd}", info.name);
