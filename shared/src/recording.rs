@@ -132,8 +132,15 @@ impl Recorder {
     pub fn accumulate(&mut self, layer: usize, rows: Tensor<1, Int>, grad: Tensor<2>) {
         let pos = grad.clone().greater_elem(0.0).float();
         let neg = grad.lower_elem(0.0).float();
-        self.pos[layer] = self.pos[layer].clone().select_assign(0, rows.clone(), pos, IndexingUpdateOp::Add);
-        self.neg[layer] = self.neg[layer].clone().select_assign(0, rows, neg, IndexingUpdateOp::Add);
+        // Moved out, not cloned: a uniquely held tensor is updated in place, while a shared one
+        // would be copied whole at every step (the online counts span the training set).
+        let add = |counts: &mut Tensor<2>, signs: Tensor<2>, rows: Tensor<1, Int>| {
+            let placeholder = Tensor::<2>::empty([0, 0], &counts.device());
+            let old = std::mem::replace(counts, placeholder);
+            *counts = old.select_assign(0, rows, signs, IndexingUpdateOp::Add);
+        };
+        add(&mut self.pos[layer], pos, rows.clone());
+        add(&mut self.neg[layer], neg, rows);
     }
 
     /// One recording in tracked mode: per-sample dLoss/dActivation for the whole tracked set with
