@@ -423,8 +423,8 @@ fn run_model<M: TappedModel>(
 
 fn recording_note(mode: RecordingMode) -> String {
     match mode {
-        RecordingMode::Tracked => "tracked: every K batches, per-sample dLoss/dActivation on a fixed set of training samples with the current weights, dropout off; exact zeros ignored, and samples classified with float32 certainty (true-class probability >= 1 - certainty_epsilon, as Keras' clipped cross-entropy makes them) count as zeros".into(),
-        RecordingMode::Online => "online: signs read from each training batch's own backward pass (dropout active, so dropped units give zero gradients, which are ignored; certain samples count as zeros as in tracked mode); counts cover the whole training set, one sign per sample per epoch".into(),
+        RecordingMode::Tracked => "tracked: every K batches, per-sample dLoss/dActivation on a fixed set of training samples with the current weights, dropout off and batch-norm (if any) in inference mode with its running statistics, so each sample's gradient depends on that sample alone; exact zeros ignored, and samples classified with float32 certainty (true-class probability >= 1 - certainty_epsilon, as Keras' clipped cross-entropy makes them) count as zeros".into(),
+        RecordingMode::Online => "online: signs read from each training batch's own backward pass (dropout active, so dropped units give zero gradients, which are ignored; batch-norm, if any, uses batch statistics, which couple the gradients of the samples of a batch; certain samples count as zeros as in tracked mode); counts cover the whole training set, one sign per sample per epoch".into(),
     }
 }
 
