@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -131,19 +132,7 @@ pub fn draw_evolution<DB: DrawingBackend>(
         .x_label_area_size(theme.px(48.0))
         .y_label_area_size(theme.px(56.0))
         .build_cartesian_2d(x, y)?;
-    chart
-        .configure_mesh()
-        .x_desc("training step")
-        .y_desc("pre-activation")
-        .x_labels(8)
-        .y_labels(8)
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_label_formatter(&|v| tick_label(*v))
-        .label_style(theme.tick())
-        .axis_desc_style(theme.axis_desc())
-        .bold_line_style(INK.mix(0.1))
-        .light_line_style(INK.mix(0.03))
-        .draw()?;
+    draw_line_mesh(&mut chart, "training step", "pre-activation", 8, &theme)?;
 
     // Order matters: fills first, then trajectories, medians last so they stay visible.
     draw_band_fill(&mut chart, &xs, &fig.high, HIGH)?;
@@ -187,19 +176,7 @@ pub fn draw_curves<DB: DrawingBackend>(
         .x_label_area_size(theme.px(48.0))
         .y_label_area_size(theme.px(56.0))
         .build_cartesian_2d(x.clone(), y.clone())?;
-    chart
-        .configure_mesh()
-        .x_desc(fig.x_label.as_str())
-        .y_desc(fig.y_label.as_str())
-        .x_labels(11)
-        .y_labels(8)
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_label_formatter(&|v| tick_label(*v))
-        .label_style(theme.tick())
-        .axis_desc_style(theme.axis_desc())
-        .bold_line_style(INK.mix(0.1))
-        .light_line_style(INK.mix(0.03))
-        .draw()?;
+    draw_line_mesh(&mut chart, &fig.x_label, &fig.y_label, 11, &theme)?;
 
     for (i, curve) in fig.curves.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
@@ -244,6 +221,30 @@ pub fn draw_curves<DB: DrawingBackend>(
     if let Some(legend_area) = legend_area {
         draw_legend(&legend_area, &legend, &theme)?;
     }
+    Ok(())
+}
+
+/// Axes, tick labels and grid of the line figures (evolution and curves).
+fn draw_line_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    x_desc: &str,
+    y_desc: &str,
+    x_labels: usize,
+    theme: &Theme,
+) -> Result<(), FigureError> {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(x_labels)
+        .y_labels(8)
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(*v))
+        .label_style(theme.tick())
+        .axis_desc_style(theme.axis_desc())
+        .bold_line_style(INK.mix(0.1))
+        .light_line_style(INK.mix(0.03))
+        .draw()?;
     Ok(())
 }
 
