@@ -173,8 +173,10 @@ pub fn figures(results: &Results, recorder: &Recorder, all_signs: &[LayerSigns],
     for (i, &l) in figure_layers.iter().enumerate() {
         let Some(s) = all_signs.get(l) else { continue };
         for j in 0..recorder.snapshot_neurons[l].len() {
+            // Every figure layer shows its first neuron; the last one shows all its snapshot
+            // neurons (MLP) or is the only one shown (CNN, figure 7).
             let last_layer = i + 1 == figure_layers.len();
-            if j > 0 && !last_layer || conv && !last_layer {
+            if !last_layer && (j > 0 || conv) {
                 continue;
             }
             let (stem, fig) = match (conv, j) {

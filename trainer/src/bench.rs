@@ -3,11 +3,10 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use hidden_neurons::backend;
-use burn::tensor::Device;
 use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, Split, epoch_order, load_mnist_dir};
-use hidden_neurons::model::{CnnConfig, MlpConfig, TappedModel};
+use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, MNIST_WIDTHS, MlpConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::train::{ModuleOptimizer, adam, train_step};
@@ -27,14 +26,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ModelFamily::Mnist => {
             let dir = args.data.clone().unwrap_or_else(default_data_dir);
             let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
-            let widths = args.hidden.clone().unwrap_or_else(|| vec![512, 512]);
+            let widths = args.hidden.clone().unwrap_or_else(|| MNIST_WIDTHS.to_vec());
             let model = MlpConfig::mnist(activation, widths.clone()).init(&device);
             bench_model(&args, &split, model, &device, &format!("mlp {} {widths:?}", activation.suffix()))
         }
         ModelFamily::Cifar => {
             // Throughput does not depend on pixel values: random CIFAR-shaped images will do.
             let split = Split::synthetic("random cifar-shaped", 5_000, 1_000, CIFAR_PIXELS, CIFAR_CHANNELS, 1);
-            let widths = args.hidden.clone().unwrap_or_else(|| vec![64, 128, 256, 512]);
+            let widths = args.hidden.clone().unwrap_or_else(|| CIFAR_WIDTHS.to_vec());
             let model = CnnConfig::cifar(activation, widths.clone()).init(&device);
             bench_model(&args, &split, model, &device, &format!("cnn {} {widths:?}", activation.suffix()))
         }

@@ -10,7 +10,7 @@ use hidden_neurons::backend::{self, Chosen};
 use hidden_neurons::data::{Batches, Split, epoch_order, load_cifar, load_mnist_dir};
 use hidden_neurons::experiments::{self, ExperimentConfig};
 use hidden_neurons::figures::NamedFigure;
-use hidden_neurons::model::{CnnConfig, MlpConfig, TappedModel};
+use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, MNIST_WIDTHS, MlpConfig, TappedModel};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
@@ -31,10 +31,11 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let chosen = backend::choose(args.backend.into());
     println!("backend: {}", chosen.reason);
     let mut split = load_data(&args)?;
-    if let Some(n) = args.train_samples.or(default_subset(&args).0) {
+    let (train_subset, test_subset) = default_subset(&args);
+    if let Some(n) = args.train_samples.or(train_subset) {
         split.train = split.train.head(n);
     }
-    if let Some(n) = args.test_samples.or(default_subset(&args).1) {
+    if let Some(n) = args.test_samples.or(test_subset) {
         split.test = split.test.head(n);
     }
     println!(
@@ -149,10 +150,10 @@ impl Spec {
         };
         override_configs(args, &mut train, &mut experiments);
         let (widths, augment, experiment_layers, figure_layers) = match (m.family(), args.preset) {
-            (ModelFamily::Mnist, _) => (vec![512, 512], false, vec![0, 1], vec![0, 1]),
+            (ModelFamily::Mnist, _) => (MNIST_WIDTHS.to_vec(), false, vec![0, 1], vec![0, 1]),
             // stage0layer0, an intermediate layer (stage1layer2) and stage3layer2; figures for
             // stage0layer0, stage2layer2 and stage3layer2, as in the paper.
-            (ModelFamily::Cifar, Preset::Paper) => (vec![64, 128, 256, 512], true, vec![0, 5, 11], vec![0, 8, 11]),
+            (ModelFamily::Cifar, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true, vec![0, 5, 11], vec![0, 8, 11]),
             (ModelFamily::Cifar, Preset::Fast) => (vec![16, 32, 64, 128], true, vec![0, 5, 11], vec![0, 8, 11]),
         };
         let widths = args.hidden.clone().unwrap_or(widths);

@@ -129,11 +129,7 @@ impl Dataset {
                 x.extend(img[c * plane..(c + 1) * plane].iter().map(|&p| (p as f32 / 255.0 - m) / s));
             }
         }
-        let y: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
-        (
-            Tensor::from_data(TensorData::new(x, [indices.len(), f]), device),
-            Tensor::from_data(TensorData::new(y, [indices.len()]), device),
-        )
+        self.tensors(x, indices, device)
     }
 
     /// Like [`Dataset::batch`] for square `channels`-channel images, each randomly cropped from
@@ -155,9 +151,14 @@ impl Dataset {
             let (dx, dy, flip) = (rng.random_range(0..=2 * pad), rng.random_range(0..=2 * pad), rng.random_bool(0.5));
             super::augment_into(&self.images[i * f..(i + 1) * f], norm.channels, side, pad, dx, dy, flip, &norm, &mut x);
         }
+        self.tensors(x, indices, device)
+    }
+
+    /// Normalized pixels `x` of the samples `indices` and their labels, as a batch.
+    fn tensors(&self, x: Vec<f32>, indices: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
         let y: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
         (
-            Tensor::from_data(TensorData::new(x, [indices.len(), f]), device),
+            Tensor::from_data(TensorData::new(x, [indices.len(), self.features]), device),
             Tensor::from_data(TensorData::new(y, [indices.len()]), device),
         )
     }

@@ -14,7 +14,10 @@ use super::{Activation, LayerInfo, Tap, TappedModel};
 /// Conv layers per stage.
 pub const LAYERS_PER_STAGE: usize = 3;
 
-/// Shape of the CNN. Default widths double per stage (VGG style): 64, 128, 256, 512.
+/// Stage widths of the paper preset's CIFAR CNN: doubling per stage (VGG style).
+pub const CIFAR_WIDTHS: [usize; 4] = [64, 128, 256, 512];
+
+/// Shape of the CNN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CnnConfig {
     /// Input channels and side (CIFAR: 3, 32).

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Activation, LayerInfo, Tap, TappedModel};
 
+/// Hidden widths of the paper preset's MNIST MLP.
+pub const MNIST_WIDTHS: [usize; 2] = [512, 512];
+
 /// Widths and activation of an MLP. The paper does not state its widths; 512-512 (the classic
 /// Keras MNIST MLP) is our documented default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -11,8 +11,8 @@ mod cnn;
 mod mlp;
 mod taps;
 
-pub use cnn::{Cnn, CnnConfig, LAYERS_PER_STAGE};
-pub use mlp::{Mlp, MlpConfig};
+pub use cnn::{CIFAR_WIDTHS, Cnn, CnnConfig, LAYERS_PER_STAGE};
+pub use mlp::{MNIST_WIDTHS, Mlp, MlpConfig};
 pub use taps::{CaptureTap, NoTap, ProbeTap, ReplaceTap, flatten_items};
 
 use burn::module::Module;
