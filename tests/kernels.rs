@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hidden_neurons::stats::{
     TwoValueQuantizer, average_sign, binarize_window, class_low_fractions, percentiles, read_f32, reference,
-    sign_histogram, zero_percentile_ranks,
+    outer_fraction_per_neuron, sign_histogram, zero_percentile_ranks,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -150,4 +150,31 @@ fn class_low_fractions_match_a_direct_count() {
     assert_eq!(f[1], vec![Some(0.0), Some(1.0)]);
     // class 2 has no samples.
     assert_eq!(f[2], vec![None, None]);
+}
+
+#[test]
+fn outer_fraction_per_neuron_matches_a_direct_count() {
+    let device = Device::flex();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    let counts = |rng: &mut Xoshiro256PlusPlus| -> Vec<Vec<f32>> {
+        (0..S).map(|_| (0..N).map(|_| rng.random_range(0..4u32) as f32).collect()).collect()
+    };
+    let pos = counts(&mut rng);
+    let neg = counts(&mut rng);
+    let (avg, defined) = average_sign(tensor(&pos, &device), tensor(&neg, &device));
+    let got = outer_fraction_per_neuron(avg, defined, 0.8);
+    assert_eq!(got.len(), N);
+    for n in 0..N {
+        let (mut outer, mut def) = (0, 0);
+        for s in 0..S {
+            let total = pos[s][n] + neg[s][n];
+            if total > 0.0 {
+                def += 1;
+                if ((pos[s][n] - neg[s][n]) / total).abs() >= 0.8 {
+                    outer += 1;
+                }
+            }
+        }
+        assert!((got[n] - outer as f64 / def as f64).abs() < 1e-9, "neuron {n}: {} vs {outer}/{def}", got[n]);
+    }
 }

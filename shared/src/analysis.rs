@@ -30,8 +30,21 @@ pub struct LayerSigns {
 }
 
 /// Summarises the recorder's counts layer by layer. `item_labels` are the labels of the count
-/// rows (tracked samples, or the whole training set in online mode).
+/// rows (tracked samples, or the whole training set in online mode). Each layer's figure-1
+/// neuron is its first snapshot neuron.
 pub fn layer_signs(recorder: &Recorder, tracked: &TrackedSet, item_labels: &[u8], device: &Device) -> Vec<LayerSigns> {
+    let examples: Vec<usize> = recorder.snapshot_neurons.iter().map(|n| n.first().copied().unwrap_or(0)).collect();
+    layer_signs_with(recorder, tracked, item_labels, device, &examples)
+}
+
+/// [`layer_signs`] with a chosen figure-1 neuron per layer (`examples[l]`, clamped into range).
+pub fn layer_signs_with(
+    recorder: &Recorder,
+    tracked: &TrackedSet,
+    item_labels: &[u8],
+    device: &Device,
+    examples: &[usize],
+) -> Vec<LayerSigns> {
     let inner = device.clone().inner();
     let labels: Vec<i64> = item_labels.iter().map(|&l| l as i64).collect();
     let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [item_labels.len()]), &inner);
@@ -48,7 +61,7 @@ pub fn layer_signs(recorder: &Recorder, tracked: &TrackedSet, item_labels: &[u8]
             let (pos, neg) = recorder.counts(l);
             let (avg, defined) = average_sign(pos, neg);
             let histogram = sign_histogram(avg.clone(), defined.clone(), SIGN_BINS);
-            let example_neuron = recorder.snapshot_neurons[l].first().copied().unwrap_or(0);
+            let example_neuron = examples.get(l).copied().unwrap_or(0).min(info.neurons.saturating_sub(1));
             let col = |t: Tensor<2>| t.narrow(1, example_neuron, 1);
             let example_histogram = sign_histogram(col(avg.clone()), defined.clone().narrow(1, example_neuron, 1), SIGN_BINS);
             let total = histogram.total().max(1) as f64;
@@ -125,51 +138,192 @@ pub fn evolution(recorder: &Recorder, signs: &LayerSigns, l: usize, j: usize, ti
     }
 }
 
+/// The paper's name for what a recording mode means, for captions.
+fn mode_word(mode: RecordingMode) -> &'static str {
+    match mode {
+        RecordingMode::Tracked => "tracked",
+        RecordingMode::Online => "online",
+    }
+}
+
+fn histogram_figure(title: String, x: &str, panels: Vec<HistogramPanel>) -> Figure {
+    Figure::Histograms(HistogramFigure { title, x_label: x.into(), y_label: "count".into(), panels })
+}
+
+/// Figure 1: the average-sign histogram of each layer's example neuron.
+pub fn one_neuron_figure(model: &str, mode: RecordingMode, signs: &[&LayerSigns]) -> NamedFigure {
+    NamedFigure {
+        stem: "fig1_one_neuron".into(),
+        caption: format!(
+            "Figure 1 ({model}, {} recording): average gradient sign over the tracked samples for one neuron of each layer. Negative: the gradient pushes the activation up (high category).",
+            mode_word(mode)
+        ),
+        figure: histogram_figure(
+            format!("{model}: average sign, one neuron per layer"),
+            "average sign of dLoss/dActivation",
+            signs
+                .iter()
+                .map(|s| HistogramPanel { label: format!("{}, neuron {}", s.name, s.example_neuron), histogram: s.example_histogram.clone() })
+                .collect(),
+        ),
+    }
+}
+
+/// Figure 5: the average-sign histogram of all (sample, neuron) pairs of each layer.
+pub fn whole_layer_figure(model: &str, mode: RecordingMode, signs: &[&LayerSigns]) -> NamedFigure {
+    NamedFigure {
+        stem: "fig5_whole_layer".into(),
+        caption: format!(
+            "Figure 5 ({model}, {} recording): average gradient sign over all (sample, neuron) pairs of each layer.",
+            mode_word(mode)
+        ),
+        figure: histogram_figure(
+            format!("{model}: average sign, all neurons"),
+            "average sign of dLoss/dActivation",
+            signs
+                .iter()
+                .map(|s| HistogramPanel { label: format!("{} (all neurons)", s.name), histogram: s.histogram.clone() })
+                .collect(),
+        ),
+    }
+}
+
+/// Figures 2, 6 (MLP) and 7 (CNN): snapshot neuron `j` of layer `l` over training. `paper_figure`
+/// names it ("Figure 2", ...), `stem` starts its file name.
+pub fn evolution_figure(model: &str, recorder: &Recorder, signs: &LayerSigns, l: usize, j: usize, stem: &str, paper_figure: &str) -> NamedFigure {
+    let conv = recorder.layers[l].positions > 1;
+    let e = evolution(recorder, signs, l, j, format!("{model}: {} neuron {} over training", signs.name, recorder.snapshot_neurons[l][j]));
+    NamedFigure {
+        stem: format!("{stem}_{}_neuron{}", signs.name, e.neuron),
+        caption: format!(
+            "{paper_figure} ({model}): pre-activations of {} neuron {} on the tracked samples during training{}, split by final category (bands: 10th-90th percentile, line: median); thin lines: the {HIGHLIGHTED} high-category samples with the largest final pre-activation.",
+            signs.name,
+            e.neuron,
+            if conv { " (each sample's mean over spatial positions)" } else { "" }
+        ),
+        figure: Figure::Evolution(e),
+    }
+}
+
+/// Bins of figure 2's distribution panel.
+pub const DISTRIBUTION_BINS: usize = 30;
+
+/// Snapshot neuron `j` of layer `l` at recording `rec`: histograms of the tracked samples'
+/// pre-activations, one panel per category (high: negative average sign, low: positive), over a
+/// shared range. Samples with no defined sign are left out.
+pub fn distribution_at(model: &str, recorder: &Recorder, signs: &LayerSigns, l: usize, j: usize, rec: usize) -> NamedFigure {
+    let k = recorder.snapshot_neurons[l].len();
+    let neuron = recorder.snapshot_neurons[l][j];
+    let rec = rec.min(recorder.steps.len().saturating_sub(1));
+    let values: Vec<(f64, Option<f32>)> = match recorder.snapshots[l].get(rec) {
+        Some(snap) => signs.tracked_signs[j].iter().enumerate().map(|(s, sign)| (snap[s * k + j] as f64, *sign)).collect(),
+        None => Vec::new(),
+    };
+    let finite = values.iter().map(|v| v.0).filter(|v| v.is_finite());
+    let (mut lo, mut hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !(lo < hi) {
+        (lo, hi) = if lo.is_finite() { (lo - 0.5, lo + 0.5) } else { (-1.0, 1.0) };
+    }
+    let panel = |label: &str, keep: fn(f32) -> bool| {
+        let members: Vec<f64> = values.iter().filter(|(_, s)| s.is_some_and(keep)).map(|v| v.0).collect();
+        HistogramPanel { label: format!("{label} ({} samples)", members.len()), histogram: Histogram::from_values(members, lo, hi, DISTRIBUTION_BINS) }
+    };
+    let step = recorder.steps.get(rec).copied().unwrap_or(0);
+    NamedFigure {
+        stem: format!("fig2_at_{}_neuron{neuron}_step{step}", signs.name),
+        caption: format!(
+            "Pre-activations of {} neuron {neuron} ({model}) on the tracked samples at training step {step}, by final category.",
+            signs.name
+        ),
+        figure: histogram_figure(
+            format!("{model}: {} neuron {neuron} at step {step}", signs.name),
+            "pre-activation",
+            vec![panel("high category", |a| a < 0.0), panel("low category", |a| a > 0.0)],
+        ),
+    }
+}
+
+/// One accuracy curve per layer that has experiment results.
+fn layer_curves(results: &Results, all_signs: &[LayerSigns], f: &dyn Fn(&str) -> (Vec<f64>, Vec<f64>, Option<f64>)) -> Vec<Curve> {
+    all_signs
+        .iter()
+        .filter(|s| results.layers.get(&s.name).is_some_and(|l| !l.quantization.is_empty()))
+        .map(|s| {
+            let (xs, ys, marker) = f(&s.name);
+            Curve { label: s.name.clone(), xs, ys, reference: Some(results.test_accuracy), marker }
+        })
+        .collect()
+}
+
+/// Figure 3: accuracy after two-value quantization against the threshold's percentile rank.
+pub fn quantization_figure(results: &Results, all_signs: &[LayerSigns]) -> NamedFigure {
+    let m = &results.model;
+    NamedFigure {
+        stem: "fig3_quantization".into(),
+        caption: format!(
+            "Figure 3 ({m}): test accuracy when one layer's pre-activations are quantized to two values (the means below and above each neuron's r-th percentile). Horizontal line: unquantized accuracy; vertical line: average percentile rank of the zero pre-activation."
+        ),
+        figure: Figure::Curves(CurveFigure {
+            title: format!("{m}: two-value quantization"),
+            x_label: "percentile rank of the threshold".into(),
+            y_label: "test accuracy".into(),
+            curves: layer_curves(results, all_signs, &|name| {
+                let l = &results.layers[name];
+                (
+                    l.quantization.iter().map(|q| q.rank).collect(),
+                    l.quantization.iter().map(|q| q.test_accuracy).collect(),
+                    Some(l.zero_percentile_rank),
+                )
+            }),
+        }),
+    }
+}
+
+/// Figure 4: accuracy after sliding-window binarization and retraining against the centre.
+pub fn window_figure(results: &Results, all_signs: &[LayerSigns]) -> NamedFigure {
+    let m = &results.model;
+    NamedFigure {
+        stem: "fig4_sliding_window".into(),
+        caption: format!(
+            "Figure 4 ({m}): test accuracy when one layer is binarized (1 inside a window {} percentile ranks wide, 0 outside) and the later layers are re-initialised and retrained.",
+            results.experiments.window_width
+        ),
+        figure: Figure::Curves(CurveFigure {
+            title: format!("{m}: sliding-window binarization"),
+            x_label: "window centre (percentile rank)".into(),
+            y_label: "test accuracy".into(),
+            curves: layer_curves(results, all_signs, &|name| {
+                let l = &results.layers[name];
+                (l.sliding_window.iter().map(|w| w.center).collect(), l.sliding_window.iter().map(|w| w.test_accuracy).collect(), None)
+            }),
+        }),
+    }
+}
+
+/// Figure 8: for each (neuron, class) pair, the share of the class in the neuron's low category.
+pub fn class_figure(model: &str, signs: &[&LayerSigns]) -> NamedFigure {
+    NamedFigure {
+        stem: "fig8_class_vs_category".into(),
+        caption: format!(
+            "Figure 8 ({model}): for each (neuron, class) pair, the fraction of the class's tracked samples in the neuron's low category."
+        ),
+        figure: histogram_figure(
+            format!("{model}: classes vs categories"),
+            "fraction of the class in the low category",
+            signs.iter().map(|s| HistogramPanel { label: s.name.clone(), histogram: s.class_low_fraction.clone() }).collect(),
+        ),
+    }
+}
+
 /// Every figure of one model. Figures 1, 5, 8 and the pre-activation evolutions show the layers
 /// `figure_layers`; figures 3 and 4 the layers that have experiment results.
 pub fn figures(results: &Results, recorder: &Recorder, all_signs: &[LayerSigns], figure_layers: &[usize]) -> Vec<NamedFigure> {
     let m = &results.model;
+    let mode = results.recording.mode;
     let signs: Vec<&LayerSigns> = figure_layers.iter().filter_map(|&l| all_signs.get(l)).collect();
     // The MLPs' evolution figures are the paper's figures 2 and 6, the CNNs' its figure 7.
     let conv = recorder.layers.iter().any(|l| l.positions > 1);
-    let mode = match results.recording.mode {
-        RecordingMode::Tracked => "tracked",
-        RecordingMode::Online => "online",
-    };
-    let hist_fig = |title: String, x: &str, panels: Vec<HistogramPanel>| {
-        Figure::Histograms(HistogramFigure { title, x_label: x.into(), y_label: "count".into(), panels })
-    };
-    let mut out = vec![
-        NamedFigure {
-            stem: "fig1_one_neuron".into(),
-            caption: format!(
-                "Figure 1 ({m}, {mode} recording): average gradient sign over the tracked samples for one neuron of each layer. Negative: the gradient pushes the activation up (high category)."
-            ),
-            figure: hist_fig(
-                format!("{m}: average sign, one neuron per layer"),
-                "average sign of dLoss/dActivation",
-                signs
-                    .iter()
-                    .map(|s| HistogramPanel {
-                        label: format!("{}, neuron {}", s.name, s.example_neuron),
-                        histogram: s.example_histogram.clone(),
-                    })
-                    .collect(),
-            ),
-        },
-        NamedFigure {
-            stem: "fig5_whole_layer".into(),
-            caption: format!("Figure 5 ({m}, {mode} recording): average gradient sign over all (sample, neuron) pairs of each layer."),
-            figure: hist_fig(
-                format!("{m}: average sign, all neurons"),
-                "average sign of dLoss/dActivation",
-                signs
-                    .iter()
-                    .map(|s| HistogramPanel { label: format!("{} (all neurons)", s.name), histogram: s.histogram.clone() })
-                    .collect(),
-            ),
-        },
-    ];
+    let mut out = vec![one_neuron_figure(m, mode, &signs), whole_layer_figure(m, mode, &signs)];
     for (i, &l) in figure_layers.iter().enumerate() {
         let Some(s) = all_signs.get(l) else { continue };
         for j in 0..recorder.snapshot_neurons[l].len() {
@@ -184,81 +338,11 @@ pub fn figures(results: &Results, recorder: &Recorder, all_signs: &[LayerSigns],
                 (false, 0) => ("fig2", "Figure 2"),
                 (false, _) => ("fig6", "Figure 6"),
             };
-            let e = evolution(recorder, s, l, j, format!("{m}: {} neuron {} over training", s.name, recorder.snapshot_neurons[l][j]));
-            out.push(NamedFigure {
-                stem: format!("{stem}_{}_neuron{}", s.name, e.neuron),
-                caption: format!(
-                    "{fig} ({m}): pre-activations of {} neuron {} on the tracked samples during training{}, split by final category (bands: 10th-90th percentile, line: median); thin lines: the {HIGHLIGHTED} high-category samples with the largest final pre-activation.",
-                    s.name,
-                    e.neuron,
-                    if conv { " (each sample's mean over spatial positions)" } else { "" }
-                ),
-                figure: Figure::Evolution(e),
-            });
+            out.push(evolution_figure(m, recorder, s, l, j, stem, fig));
         }
     }
-    let curves = |f: &dyn Fn(&str) -> (Vec<f64>, Vec<f64>, Option<f64>)| {
-        all_signs
-            .iter()
-            .filter(|s| results.layers.get(&s.name).is_some_and(|l| !l.quantization.is_empty()))
-            .map(|s| {
-                let (xs, ys, marker) = f(&s.name);
-                Curve { label: s.name.clone(), xs, ys, reference: Some(results.test_accuracy), marker }
-            })
-            .collect::<Vec<_>>()
-    };
-    out.push(NamedFigure {
-        stem: "fig3_quantization".into(),
-        caption: format!(
-            "Figure 3 ({m}): test accuracy when one layer's pre-activations are quantized to two values (the means below and above each neuron's r-th percentile). Horizontal line: unquantized accuracy; vertical line: average percentile rank of the zero pre-activation."
-        ),
-        figure: Figure::Curves(CurveFigure {
-            title: format!("{m}: two-value quantization"),
-            x_label: "percentile rank of the threshold".into(),
-            y_label: "test accuracy".into(),
-            curves: curves(&|name| {
-                let l = &results.layers[name];
-                (
-                    l.quantization.iter().map(|q| q.rank).collect(),
-                    l.quantization.iter().map(|q| q.test_accuracy).collect(),
-                    Some(l.zero_percentile_rank),
-                )
-            }),
-        }),
-    });
-    out.push(NamedFigure {
-        stem: "fig4_sliding_window".into(),
-        caption: format!(
-            "Figure 4 ({m}): test accuracy when one layer is binarized (1 inside a window {} percentile ranks wide, 0 outside) and the later layers are re-initialised and retrained.",
-            results.experiments.window_width
-        ),
-        figure: Figure::Curves(CurveFigure {
-            title: format!("{m}: sliding-window binarization"),
-            x_label: "window centre (percentile rank)".into(),
-            y_label: "test accuracy".into(),
-            curves: curves(&|name| {
-                let l = &results.layers[name];
-                (
-                    l.sliding_window.iter().map(|w| w.center).collect(),
-                    l.sliding_window.iter().map(|w| w.test_accuracy).collect(),
-                    None,
-                )
-            }),
-        }),
-    });
-    out.push(NamedFigure {
-        stem: "fig8_class_vs_category".into(),
-        caption: format!(
-            "Figure 8 ({m}): for each (neuron, class) pair, the fraction of the class's tracked samples in the neuron's low category."
-        ),
-        figure: hist_fig(
-            format!("{m}: classes vs categories"),
-            "fraction of the class in the low category",
-            signs
-                .iter()
-                .map(|s| HistogramPanel { label: s.name.clone(), histogram: s.class_low_fraction.clone() })
-                .collect(),
-        ),
-    });
+    out.push(quantization_figure(results, all_signs));
+    out.push(window_figure(results, all_signs));
+    out.push(class_figure(m, &signs));
     out
 }

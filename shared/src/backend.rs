@@ -36,7 +36,7 @@ pub struct Chosen {
 
 /// Picks the device. With `Auto`, wgpu runs only on a real GPU adapter: on a software Vulkan
 /// adapter (lavapipe) wgpu is 20x slower per MLP step than burn's CPU backend.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "native")]
 pub fn choose(choice: BackendChoice) -> Chosen {
     let cpu = |reason: String| Chosen { device: Device::flex(), name: "flex (CPU)".into(), reason };
     match choice {
@@ -79,7 +79,7 @@ impl Adapter {
 }
 
 /// The most capable adapter wgpu can see: a discrete or integrated GPU over anything else.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "native")]
 fn best_adapter() -> Option<Adapter> {
     use burn::tensor::wgpu::wgpu;
     let instance = wgpu::Instance::default();

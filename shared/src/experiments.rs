@@ -48,6 +48,18 @@ impl ExperimentConfig {
         Self { stats_samples: 5_000, retrain_samples: 20_000, retrain_epochs: 1, ..Self::paper(seed) }
     }
 
+    /// In a browser tab: every other window centre and a smaller retraining set, so that the
+    /// analysis of both MLP layers takes about a minute on a laptop's CPU.
+    pub fn browser(seed: u64) -> Self {
+        Self {
+            stats_samples: 2_000,
+            retrain_samples: 5_000,
+            retrain_epochs: 1,
+            centres: (0..10).map(|i| 5.0 + 10.0 * i as f64).collect(),
+            ..Self::paper(seed)
+        }
+    }
+
     /// Conv layers have a value per position: fewer samples give as many values.
     pub fn cifar_paper(seed: u64) -> Self {
         Self { stats_samples: 2_000, retrain_samples: 10_000, retrain_epochs: 3, ..Self::paper(seed) }

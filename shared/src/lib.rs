@@ -13,6 +13,7 @@
 //! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
 
 pub mod analysis;
+#[cfg(feature = "native")]
 pub mod backend;
 pub mod data;
 pub mod experiments;

@@ -35,6 +35,32 @@ impl std::str::FromStr for RecordingMode {
     }
 }
 
+impl RecordingMode {
+    /// How the signs were obtained, in words, for results.json.
+    pub fn note(self) -> String {
+        match self {
+            RecordingMode::Tracked => "tracked: every K batches, per-sample dLoss/dActivation on a fixed set of training samples with the current weights, dropout off and batch-norm (if any) in inference mode with its running statistics, so each sample's gradient depends on that sample alone; exact zeros ignored, and samples classified with float32 certainty (true-class probability >= 1 - certainty_epsilon, as Keras' clipped cross-entropy makes them) count as zeros".into(),
+            RecordingMode::Online => "online: signs read from each training batch's own backward pass (dropout active, so dropped units give zero gradients, which are ignored; batch-norm, if any, uses batch statistics, which couple the gradients of the samples of a batch; certain samples count as zeros as in tracked mode); counts cover the whole training set, one sign per sample per epoch".into(),
+        }
+    }
+}
+
+/// The training samples a run tracks: a seeded choice of `count` of the `n_train`.
+pub fn tracked_indices(n_train: usize, count: usize, seed: u64) -> Vec<usize> {
+    crate::data::epoch_order(n_train, seed.wrapping_add(7919), 0).into_iter().take(count.min(n_train)).collect()
+}
+
+/// The neurons whose pre-activations are snapshotted: a seeded choice of `k` per layer.
+pub fn snapshot_choice(layers: &[LayerInfo], k: usize, seed: u64) -> Vec<Vec<usize>> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(l, info)| {
+            crate::data::epoch_order(info.neurons, seed.wrapping_add(31 + l as u64), 0).into_iter().take(k.min(info.neurons)).collect()
+        })
+        .collect()
+}
+
 /// The fixed set of training samples whose signs and pre-activations are followed.
 pub struct TrackedSet {
     /// Indices into the training set.

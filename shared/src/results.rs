@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::LayerSigns;
 use crate::experiments::{CentreAccuracy, ExperimentConfig, RankAccuracy};
 use crate::figures::Histogram;
 use crate::recording::RecordingMode;
@@ -61,6 +62,23 @@ pub struct LayerResults {
     /// Over (neuron, class) pairs: the fraction of the class's samples in the neuron's low
     /// category, 20 bins over [0, 1].
     pub class_low_fraction_histogram: Histogram,
+}
+
+impl LayerResults {
+    /// A layer's entry from its sign summary and experiment results.
+    pub fn new(signs: &LayerSigns, neurons: usize, zero_percentile_rank: f64, quantization: Vec<RankAccuracy>, sliding_window: Vec<CentreAccuracy>) -> Self {
+        Self {
+            neurons,
+            avg_sign_histogram: signs.histogram.clone(),
+            example_neuron: signs.example_neuron,
+            example_neuron_histogram: signs.example_histogram.clone(),
+            outer_fraction: signs.outer_fraction,
+            zero_percentile_rank,
+            quantization,
+            sliding_window,
+            class_low_fraction_histogram: signs.class_low_fraction.clone(),
+        }
+    }
 }
 
 impl Results {

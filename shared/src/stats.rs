@@ -133,6 +133,16 @@ pub fn class_low_fractions(
         .collect()
 }
 
+/// Per neuron (column): the share of its defined samples whose |average sign| is at least
+/// `threshold` (0 where none is defined).
+pub fn outer_fraction_per_neuron(avg: Tensor<2>, defined: Tensor<2, Bool>, threshold: f32) -> Vec<f64> {
+    let defined = defined.float();
+    let outer = avg.abs().greater_equal_elem(threshold).float() * defined.clone();
+    let outer = read_f32(outer.sum_dim(0));
+    let defined = read_f32(defined.sum_dim(0));
+    outer.iter().zip(&defined).map(|(&o, &d)| if d > 0.0 { o as f64 / d as f64 } else { 0.0 }).collect()
+}
+
 pub fn read_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
 }

@@ -71,7 +71,8 @@ pub fn adam() -> ModuleOptimizer {
 
 /// One optimizer step on a batch. In online recording mode the batch's own per-sample
 /// dLoss/dActivation signs are added to the recorder (rows = the batch's training indices).
-/// Returns the updated model and the (device-side) loss.
+/// Returns the updated model, the (device-side) loss and how many of the batch's samples the
+/// model classified correctly before the step (the training accuracy, for free).
 #[allow(clippy::too_many_arguments)]
 pub fn train_step<M: TappedModel>(
     model: M,
@@ -80,14 +81,18 @@ pub fn train_step<M: TappedModel>(
     x: Tensor<2>,
     y: Tensor<1, Int>,
     online: Option<(&mut Recorder, Tensor<1, Int>)>,
-) -> (M, Tensor<1>) {
+) -> (M, Tensor<1>, Tensor<1, Int>) {
     let device = x.device();
+    let labels = y.clone().inner();
+    let [batch] = labels.dims();
     let ce = CrossEntropyLossConfig::new().init(&device);
+    let correct: Tensor<1, Int>;
     let (loss, grads) = match online {
         Some((recorder, rows)) => {
             debug_assert_eq!(recorder.mode, RecordingMode::Online);
             let mut tap = ProbeTap::default();
             let logits = model.forward_tapped(x, &mut tap);
+            correct = logits.clone().inner().argmax(1).reshape([batch]).equal(labels).int().sum();
             let uncertain = uncertain_mask(logits.clone().inner(), y.clone().inner(), recorder.certainty_epsilon);
             let loss = ce.forward(logits, y);
             let mut grads = loss.backward();
@@ -100,14 +105,16 @@ pub fn train_step<M: TappedModel>(
             (loss, grads)
         }
         None => {
-            let loss = ce.forward(model.forward_tapped(x, &mut NoTap), y);
+            let logits = model.forward_tapped(x, &mut NoTap);
+            correct = logits.clone().inner().argmax(1).reshape([batch]).equal(labels).int().sum();
+            let loss = ce.forward(logits, y);
             let grads = loss.backward();
             (loss, grads)
         }
     };
     let grads = GradientsParams::from_grads(grads, &model);
     let model = optim.step(lr, model, grads);
-    (model, loss.detach().inner())
+    (model, loss.detach().inner(), correct)
 }
 
 /// Fraction of `data` that `logits_of` classifies correctly, counted on the device and read back

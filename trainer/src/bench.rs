@@ -60,7 +60,7 @@ fn bench_model<M: TappedModel>(args: &BenchArgs, split: &Split, model: M, device
                 let r: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
                 (&mut *recorder, Tensor::<1, Int>::from_data(TensorData::new(r, [idx.len()]), &inner))
             });
-            let (m, loss) = train_step(model, optim, 1e-3, x, y, rows);
+            let (m, loss, _) = train_step(model, optim, 1e-3, x, y, rows);
             model = m;
             last = Some(loss);
         }

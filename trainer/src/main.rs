@@ -26,6 +26,11 @@ enum Command {
     Reproduce(ReproduceArgs),
     /// Print training samples/s and the cost of recording for one model.
     Bench(BenchArgs),
+    /// Check that a results.json (from this trainer or exported by the web page) follows the schema.
+    Validate {
+        /// The results.json to read.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -217,9 +222,30 @@ fn main() {
     let result = match cli.command {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Validate { file } => validate(&file),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn validate(file: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let r = hidden_neurons::results::Results::from_json(&text).with_context(|| format!("{} does not follow the results.json schema", file.display()))?;
+    for (name, l) in &r.layers {
+        let bins = l.avg_sign_histogram.counts.len();
+        anyhow::ensure!(l.avg_sign_histogram.edges.len() == bins + 1, "{}: {name}: histogram edges and counts disagree", file.display());
+    }
+    println!(
+        "{}: valid results.json: {} on {} ({}), test accuracy {:.4}, layers {}",
+        file.display(),
+        r.model,
+        r.dataset,
+        r.backend,
+        r.test_accuracy,
+        r.layers.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
 }

@@ -13,7 +13,7 @@ use hidden_neurons::figures::NamedFigure;
 use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, MNIST_WIDTHS, MlpConfig, TappedModel};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
+use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
 use hidden_neurons::stats::read_f32;
@@ -243,21 +243,9 @@ fn run_model<M: TappedModel>(
     let layers = model.layers();
 
     let n_train = split.train.len();
-    let tracked_idx: Vec<usize> = epoch_order(n_train, args.seed.wrapping_add(7919), 0)
-        .into_iter()
-        .take(train_cfg.tracked_samples.min(n_train))
-        .collect();
+    let tracked_idx = tracked_indices(n_train, train_cfg.tracked_samples, args.seed);
     let tracked = TrackedSet::new(&split.train, tracked_idx, split.norm, CHUNK, &device);
-    let snapshot_neurons: Vec<Vec<usize>> = layers
-        .iter()
-        .enumerate()
-        .map(|(l, info)| {
-            epoch_order(info.neurons, args.seed.wrapping_add(31 + l as u64), 0)
-                .into_iter()
-                .take(train_cfg.snapshot_neurons.min(info.neurons))
-                .collect()
-        })
-        .collect();
+    let snapshot_neurons = snapshot_choice(&layers, train_cfg.snapshot_neurons, args.seed);
     let items = match train_cfg.mode {
         RecordingMode::Tracked => tracked.len(),
         RecordingMode::Online => n_train,
@@ -326,7 +314,7 @@ fn run_model<M: TappedModel>(
                     Some((&mut recorder, Tensor::<1, Int>::from_data(TensorData::new(rows, [batch.samples.len()]), &inner)))
                 }
             };
-            let (m, loss) = train_step(model, &mut optim, train_cfg.learning_rate, x, y, online);
+            let (m, loss, _) = train_step(model, &mut optim, train_cfg.learning_rate, x, y, online);
             model = m;
             loss_sum = Some(match loss_sum {
                 Some(s) => s + loss,
@@ -378,20 +366,7 @@ fn run_model<M: TappedModel>(
         } else {
             (Vec::new(), Vec::new())
         };
-        layer_results.insert(
-            s.name.clone(),
-            LayerResults {
-                neurons: layers[l].neurons,
-                avg_sign_histogram: s.histogram.clone(),
-                example_neuron: s.example_neuron,
-                example_neuron_histogram: s.example_histogram.clone(),
-                outer_fraction: s.outer_fraction,
-                zero_percentile_rank: zero,
-                quantization,
-                sliding_window: window,
-                class_low_fraction_histogram: s.class_low_fraction.clone(),
-            },
-        );
+        layer_results.insert(s.name.clone(), LayerResults::new(s, layers[l].neurons, zero, quantization, window));
     }
     pb.finish();
     let results = Results {
@@ -405,7 +380,7 @@ fn run_model<M: TappedModel>(
             every_batches: train_cfg.every_batches,
             recordings: recorder.recordings,
             tracked_samples: items,
-            note: recording_note(train_cfg.mode),
+            note: train_cfg.mode.note(),
         },
         layers: layer_results,
         backend: chosen.name.clone(),
@@ -420,13 +395,6 @@ fn run_model<M: TappedModel>(
     let figs = figures(&results, &recorder, &signs, &spec.figure_layers);
     output::write_model(&dir, &results, &figs)?;
     Ok(Some((results, figs)))
-}
-
-fn recording_note(mode: RecordingMode) -> String {
-    match mode {
-        RecordingMode::Tracked => "tracked: every K batches, per-sample dLoss/dActivation on a fixed set of training samples with the current weights, dropout off and batch-norm (if any) in inference mode with its running statistics, so each sample's gradient depends on that sample alone; exact zeros ignored, and samples classified with float32 certainty (true-class probability >= 1 - certainty_epsilon, as Keras' clipped cross-entropy makes them) count as zeros".into(),
-        RecordingMode::Online => "online: signs read from each training batch's own backward pass (dropout active, so dropped units give zero gradients, which are ignored; batch-norm, if any, uses batch statistics, which couple the gradients of the samples of a batch; certain samples count as zeros as in tracked mode); counts cover the whole training set, one sign per sample per epoch".into(),
-    }
 }
 
 fn describe_mlp(cfg: &MlpConfig) -> String {

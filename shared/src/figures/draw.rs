@@ -64,6 +64,52 @@ pub(crate) const MAX_PANELS_PER_ROW: usize = 6;
 /// which also keeps plotters' layout code away from negative sizes.
 const MIN_SIDE: u32 = 80;
 
+/// Where one panel's plotting rectangle landed and what it shows, so that a pointer position
+/// can be turned back into data (hover read-outs, clicks in the page).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlotArea {
+    /// Index of the panel within the figure (0 for single-panel figures).
+    pub panel: usize,
+    /// Pixel extent on the backend, left..right and top..bottom.
+    pub px_x: Range<i32>,
+    pub px_y: Range<i32>,
+    /// Data extent: x left to right, y bottom to top.
+    pub x: Range<f64>,
+    pub y: Range<f64>,
+}
+
+impl PlotArea {
+    /// The data coordinates under pixel `(px, py)`, if it is inside the rectangle.
+    pub fn data_at(&self, px: i32, py: i32) -> Option<(f64, f64)> {
+        if !self.px_x.contains(&px) || !self.px_y.contains(&py) {
+            return None;
+        }
+        let fx = (px - self.px_x.start) as f64 / (self.px_x.end - self.px_x.start).max(1) as f64;
+        let fy = (self.px_y.end - py) as f64 / (self.px_y.end - self.px_y.start).max(1) as f64;
+        Some((self.x.start + fx * (self.x.end - self.x.start), self.y.start + fy * (self.y.end - self.y.start)))
+    }
+}
+
+thread_local! {
+    /// Plot rectangles of the figure being drawn (see [`draw_figure_mapped`]).
+    static PLOTS: std::cell::RefCell<Vec<PlotArea>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn note_plot((px_x, px_y): (Range<i32>, Range<i32>), x: Range<f64>, y: Range<f64>) {
+    PLOTS.with(|p| {
+        let mut p = p.borrow_mut();
+        let panel = p.len();
+        p.push(PlotArea { panel, px_x, px_y, x, y });
+    });
+}
+
+/// [`draw_figure`], also returning where each panel's plot rectangle is.
+pub fn draw_figure_mapped<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> Result<Vec<PlotArea>, FigureError> {
+    PLOTS.with(|p| p.borrow_mut().clear());
+    draw_figure(area, fig)?;
+    Ok(PLOTS.with(|p| std::mem::take(&mut *p.borrow_mut())))
+}
+
 /// Draws any figure on `area`, filling it entirely (white background, title on top).
 pub fn draw_figure<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -131,7 +177,8 @@ pub fn draw_evolution<DB: DrawingBackend>(
         .margin(theme.px(10.0))
         .x_label_area_size(theme.px(48.0))
         .y_label_area_size(theme.px(56.0))
-        .build_cartesian_2d(x, y)?;
+        .build_cartesian_2d(x.clone(), y.clone())?;
+    note_plot(chart.plotting_area().get_pixel_range(), x, y);
     draw_line_mesh(&mut chart, "training step", "pre-activation", 8, &theme)?;
 
     // Order matters: fills first, then trajectories, medians last so they stay visible.
@@ -176,6 +223,7 @@ pub fn draw_curves<DB: DrawingBackend>(
         .x_label_area_size(theme.px(48.0))
         .y_label_area_size(theme.px(56.0))
         .build_cartesian_2d(x.clone(), y.clone())?;
+    note_plot(chart.plotting_area().get_pixel_range(), x.clone(), y.clone());
     draw_line_mesh(&mut chart, &fig.x_label, &fig.y_label, 11, &theme)?;
 
     for (i, curve) in fig.curves.iter().enumerate() {
@@ -374,8 +422,13 @@ fn padded_range(values: impl IntoIterator<Item = f64>, pad: f64) -> Range<f64> {
     (lo - pad * span)..(hi + pad * span)
 }
 
-/// Accuracy axis: the curves and their references, padded, but never outside [0, 1].
+/// Accuracy axis: the curves and their references, padded, but never outside [0, 1]. Curves of
+/// another quantity that leaves [0, 1] (a training loss) get 0 to their maximum instead.
 fn accuracy_range(fig: &CurveFigure) -> Range<f64> {
+    let finite = || fig.curves.iter().flat_map(|c| c.ys.iter().copied().chain(c.reference)).filter(|v| v.is_finite());
+    if let Some(top) = finite().filter(|&v| v > 1.0).reduce(f64::max) {
+        return 0.0_f64.min(finite().fold(0.0, f64::min))..top * 1.05;
+    }
     let values = fig
         .curves
         .iter()
@@ -523,7 +576,8 @@ fn draw_histogram_panel<DB: DrawingBackend>(
         .margin(theme.px(8.0))
         .x_label_area_size(theme.px(48.0))
         .y_label_area_size(theme.px(if y_label.is_empty() { 44.0 } else { 66.0 }))
-        .build_cartesian_2d(x, 0u64..y_top)?;
+        .build_cartesian_2d(x.clone(), 0u64..y_top)?;
+    note_plot(chart.plotting_area().get_pixel_range(), x, 0.0..y_top as f64);
     let mut mesh = chart.configure_mesh();
     mesh.disable_x_mesh()
         .x_labels(5)
@@ -900,6 +954,33 @@ mod tests {
     }
 
     #[test]
+    fn mapped_drawing_reports_where_each_panel_landed() {
+        super::super::register_fonts();
+        for fig in [Figure::Curves(fixtures::curves()), Figure::Histograms(fixtures::histograms()), Figure::Evolution(fixtures::evolution())] {
+            let mut svg = String::new();
+            let plots = {
+                let area = SVGBackend::with_string(&mut svg, (800, 400)).into_drawing_area();
+                draw_figure_mapped(&area, &fig).unwrap()
+            };
+            let panels = match &fig {
+                Figure::Histograms(h) => h.panels.len(),
+                _ => 1,
+            };
+            assert_eq!(plots.len(), panels, "{}", fig.title());
+            for (i, p) in plots.iter().enumerate() {
+                assert_eq!(p.panel, i);
+                assert!(p.px_x.start >= 0 && p.px_x.end <= 800 && p.px_y.start >= 0 && p.px_y.end <= 400, "{p:?}");
+                assert!(p.px_x.end - p.px_x.start > 50 && p.px_y.end - p.px_y.start > 50, "{p:?}");
+                let mid = ((p.px_x.start + p.px_x.end) / 2, (p.px_y.start + p.px_y.end) / 2);
+                let (x, y) = p.data_at(mid.0, mid.1).expect("the centre is inside");
+                assert!(p.x.start < x && x < p.x.end && p.y.start < y && y < p.y.end, "{p:?}");
+                assert!(p.data_at(p.px_x.start - 1, mid.1).is_none());
+                assert!(super::super::describe(&fig, i, x).is_some(), "{}: nothing under the centre", fig.title());
+            }
+        }
+    }
+
+    #[test]
     fn accuracy_range_stays_in_unit_interval() {
         let mut fig = fixtures::curves();
         let r = accuracy_range(&fig);
@@ -914,6 +995,9 @@ mod tests {
         }];
         let r = accuracy_range(&fig);
         assert!(r.end == 1.0 && r.start < 0.99 && r.start > 0.9, "{r:?}");
+        fig.curves[0].ys = vec![2.3, 0.4];
+        let r = accuracy_range(&fig);
+        assert!(r.start == 0.0 && r.contains(&2.3), "a loss keeps its scale: {r:?}");
     }
 
     #[test]

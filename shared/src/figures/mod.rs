@@ -6,11 +6,13 @@
 mod csv;
 mod data;
 mod draw;
+mod readout;
 mod render;
 
 pub use csv::figure_csv;
 pub use data::*;
-pub use draw::{draw_curves, draw_evolution, draw_figure, draw_histograms};
+pub use draw::{PlotArea, draw_curves, draw_evolution, draw_figure, draw_figure_mapped, draw_histograms};
+pub use readout::{bin_at, describe, nearest};
 pub use render::{default_size, register_fonts, render_png, render_svg};
 
 use plotters::drawing::DrawingAreaErrorKind;

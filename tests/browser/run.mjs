@@ -1,0 +1,248 @@
+// Browser tests and the TF.js benchmark, in Debian's headless Chromium driven by playwright-core.
+// Serves the trunk build (dist/, or $DIST) on a local port; writes screenshots, the exported
+// results.json and bench.json to tests/artifacts/. Exit code 1 when any test fails.
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../../scripts/serve.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const dist = path.resolve(process.env.DIST || path.join(root, 'dist'));
+const artifacts = path.join(root, 'tests/artifacts');
+const trainer = process.env.TRAINER_BIN;
+const only = process.env.ONLY ? process.env.ONLY.split(',') : null;
+const BENCH_STEPS = Number(process.env.BENCH_STEPS || 60);
+fs.mkdirSync(artifacts, { recursive: true });
+
+const server = await serve([
+  ['/tfjs/', path.join(here, 'node_modules/@tensorflow/tfjs/dist/')],
+  ['/tfjs-wasm/', path.join(here, 'node_modules/@tensorflow/tfjs-backend-wasm/dist/')],
+  ['/tfjs-bench.html', path.join(here, 'tfjs-bench.html')],
+  ['/', dist],
+]);
+const base = `http://127.0.0.1:${server.address().port}`;
+
+// playwright gives every launch a fresh temporary profile (our --user-data-dir).
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+
+function assert(cond, what) { if (!cond) throw new Error(what); }
+
+async function open(url, { routes = [], width = 1400, height = 1000 } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, acceptDownloads: true });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on('console', m => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', e => consoleErrors.push(String(e)));
+  page.on('response', r => { if (r.status() >= 400) consoleErrors.push(`HTTP ${r.status()} ${r.url()}`); });
+  for (const [pattern, handler] of routes) await page.route(pattern, handler);
+  await page.addInitScript(() => {
+    window.__longtasks = [];
+    new PerformanceObserver(l => { for (const e of l.getEntries()) window.__longtasks.push({ start: e.startTime, duration: e.duration }); })
+      .observe({ type: 'longtask', buffered: true });
+    // Long animation frames name the scripts behind a stall (for the failure message).
+    window.__loaf = [];
+    try {
+      new PerformanceObserver(l => { for (const e of l.getEntries()) window.__loaf.push({ start: e.startTime, duration: e.duration, blocking: e.blockingDuration,
+        scripts: e.scripts.map(s => `${s.invoker} ${s.sourceFunctionName || ''} ${Math.round(s.duration)}ms`) }); })
+        .observe({ type: 'long-animation-frame', buffered: true });
+    } catch (_) { /* older Chromium */ }
+  });
+  await page.goto(base + url);
+  return { page, context, consoleErrors };
+}
+
+const hn = (page, expr, timeout = 60_000) => page.waitForFunction(expr, null, { timeout, polling: 250 }).then(h => h.jsonValue());
+const waitPhase = (page, phase, timeout = 90_000) => page.waitForSelector(`.status[data-phase="${phase}"]`, { timeout });
+const errorsText = page => page.$eval('.errors', e => e.innerText).catch(() => '');
+const sum = a => a.reduce((x, y) => x + y, 0);
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+const shared = {};
+
+test('page loads with no console errors and names its backend', async () => {
+  const { page, context, consoleErrors } = await open('/');
+  await waitPhase(page, 'ready');
+  const status = await page.$eval('.status', e => e.innerText);
+  assert(/ndarray/.test(status), `backend not named: ${status}`);
+  assert(/WebGPU/.test(status), `no WebGPU note: ${status}`);
+  assert((await errorsText(page)) === '', 'error banner shown');
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+});
+
+test('one epoch trains to >= 95% with live, consistent figures and no main-thread stalls', async () => {
+  const { page, context, consoleErrors } = shared.main = await open('/?layer=1&epochs=1');
+  await waitPhase(page, 'ready');
+  const t0 = await page.evaluate(() => performance.now());
+  await page.click('#train');
+  const first = await hn(page, () => window.hn?.live?.live);
+  // Pause holds training still; Resume carries on.
+  await page.click('#pause');
+  await waitPhase(page, 'paused', 30_000);
+  const held = await page.evaluate(() => window.hn.points.length);
+  await page.waitForTimeout(1500);
+  assert((await page.evaluate(() => window.hn.points.length)) <= held + 1, 'training went on while paused');
+  await page.click('#resume');
+  await waitPhase(page, 'training', 30_000);
+  // Look at a traced neuron so that figure 2 exists.
+  const traced = first.traced[0];
+  await page.fill('#neuron', String(traced));
+  await page.dispatchEvent('#neuron', 'change');
+  await page.waitForFunction(n => window.hn.live.live.view.neuron === n && window.hn.live.live.fig2, traced, { timeout: 60_000, polling: 250 });
+  const trained = await hn(page, () => window.hn?.trained, 15 * 60_000);
+  const t1 = await page.evaluate(() => performance.now());
+  // The final live update follows the training end.
+  await page.waitForTimeout(500);
+  const { points, live, longtasks, loaf } = await page.evaluate(() => ({ points: window.hn.points, live: window.hn.live.live, longtasks: window.__longtasks, loaf: window.__loaf }));
+  const last = points[points.length - 1];
+  assert(last.step >= 50, `only ${last.step} steps`);
+  const early = points.slice(0, 2).map(p => p.loss), late = points.slice(-3).map(p => p.loss);
+  assert(sum(early) / early.length > 2 * sum(late) / late.length, `loss did not fall: ${early} -> ${late}`);
+  assert(trained.test_accuracy >= 0.95, `test accuracy ${trained.test_accuracy} after one epoch`);
+  const [layer, neurons] = live.layers[live.view.layer];
+  assert(layer === 'dense2-relu', `viewing ${layer}`);
+  const fig5 = live.fig5.figure.panels[0].histogram.counts;
+  assert(sum(fig5) === live.defined_pairs, `fig5 sums to ${sum(fig5)}, defined pairs ${live.defined_pairs}`);
+  assert(live.defined_pairs <= live.tracked * neurons && live.defined_pairs > 0.5 * live.tracked * neurons, `defined pairs ${live.defined_pairs} of ${live.tracked * neurons}`);
+  const fig1 = live.fig1.figure.panels[0].histogram.counts;
+  assert(sum(fig1) <= live.tracked && sum(fig1) > 0, `fig1 sums to ${sum(fig1)}`);
+  // Bimodal: each end (|avg sign| >= 0.8) outweighs every bin of the middle.
+  const lo = fig5[0] + fig5[1], hi = fig5[18] + fig5[19], middle = Math.max(...fig5.slice(4, 16));
+  const outer = (lo + hi) / sum(fig5);
+  shared.outer = outer;
+  assert(lo > 2 * middle && hi > 2 * middle, `not bimodal: ends ${lo}/${hi}, largest middle bin ${middle}`);
+  const evo = live.fig2.figure;
+  assert(evo.steps.length === live.recordings && evo.high.samples + evo.low.samples <= live.tracked, 'figure 2 inconsistent');
+  const stalls = longtasks.filter(t => t.start >= t0 && t.start <= t1);
+  const worst = Math.max(0, ...stalls.map(t => t.duration));
+  console.log(`    ${last.step} steps, test accuracy ${trained.test_accuracy.toFixed(4)}, ${trained.seconds.toFixed(1)} s; dense2 |avg sign|>=0.8: ${(100 * outer).toFixed(1)}%; main-thread tasks over 50 ms while training: ${stalls.length} (longest ${worst.toFixed(0)} ms)`);
+  const frames = loaf.filter(f => f.start >= t0 && f.start <= t1 && f.blocking > 0).map(f => `${Math.round(f.duration)}ms [${f.scripts.join('; ')}]`);
+  assert(stalls.length === 0, `${stalls.length} main-thread tasks over 50 ms while training (longest ${worst.toFixed(0)} ms; frames: ${frames.join(' | ')})`);
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+});
+
+test('clicking the neuron chart selects a neuron everywhere; the scrubber moves figure 2', async () => {
+  const { page } = shared.main;
+  const before = await page.evaluate(() => window.hn.live.live.view.neuron);
+  const canvas = await page.$('section[data-figure="neurons"] canvas');
+  await canvas.scrollIntoViewIfNeeded();
+  const box = await canvas.boundingBox();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+  const readout = await page.waitForFunction(() => document.querySelector('section[data-figure="neurons"] .readout').innerText, null, { timeout: 5000 })
+    .then(h => h.jsonValue()).catch(() => '');
+  assert(/dense2/.test(readout), `no hover read-out: '${readout}'`);
+  await page.mouse.click(box.x + box.width * 0.3, box.y + box.height * 0.5);
+  await page.waitForFunction(b => window.hn.live.live.view.neuron !== b, before, { timeout: 30_000, polling: 250 });
+  const now = await page.evaluate(() => window.hn.live.live.view.neuron);
+  assert(new URL(page.url()).searchParams.get('neuron') === String(now), 'URL does not hold the neuron');
+  assert((await page.inputValue('#neuron')) === String(now), 'neuron input not updated');
+  // Back to a traced neuron, then scrub figure 2 to the first recording.
+  const traced = await page.evaluate(() => window.hn.live.live.traced[0]);
+  await page.fill('#neuron', String(traced));
+  await page.dispatchEvent('#neuron', 'change');
+  await page.waitForFunction(n => window.hn.live.live.view.neuron === n && window.hn.live.live.fig2, traced, { timeout: 30_000, polling: 250 });
+  await page.$eval('#scrubber', e => { e.value = '0'; e.dispatchEvent(new Event('input', { bubbles: true })); });
+  await page.waitForFunction(() => /_step0$/.test(window.hn.live.live.fig2_at?.stem || ''), null, { timeout: 30_000, polling: 250 });
+  const { fig2, fig2_at } = await page.evaluate(() => window.hn.live.live);
+  const [high, low] = fig2_at.figure.panels.map(p => sum(p.histogram.counts));
+  assert(high === fig2.figure.high.samples && low === fig2.figure.low.samples, `distribution panels ${high}/${low} vs categories ${fig2.figure.high.samples}/${fig2.figure.low.samples}`);
+});
+
+test('analysis fills figures 3, 4 and 8; results.json downloads and parses with the schema', async () => {
+  const { page } = shared.main;
+  await page.click('#analyze');
+  const analysis = await hn(page, () => window.hn?.analysis, 15 * 60_000);
+  const fig = stem => analysis.figures.find(f => f.stem.startsWith(stem)).figure;
+  const q = fig('fig3'), w = fig('fig4'), c = fig('fig8');
+  assert(q.curves.length === 2 && q.curves.every(k => k.xs.length === 11 && k.ys.every(y => y >= 0 && y <= 1) && k.marker > 0), 'figure 3 data');
+  assert(w.curves.length === 2 && w.curves.every(k => k.xs.length === 10), 'figure 4 data');
+  assert(c.panels.length === 2 && c.panels.every(p => sum(p.histogram.counts) > 0 && sum(p.histogram.counts) <= 512 * 10), 'figure 8 data');
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: path.join(artifacts, 'page.png'), fullPage: true });
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#export')]);
+  const file = path.join(artifacts, 'results.json');
+  await download.saveAs(file);
+  const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert(r.model === 'mlp-relu' && r.layers['dense2-relu'].quantization.length === 11 && r.layers['dense1-relu'].sliding_window.length === 10, 'results.json content');
+  if (trainer) {
+    const v = spawnSync(trainer, ['validate', file], { encoding: 'utf8' });
+    assert(v.status === 0, `trainer validate: ${v.stdout} ${v.stderr}`);
+    console.log(`    ${v.stdout.trim()}`);
+  }
+  const svg = await Promise.all([page.waitForEvent('download'), page.click('section[data-figure="fig5"] .card-actions button:first-child')]);
+  const svgText = fs.readFileSync(await svg[0].path(), 'utf8');
+  assert(svgText.startsWith('<svg') && /dense2-relu/.test(svgText), 'figure 5 SVG export');
+  await shared.main.context.close();
+});
+
+test('embed mode renders one figure, live', async () => {
+  const { page, context, consoleErrors } = await open('/?embed=fig5&layer=1&autostart=1&tracked=300', { width: 720, height: 440 });
+  const live = await hn(page, () => window.hn?.live?.live, 120_000);
+  assert((await page.$$('canvas')).length === 1, 'more than one canvas in embed mode');
+  assert((await page.$$('.controls')).length === 0, 'controls shown in embed mode');
+  assert(live.fig5.figure.panels[0].label.startsWith('dense2-relu'), 'embed shows the wrong layer');
+  await page.waitForFunction(() => (window.hn.live.live.recordings || 0) >= 3, null, { timeout: 120_000, polling: 250 });
+  await page.waitForTimeout(1200);
+  await page.screenshot({ path: path.join(artifacts, 'embed-fig5.png') });
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+});
+
+const errorCase = (name, routes, pattern) => test(name, async () => {
+  const { page, context } = await open('/', { routes });
+  await page.waitForSelector('.errors', { timeout: 60_000 });
+  const text = await errorsText(page);
+  assert(pattern.test(text), `message '${text}' does not match ${pattern}`);
+  await context.close();
+});
+errorCase('missing data gets a clear message', [['**/data/mnist/t10k-labels-idx1-ubyte.gz', r => r.fulfill({ status: 404, body: 'gone' })]], /t10k-labels-idx1-ubyte\.gz.*404/);
+errorCase('unparsable data gets a clear message', [['**/data/mnist/train-labels-idx1-ubyte.gz', r => r.fulfill({ status: 200, body: 'this is not MNIST' })]], /could not parse MNIST.*train-labels/);
+errorCase('a worker that cannot start gets a clear message', [['**/worker_loader.js', r => r.fulfill({ status: 404, body: 'gone' })]], /worker/i);
+
+test('benchmark: the page against TensorFlow.js (wasm backend), same MLP and batch', async () => {
+  const { page, context } = await open('/');
+  await waitPhase(page, 'ready');
+  const bench = async recording => {
+    await page.evaluate(() => { window.hn.bench_result = undefined; });
+    await page.evaluate(r => window.hnSend(JSON.stringify({ type: 'bench', steps: r.steps, batch_size: 128, recording: r.recording })), { steps: BENCH_STEPS, recording });
+    return hn(page, () => window.hn.bench_result, 10 * 60_000);
+  };
+  const on = await bench(true), off = await bench(false);
+  await context.close();
+  const tf = await open('/tfjs-bench.html');
+  const tfjs = await tf.page.evaluate(s => window.benchTfjs('wasm', s, 128), BENCH_STEPS);
+  await tf.context.close();
+  const result = {
+    steps: BENCH_STEPS, batch: 128,
+    page_recording_on: on.samples_per_second, page_recording_off: off.samples_per_second, tfjs_wasm: tfjs.samples_per_second,
+    ratio_recording_on: on.samples_per_second / tfjs.samples_per_second, ratio_recording_off: off.samples_per_second / tfjs.samples_per_second,
+  };
+  fs.writeFileSync(path.join(artifacts, 'bench.json'), JSON.stringify(result, null, 2));
+  console.log(`    MLP 784-512-512-10, batch 128, ${BENCH_STEPS} steps: page ${on.samples_per_second.toFixed(0)} samples/s with recording, ${off.samples_per_second.toFixed(0)} without; TF.js ${tfjs.backend} ${tfjs.samples_per_second.toFixed(0)}`);
+  console.log(`    ratio page/TF.js-wasm: ${result.ratio_recording_on.toFixed(2)}x with recording, ${result.ratio_recording_off.toFixed(2)}x without`);
+});
+
+let failed = 0;
+for (const t of tests) {
+  if (only && !only.some(o => t.name.includes(o))) continue;
+  const started = Date.now();
+  try {
+    await t.fn();
+    console.log(`ok   ${t.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${t.name}: ${e.message}`);
+  }
+}
+await browser.close();
+server.close();
+console.log(failed ? `${failed} browser test(s) failed` : 'all browser tests passed');
+process.exit(failed ? 1 : 0);

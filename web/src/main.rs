@@ -1,0 +1,6 @@
+//! The page (trunk builds it to WebAssembly; natively it does nothing).
+
+fn main() {
+    #[cfg(target_arch = "wasm32")]
+    web::page::start();
+}

@@ -1,0 +1,170 @@
+//! One figure on a canvas: drawn by the shared figure code through plotters-canvas, with a hover
+//! read-out and (for the neuron overview) click-to-select.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use hidden_neurons::figures::{PlotArea, describe, draw_figure_mapped, render_svg};
+use leptos::html::Canvas;
+use leptos::prelude::*;
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+
+use super::download;
+use super::link;
+use super::state::AppState;
+use crate::protocol::{View, WorkerInput};
+use crate::url_state::FigureId;
+
+/// Canvas height when not embedded.
+const HEIGHT: u32 = 340;
+
+#[component]
+pub fn FigureCard(id: FigureId, #[prop(optional)] embed: bool) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let canvas = NodeRef::<Canvas>::new();
+    let plots: Rc<RefCell<Vec<PlotArea>>> = Rc::default();
+    let (readout, set_readout) = signal(String::new());
+    let drawn = plots.clone();
+    let pending = Rc::new(std::cell::Cell::new(false));
+    Effect::new(move |_| {
+        // Track the figure here; draw in a task of its own, so that a live update of several
+        // figures never makes one long main-thread task, and several updates draw once.
+        state.figure(id);
+        if pending.replace(true) {
+            return;
+        }
+        let (drawn, pending) = (drawn.clone(), pending.clone());
+        set_timeout(
+            move || {
+                pending.set(false);
+                if let Some(c) = canvas.get_untracked() {
+                    let started = now_ms();
+                    *drawn.borrow_mut() = draw(&c, state.figure_untracked(id).as_ref(), id, embed);
+                    note_draw_time(id, now_ms() - started);
+                }
+            },
+            std::time::Duration::ZERO,
+        );
+    });
+    let at = move |ev: &web_sys::MouseEvent| -> Option<(usize, f64)> {
+        let (px, py) = (ev.offset_x(), ev.offset_y());
+        plots.borrow().iter().find_map(|p| p.data_at(px, py).map(|(x, _)| (p.panel, x)))
+    };
+    let hover_at = at.clone();
+    let on_move = move |ev: web_sys::MouseEvent| {
+        let text = hover_at(&ev).and_then(|(panel, x)| state.figure_untracked(id).and_then(|f| describe(&f, panel, x))).unwrap_or_default();
+        set_readout.set(text);
+    };
+    let on_click = move |ev: web_sys::MouseEvent| {
+        if id != FigureId::Neurons {
+            return;
+        }
+        let Some((_, x)) = at(&ev) else { return };
+        let neurons = state.live.with_untracked(|l| l.as_ref().map(|l| l.neuron_outer_fraction.len()).unwrap_or(0));
+        if neurons == 0 {
+            return;
+        }
+        let neuron = (x.round().max(0.0) as usize).min(neurons - 1);
+        select_neuron(state, neuron);
+    };
+    let save_svg = move |_| {
+        if let Some(named) = state.named(id) {
+            let (w, h) = hidden_neurons::figures::default_size(&named.figure);
+            if let Ok(svg) = render_svg(&named.figure, w, h) {
+                download::text(&format!("{}.svg", id.name()), "image/svg+xml", &svg);
+            }
+        }
+    };
+    let save_png = move |_| {
+        if let Some(c) = canvas.get_untracked() {
+            download::canvas_png(&format!("{}.png", id.name()), &c);
+        }
+    };
+    let class = if embed { "card embed" } else { "card" };
+    view! {
+        <section class=class data-figure=id.name()>
+            <Show when=move || !embed>
+                <h3>{id.heading()}</h3>
+            </Show>
+            <canvas node_ref=canvas class="figure" class:clickable=move || id == FigureId::Neurons
+                on:mousemove=on_move on:mouseleave=move |_| set_readout.set(String::new()) on:click=on_click></canvas>
+            <div class="readout">{readout}</div>
+            <Show when=move || !embed>
+                <div class="card-actions">
+                    <button on:click=save_svg>"SVG"</button>
+                    <button on:click=save_png>"PNG"</button>
+                </div>
+            </Show>
+        </section>
+    }
+}
+
+/// Sizes the canvas to its box and draws `fig` (or a hint when there is no data yet).
+fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&hidden_neurons::figures::Figure>, id: FigureId, embed: bool) -> Vec<PlotArea> {
+    let width = c.client_width().max(320) as u32;
+    let height = if embed { c.client_height().max(200) as u32 } else { HEIGHT };
+    // Resizing clears and reallocates the canvas: only when its box changed.
+    if c.width() != width || c.height() != height {
+        c.set_width(width);
+        c.set_height(height);
+    }
+    let Some(backend) = CanvasBackend::with_canvas_object(c.clone()) else { return Vec::new() };
+    let area = backend.into_drawing_area();
+    let placed = match fig {
+        Some(f) => draw_figure_mapped(&area, f).unwrap_or_default(),
+        None => {
+            let _ = area.fill(&WHITE);
+            let _ = area.draw_text(empty_text(id), &("sans-serif", 16).into_font().color(&RGBColor(110, 110, 110)), (16, 24));
+            Vec::new()
+        }
+    };
+    let _ = area.present();
+    placed
+}
+
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
+}
+
+/// `window.hn.draw_ms[figure]`: the slowest drawing of each figure so far (the 50 ms budget of a
+/// main-thread task is checked by the browser tests).
+fn note_draw_time(id: FigureId, ms: f64) {
+    use wasm_bindgen::JsValue;
+    let Some(w) = web_sys::window() else { return };
+    let Ok(hn) = js_sys::Reflect::get(&w, &"hn".into()) else { return };
+    if !hn.is_object() {
+        return;
+    }
+    let table = match js_sys::Reflect::get(&hn, &"draw_ms".into()) {
+        Ok(t) if t.is_object() => t,
+        _ => {
+            let t: JsValue = js_sys::Object::new().into();
+            let _ = js_sys::Reflect::set(&hn, &"draw_ms".into(), &t);
+            t
+        }
+    };
+    let key = JsValue::from_str(id.name());
+    let old = js_sys::Reflect::get(&table, &key).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let _ = js_sys::Reflect::set(&table, &key, &JsValue::from_f64(old.max(ms)));
+}
+
+fn empty_text(id: FigureId) -> &'static str {
+    match id {
+        FigureId::Fig3 | FigureId::Fig4 | FigureId::Fig8 => "Press Analyze (after or during training) to run this experiment.",
+        FigureId::Fig2 | FigureId::Fig2At => "Shown for traced neurons (marked in the neuron list) once training records.",
+        _ => "Press Train: this figure fills in as the network learns.",
+    }
+}
+
+/// Makes `neuron` the viewed one everywhere (URL, worker, figures).
+pub fn select_neuron(state: AppState, neuron: usize) {
+    state.url.update(|u| u.view.neuron = neuron);
+    send_view(state);
+}
+
+/// Tells the worker what the figures look at.
+pub fn send_view(state: AppState) {
+    let view: View = state.url.with_untracked(|u| u.view);
+    link::send(&WorkerInput::View { view });
+}

@@ -1,0 +1,290 @@
+//! The page: controls, status, and the figures, on the main thread. All training happens in the
+//! worker; the page only draws what the worker sends.
+
+mod charts;
+mod download;
+mod link;
+mod state;
+
+use hidden_neurons::model::Activation;
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::protocol::WorkerInput;
+use crate::url_state::{FigureId, UrlState};
+use charts::{FigureCard, select_neuron, send_view};
+use state::{AppState, Phase};
+
+/// The page binary's entry point.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let query = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    let url = UrlState::parse(&query);
+    leptos::mount::mount_to_body(move || view! { <App url=url.clone()/> });
+}
+
+#[component]
+fn App(url: UrlState) -> impl IntoView {
+    let embed = url.embed;
+    let state = AppState::new(url);
+    provide_context(state);
+    // The address bar always holds the current view, ready to share.
+    Effect::new(move |_| {
+        let q = state.url.with(|u| u.to_query());
+        if let Some(w) = web_sys::window() {
+            if let Ok(h) = w.history() {
+                let _ = h.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&q));
+            }
+        }
+    });
+    link::start(state);
+    wasm_bindgen_futures::spawn_local(check_webgpu(state));
+    // `autostart=1`: train as soon as the data is there.
+    Effect::new(move |started: Option<bool>| {
+        let ready = state.phase.get() == Phase::Ready;
+        let started = started.unwrap_or(false);
+        if ready && !started && state.url.with_untracked(|u| u.autostart) {
+            start_training(state);
+            return true;
+        }
+        started
+    });
+    match embed {
+        Some(id) => view! { <Embedded id=id/> }.into_any(),
+        None => view! { <FullPage/> }.into_any(),
+    }
+}
+
+/// burn's wgpu backend needs WebGPU; this build trains on the CPU either way, and says so.
+async fn check_webgpu(state: AppState) {
+    let Some(window) = web_sys::window() else { return };
+    let gpu = js_sys::Reflect::get(&window.navigator(), &"gpu".into()).unwrap_or_default();
+    let adapter = if gpu.is_undefined() || gpu.is_null() {
+        false
+    } else {
+        // web-sys's WebGPU bindings are behind an unstable cfg; one dynamic call suffices.
+        let request = js_sys::Reflect::get(&gpu, &"requestAdapter".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        match request.and_then(|f| f.call0(&gpu).ok()).and_then(|p| p.dyn_into::<js_sys::Promise>().ok()) {
+            Some(p) => matches!(JsFuture::from(p).await, Ok(a) if !a.is_null() && !a.is_undefined()),
+            None => false,
+        }
+    };
+    state.backend_note.set(if adapter {
+        "This browser offers WebGPU, but this build trains on burn's ndarray CPU backend: the analysis kernels still read GPU results synchronously, which WebGPU forbids.".into()
+    } else {
+        "No WebGPU adapter in this browser: training runs on burn's ndarray CPU backend (WebAssembly).".into()
+    });
+}
+
+fn start_training(state: AppState) {
+    state.clear_run();
+    state.phase.set(Phase::Training);
+    let (settings, view) = state.url.with_untracked(|u| (u.settings.clone(), u.view));
+    link::send(&WorkerInput::Start { settings, view });
+}
+
+fn analyze(state: AppState) {
+    state.before_analysis.set(state.phase.get_untracked());
+    state.phase.set(Phase::Analyzing);
+    link::send(&WorkerInput::Analyze);
+}
+
+#[component]
+fn Status() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let progress = move || {
+        state.points.with(|p| match p.last() {
+            Some(p) => format!(
+                "step {}/{}, epoch {:.2}, loss {:.4}, train acc {:.3}{}, {:.0} samples/s",
+                p.step,
+                p.total_steps,
+                p.epoch,
+                p.loss,
+                p.train_accuracy,
+                state.points.with(|ps| ps.iter().rev().find_map(|q| q.test_accuracy)).map(|a| format!(", test acc {a:.4}")).unwrap_or_default(),
+                p.samples_per_second
+            ),
+            None => String::new(),
+        })
+    };
+    let phase = move || match state.phase.get() {
+        Phase::Starting => "starting the worker…".to_string(),
+        Phase::Loading => "loading MNIST…".into(),
+        Phase::Ready => state.data.get().map(|(a, b)| format!("MNIST loaded ({a} train, {b} test images): ready")).unwrap_or_default(),
+        Phase::Training => "training".into(),
+        Phase::Paused => "paused".into(),
+        Phase::Trained => "trained".into(),
+        Phase::Analyzing => state
+            .analysis_progress
+            .get()
+            .map(|(d, t, w)| format!("analyzing: {d}/{t} ({w})"))
+            .unwrap_or_else(|| "analyzing…".into()),
+        Phase::Broken => "stopped by an error".into(),
+    };
+    view! {
+        <div class="status" data-phase=move || format!("{:?}", state.phase.get()).to_lowercase()>
+            <span class="backend">"Backend: " {move || state.backend.get()}</span>
+            <span class="backend-note">{move || state.backend_note.get()}</span>
+            <span class="phase">{phase}</span>
+            <span class="progress">{progress}</span>
+        </div>
+        <Show when=move || state.errors.with(|e| !e.is_empty())>
+            <div class="errors" role="alert">
+                <For each=move || state.errors.get().into_iter().enumerate() key=|(i, _)| *i let:e>
+                    <p>{e.1}</p>
+                </For>
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+fn Controls() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let phase = move || state.phase.get();
+    let busy = move || matches!(phase(), Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing);
+    let num = |ev: &leptos::ev::Event| event_target_value(ev);
+    let set = move |f: Box<dyn Fn(&mut UrlState, String)>| move |ev: leptos::ev::Event| state.url.update(|u| f(u, num(&ev)));
+    let layers = move || state.live.with(|l| l.as_ref().map(|l| l.layers.clone())).unwrap_or_else(|| vec![("dense1".into(), 512), ("dense2".into(), 512)]);
+    let (embed_pick, set_embed_pick) = signal(FigureId::Fig5);
+    let (snippet, set_snippet) = signal(String::new());
+    let copy_embed = move |_| {
+        let Some(w) = web_sys::window() else { return };
+        let loc = w.location();
+        let page = format!("{}{}", loc.origin().unwrap_or_default(), loc.pathname().unwrap_or_default());
+        let snip = state.url.with_untracked(|u| u.embed_snippet(&page, embed_pick.get_untracked()));
+        let _ = w.navigator().clipboard().write_text(&snip);
+        set_snippet.set(snip);
+    };
+    view! {
+        <div class="controls">
+            <fieldset>
+                <legend>"Model and training"</legend>
+                <label>"activation "
+                    <select prop:value=move || state.url.with(|u| u.settings.activation.suffix().to_string())
+                        on:change=set(Box::new(|u, v| if let Ok(a) = v.parse::<Activation>() { u.settings.activation = a }))>
+                        <option value="relu">"ReLU"</option>
+                        <option value="sigmoid">"sigmoid"</option>
+                    </select>
+                </label>
+                <label>"epochs " <input type="number" min="1" max="50" prop:value=move || state.url.with(|u| u.settings.epochs.to_string())
+                    on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.epochs = x }))/></label>
+                <label>"batch " <input type="number" min="1" max="4096" prop:value=move || state.url.with(|u| u.settings.batch_size.to_string())
+                    on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.batch_size = x }))/></label>
+                <label>"learning rate " <input type="number" step="0.0001" min="0" prop:value=move || state.url.with(|u| u.settings.learning_rate.to_string())
+                    on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.learning_rate = x }))/></label>
+                <label>"seed " <input type="number" min="0" prop:value=move || state.url.with(|u| u.settings.seed.to_string())
+                    on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.seed = x }))/></label>
+                <div class="buttons">
+                    <button id="train" disabled=move || busy() on:click=move |_| start_training(state)>"Train"</button>
+                    <button id="pause" disabled=move || phase() != Phase::Training on:click=move |_| link::send(&WorkerInput::Pause)>"Pause"</button>
+                    <button id="resume" disabled=move || phase() != Phase::Paused on:click=move |_| link::send(&WorkerInput::Resume)>"Resume"</button>
+                    <button id="reset" disabled=move || busy() on:click=move |_| link::send(&WorkerInput::Reset)>"Reset"</button>
+                    <button id="analyze" disabled=move || !matches!(phase(), Phase::Training | Phase::Paused | Phase::Trained)
+                        on:click=move |_| analyze(state)>"Analyze"</button>
+                    <button id="export" disabled=move || !matches!(phase(), Phase::Training | Phase::Paused | Phase::Trained)
+                        on:click=move |_| { state.export_pending.set(true); link::send(&WorkerInput::Export) }>"Download results.json"</button>
+                </div>
+            </fieldset>
+            <fieldset>
+                <legend>"What the figures show"</legend>
+                <label>"layer "
+                    <select prop:value=move || state.url.with(|u| u.view.layer.to_string())
+                        on:change=move |ev| { if let Ok(l) = event_target_value(&ev).parse() { state.url.update(|u| u.view.layer = l); send_view(state) } }>
+                        {move || layers().into_iter().enumerate().map(|(i, (name, n))| view! { <option value=i.to_string()>{format!("{name} ({n} neurons)")}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label>"neuron "
+                    <input id="neuron" type="number" min="0" prop:value=move || state.url.with(|u| u.view.neuron.to_string())
+                        on:change=move |ev| { if let Ok(n) = event_target_value(&ev).parse::<usize>() { select_neuron(state, n) } }/>
+                </label>
+                <span class="traced">{move || state.live.with(|l| l.as_ref().map(|l| format!("traced for figure 2: {}", l.traced.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "))).unwrap_or_default())}</span>
+            </fieldset>
+            <fieldset>
+                <legend>"Embed in a blog post"</legend>
+                <select on:change=move |ev| if let Some(f) = FigureId::parse(&event_target_value(&ev)) { set_embed_pick.set(f) } prop:value=move || embed_pick.get().name()>
+                    {FigureId::ALL.into_iter().map(|f| view! { <option value=f.name()>{f.heading()}</option> }).collect_view()}
+                </select>
+                <button id="copy-embed" on:click=copy_embed>"Copy embed code"</button>
+                <Show when=move || !snippet.get().is_empty()>
+                    <textarea readonly class="snippet">{snippet}</textarea>
+                </Show>
+            </fieldset>
+        </div>
+    }
+}
+
+#[component]
+fn Scrubber() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let recordings = move || state.live.with(|l| l.as_ref().and_then(|l| l.fig2.as_ref()).map(|f| match &f.figure {
+        hidden_neurons::figures::Figure::Evolution(e) => e.steps.len(),
+        _ => 0,
+    })).unwrap_or(0);
+    let value = move || state.url.with(|u| u.view.recording).unwrap_or(recordings().saturating_sub(1));
+    view! {
+        <label class="scrubber">"recording "
+            <input id="scrubber" type="range" min="0" prop:max=move || recordings().saturating_sub(1).to_string() prop:value=move || value().to_string()
+                on:input=move |ev| {
+                    if let Ok(r) = event_target_value(&ev).parse::<usize>() {
+                        let last = recordings().saturating_sub(1);
+                        state.url.update(|u| u.view.recording = (r < last).then_some(r));
+                        send_view(state);
+                    }
+                }/>
+            {move || format!("{} of {}", value() + 1, recordings())}
+        </label>
+    }
+}
+
+#[component]
+fn FullPage() -> impl IntoView {
+    view! {
+        <header>
+            <h1>"Hidden neurons are binary classifiers"</h1>
+            <p class="lede">"An MLP learns MNIST in your browser. While it trains, every few batches the gradient of the loss with respect to each hidden neuron's activation is recorded for a fixed set of training samples. Its average sign splits the samples of each neuron into two categories: the network pushes one group's activation up and the other's down, like a binary classifier. Reproduces \"Discovering the mechanics of hidden neurons\" (Carbonnelle & De Vleeschouwer)."</p>
+        </header>
+        <Status/>
+        <Controls/>
+        <main class="grid">
+            <FigureCard id=FigureId::Loss/>
+            <FigureCard id=FigureId::Accuracy/>
+            <FigureCard id=FigureId::Fig1/>
+            <FigureCard id=FigureId::Fig5/>
+            <FigureCard id=FigureId::Neurons/>
+            <div class="stack">
+                <FigureCard id=FigureId::Fig2/>
+                <Scrubber/>
+            </div>
+            <FigureCard id=FigureId::Fig2At/>
+            <FigureCard id=FigureId::Fig8/>
+            <FigureCard id=FigureId::Fig3/>
+            <FigureCard id=FigureId::Fig4/>
+        </main>
+        <footer>"hidden-neurons: Rust, burn, Leptos and plotters, compiled to WebAssembly. Figures 3, 4 and 8 need a trained model: press Analyze."</footer>
+    }
+}
+
+/// `?embed=<figure>`: that figure alone, filling its frame, with a small Train button.
+#[component]
+fn Embedded(id: FigureId) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let full = move || state.url.with(|u| UrlState { embed: None, autostart: false, ..u.clone() }.to_query());
+    let needs_analysis = matches!(id, FigureId::Fig3 | FigureId::Fig4 | FigureId::Fig8);
+    view! {
+        <div class="embed-frame">
+            <FigureCard id=id embed=true/>
+            <div class="embed-bar">
+                <button id="train" disabled=move || !matches!(state.phase.get(), Phase::Ready | Phase::Trained)
+                    on:click=move |_| start_training(state)>"Train"</button>
+                <Show when=move || needs_analysis>
+                    <button id="analyze" disabled=move || state.phase.get() != Phase::Trained
+                        on:click=move |_| analyze(state)>"Analyze"</button>
+                </Show>
+                <span class="embed-status">{move || state.errors.with(|e| e.last().cloned()).unwrap_or_else(|| format!("{:?}", state.phase.get()).to_lowercase())}</span>
+                <a href=full target="_blank">"hidden-neurons"</a>
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,195 @@
+//! Everything the page shows, as signals; the worker's messages update it.
+
+use hidden_neurons::figures::{Curve, CurveFigure, Figure, NamedFigure};
+use leptos::prelude::*;
+
+use crate::protocol::{Live, ProgressPoint, WorkerOutput};
+use crate::url_state::{FigureId, UrlState};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the worker.
+    Starting,
+    /// The worker runs; MNIST is on its way.
+    Loading,
+    Ready,
+    Training,
+    Paused,
+    Trained,
+    Analyzing,
+    /// Something the user cannot fix from the page (the worker or the data failed).
+    Broken,
+}
+
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub url: RwSignal<UrlState>,
+    pub phase: RwSignal<Phase>,
+    pub backend: RwSignal<String>,
+    pub backend_note: RwSignal<String>,
+    pub data: RwSignal<Option<(usize, usize)>>,
+    pub errors: RwSignal<Vec<String>>,
+    pub points: RwSignal<Vec<ProgressPoint>>,
+    pub live: RwSignal<Option<Live>>,
+    pub analysis: RwSignal<Vec<NamedFigure>>,
+    pub analysis_progress: RwSignal<Option<(usize, usize, String)>>,
+    pub results: RwSignal<Option<String>>,
+    /// A results.json download waits for the worker's answer.
+    pub export_pending: RwSignal<bool>,
+    pub last_bench: RwSignal<Option<String>>,
+    /// Where the run stood when the analysis began (it may run mid-training).
+    pub before_analysis: RwSignal<Phase>,
+}
+
+impl AppState {
+    pub fn new(url: UrlState) -> Self {
+        Self {
+            url: RwSignal::new(url),
+            phase: RwSignal::new(Phase::Starting),
+            backend: RwSignal::new(String::new()),
+            backend_note: RwSignal::new(String::new()),
+            data: RwSignal::new(None),
+            errors: RwSignal::new(Vec::new()),
+            points: RwSignal::new(Vec::new()),
+            live: RwSignal::new(None),
+            analysis: RwSignal::new(Vec::new()),
+            analysis_progress: RwSignal::new(None),
+            results: RwSignal::new(None),
+            export_pending: RwSignal::new(false),
+            last_bench: RwSignal::new(None),
+            before_analysis: RwSignal::new(Phase::Trained),
+        }
+    }
+
+    /// Shows `message` to the user; fatal when the worker or the data is the problem.
+    pub fn fail(&self, message: String) {
+        let fatal = matches!(self.phase.get_untracked(), Phase::Starting | Phase::Loading);
+        if fatal {
+            self.phase.set(Phase::Broken);
+        }
+        self.errors.update(|e| e.push(message));
+    }
+
+    pub fn apply(&self, msg: WorkerOutput) {
+        match msg {
+            WorkerOutput::Ready { backend, note } => {
+                self.backend.set(backend);
+                if !note.is_empty() {
+                    self.backend_note.set(note);
+                }
+                self.phase.set(Phase::Loading);
+            }
+            WorkerOutput::DataLoaded { train, test } => {
+                self.data.set(Some((train, test)));
+                self.phase.set(Phase::Ready);
+            }
+            WorkerOutput::Progress { point } => self.points.update(|p| p.push(point)),
+            WorkerOutput::Live { live } => self.live.set(Some(*live)),
+            WorkerOutput::Paused => self.phase.set(Phase::Paused),
+            WorkerOutput::Resumed => self.phase.set(Phase::Training),
+            WorkerOutput::Trained { .. } => self.phase.set(Phase::Trained),
+            WorkerOutput::AnalysisProgress { done, total, what } => self.analysis_progress.set(Some((done, total, what))),
+            WorkerOutput::Analysis { figures } => {
+                self.analysis.set(figures);
+                self.analysis_progress.set(None);
+                self.phase.set(self.before_analysis.get_untracked());
+            }
+            WorkerOutput::Results { json } => {
+                if self.export_pending.get_untracked() {
+                    self.export_pending.set(false);
+                    super::download::text("results.json", "application/json", &json);
+                }
+                self.results.set(Some(json));
+            }
+            WorkerOutput::BenchResult { steps, batch_size, recording, seconds, samples_per_second } => self.last_bench.set(Some(format!(
+                "{steps} steps of batch {batch_size} ({}) in {seconds:.2} s: {samples_per_second:.0} samples/s",
+                if recording { "recording on" } else { "recording off" }
+            ))),
+            WorkerOutput::Reset => {
+                self.phase.set(Phase::Ready);
+                self.clear_run();
+            }
+            WorkerOutput::Error { message } => self.fail(message),
+        }
+    }
+
+    pub fn clear_run(&self) {
+        self.points.set(Vec::new());
+        self.live.set(None);
+        self.analysis.set(Vec::new());
+        self.analysis_progress.set(None);
+        self.results.set(None);
+    }
+
+    /// The data of figure `id` as it stands (tracks the signals it reads).
+    pub fn figure(&self, id: FigureId) -> Option<Figure> {
+        let live = || self.live.with(|l| l.clone());
+        let analysis = |stem: &str| self.analysis.with(|a| a.iter().find(|f| f.stem.starts_with(stem)).map(|f| f.figure.clone()));
+        match id {
+            FigureId::Loss => Some(self.points.with(|p| training_curves(p, true))),
+            FigureId::Accuracy => Some(self.points.with(|p| training_curves(p, false))),
+            FigureId::Neurons => live().map(|l| neurons_figure(&l)),
+            FigureId::Fig1 => live().map(|l| l.fig1.figure),
+            FigureId::Fig5 => live().map(|l| l.fig5.figure),
+            FigureId::Fig2 => live().and_then(|l| l.fig2).map(|f| f.figure),
+            FigureId::Fig2At => live().and_then(|l| l.fig2_at).map(|f| f.figure),
+            FigureId::Fig3 => analysis("fig3"),
+            FigureId::Fig4 => analysis("fig4"),
+            FigureId::Fig8 => analysis("fig8"),
+        }
+    }
+
+    /// [`AppState::figure`] without subscribing the caller.
+    pub fn figure_untracked(&self, id: FigureId) -> Option<Figure> {
+        leptos::prelude::untrack(|| self.figure(id))
+    }
+
+    /// The named figure (with file stem and caption) for downloads.
+    pub fn named(&self, id: FigureId) -> Option<NamedFigure> {
+        let figure = self.figure_untracked(id)?;
+        Some(NamedFigure { stem: id.name().into(), caption: id.heading().into(), figure })
+    }
+}
+
+/// Loss (or train and test accuracy) against epochs.
+fn training_curves(points: &[ProgressPoint], loss: bool) -> Figure {
+    let xs: Vec<f64> = points.iter().map(|p| p.epoch).collect();
+    let curves = if loss {
+        vec![Curve { label: "training loss".into(), xs, ys: points.iter().map(|p| p.loss).collect(), reference: None, marker: None }]
+    } else {
+        let tests: Vec<&ProgressPoint> = points.iter().filter(|p| p.test_accuracy.is_some()).collect();
+        vec![
+            Curve { label: "train (batches)".into(), xs, ys: points.iter().map(|p| p.train_accuracy).collect(), reference: None, marker: None },
+            Curve {
+                label: "test".into(),
+                xs: tests.iter().map(|p| p.epoch).collect(),
+                ys: tests.iter().filter_map(|p| p.test_accuracy).collect(),
+                reference: None,
+                marker: None,
+            },
+        ]
+    };
+    Figure::Curves(CurveFigure {
+        title: if loss { "Training loss".into() } else { "Accuracy".into() },
+        x_label: "epoch".into(),
+        y_label: if loss { "cross-entropy".into() } else { "accuracy".into() },
+        curves,
+    })
+}
+
+/// Per neuron of the viewed layer, its share of clear-cut samples; the viewed neuron is marked.
+fn neurons_figure(live: &Live) -> Figure {
+    let layer = live.layers.get(live.view.layer).map(|l| l.0.clone()).unwrap_or_default();
+    Figure::Curves(CurveFigure {
+        title: format!("{layer}: share of samples with |avg sign| >= 0.8, per neuron"),
+        x_label: "neuron".into(),
+        y_label: "share of samples".into(),
+        curves: vec![Curve {
+            label: format!("{layer} (line: neuron {})", live.view.neuron),
+            xs: (0..live.neuron_outer_fraction.len()).map(|i| i as f64).collect(),
+            ys: live.neuron_outer_fraction.clone(),
+            reference: None,
+            marker: Some(live.view.neuron as f64),
+        }],
+    })
+}

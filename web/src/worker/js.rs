@@ -1,0 +1,47 @@
+//! The few browser calls the worker makes.
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::DedicatedWorkerGlobalScope;
+
+use crate::protocol::WorkerOutput;
+
+pub fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+pub fn post(msg: &WorkerOutput) {
+    // Posting a string to our own page cannot fail.
+    let _ = scope().post_message(&JsValue::from_str(&msg.to_json()));
+}
+
+/// Milliseconds, for timing.
+pub fn now() -> f64 {
+    scope().performance().map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
+}
+
+/// Yields to the event loop for at least `ms` milliseconds.
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// GETs `url` (relative to the worker's script) and returns the body.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(describe)?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(describe)?;
+    if !resp.ok() {
+        return Err(format!("HTTP {} {}", resp.status(), resp.status_text()));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(describe)?).await.map_err(describe)?;
+    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+}
+
+fn describe(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+        .unwrap_or_else(|| format!("{e:?}"))
+}

@@ -1,0 +1,129 @@
+//! The training worker: owns the data, the model and the recorder; trains in slices of about
+//! 100 ms and yields between them so that the page's messages (pause, view, ...) get through.
+
+mod js;
+mod session;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use hidden_neurons::data::{MNIST_FILES, MnistBytes, Split};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+use crate::protocol::{WorkerInput, WorkerOutput};
+use session::Session;
+
+/// Where the page serves MNIST (trunk copies the repository's `data/mnist/`).
+const DATA_DIR: &str = "data/mnist";
+/// Work done between two yields to the worker's event loop.
+const SLICE_MS: f64 = 100.0;
+
+/// The worker binary's entry point.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let inbox: Rc<RefCell<VecDeque<WorkerInput>>> = Rc::default();
+    let queue = inbox.clone();
+    let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+        let text = ev.data().as_string().unwrap_or_default();
+        match WorkerInput::from_json(&text) {
+            Ok(msg) => queue.borrow_mut().push_back(msg),
+            Err(e) => js::post(&WorkerOutput::Error { message: format!("the worker got a message it cannot read ({e}): {text:.80}") }),
+        }
+    });
+    js::scope().set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    onmessage.forget();
+    js::post(&WorkerOutput::Ready {
+        backend: "ndarray (CPU, WebAssembly)".into(),
+        note: String::new(),
+    });
+    wasm_bindgen_futures::spawn_local(run(inbox));
+}
+
+async fn run(inbox: Rc<RefCell<VecDeque<WorkerInput>>>) {
+    let split = match load_mnist().await {
+        Ok(s) => s,
+        Err(message) => {
+            js::post(&WorkerOutput::Error { message });
+            return;
+        }
+    };
+    js::post(&WorkerOutput::DataLoaded { train: split.train.len(), test: split.test.len() });
+    let split = Rc::new(split);
+    let mut session: Option<Session> = None;
+    loop {
+        let next = inbox.borrow_mut().pop_front();
+        if let Some(msg) = next {
+            handle(msg, &split, &mut session);
+            continue;
+        }
+        match session.as_mut() {
+            Some(s) if s.wants_to_run() => {
+                let until = js::now() + SLICE_MS;
+                while s.wants_to_run() && js::now() < until {
+                    if let Err(message) = s.step() {
+                        js::post(&WorkerOutput::Error { message });
+                        s.stop();
+                    }
+                }
+                s.after_slice();
+                js::sleep_ms(0).await;
+            }
+            _ => js::sleep_ms(30).await,
+        }
+    }
+}
+
+fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Session>) {
+    match msg {
+        WorkerInput::Start { settings, view } => {
+            *session = Some(Session::new(split.clone(), settings.sanitized(), view));
+        }
+        WorkerInput::Pause => {
+            if let Some(s) = session {
+                s.paused = true;
+                js::post(&WorkerOutput::Paused);
+            }
+        }
+        WorkerInput::Resume => {
+            if let Some(s) = session {
+                s.paused = false;
+                js::post(&WorkerOutput::Resumed);
+            }
+        }
+        WorkerInput::Reset => {
+            *session = None;
+            js::post(&WorkerOutput::Reset);
+        }
+        WorkerInput::View { view } => {
+            if let Some(s) = session {
+                s.view = view;
+                s.post_live();
+            }
+        }
+        WorkerInput::Analyze => match session {
+            Some(s) => s.analyze(),
+            None => js::post(&WorkerOutput::Error { message: "train a model first: the analysis needs one".into() }),
+        },
+        WorkerInput::Export => match session {
+            Some(s) => js::post(&WorkerOutput::Results { json: s.results().to_json() }),
+            None => js::post(&WorkerOutput::Error { message: "nothing to export yet: train a model first".into() }),
+        },
+        WorkerInput::Bench { steps, batch_size, recording } => {
+            js::post(&session::bench(split, steps, batch_size, recording));
+        }
+    }
+}
+
+/// Fetches and parses the four MNIST files; the error names the file and what went wrong.
+async fn load_mnist() -> Result<Split, String> {
+    let mut files = Vec::with_capacity(4);
+    for name in MNIST_FILES {
+        let url = format!("{DATA_DIR}/{name}");
+        files.push(js::fetch_bytes(&url).await.map_err(|e| format!("could not load MNIST file {url}: {e}"))?);
+    }
+    MnistBytes { train_images: &files[0], train_labels: &files[1], test_images: &files[2], test_labels: &files[3] }
+        .parse("mnist")
+        .map_err(|e| format!("could not parse MNIST served from {DATA_DIR}/: {e}"))
+}

@@ -1,0 +1,381 @@
+//! One training run in the browser: the same model, step, recorder and experiments as the native
+//! trainer, driven one batch at a time by the worker's loop.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use burn::tensor::Device;
+use hidden_neurons::analysis::{
+    LayerSigns, class_figure, distribution_at, evolution_figure, layer_signs_with, one_neuron_figure, quantization_figure,
+    whole_layer_figure, window_figure,
+};
+use hidden_neurons::data::{Split, epoch_order};
+use hidden_neurons::experiments::{self, CentreAccuracy, ExperimentConfig, RankAccuracy};
+use hidden_neurons::model::{MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
+use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
+use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
+use hidden_neurons::stats::{average_sign, outer_fraction_per_neuron, read_f32};
+use hidden_neurons::train::{ModuleOptimizer, TrainConfig, accuracy, adam, train_step};
+
+use super::js;
+use crate::protocol::{Live, ProgressPoint, Settings, View, WorkerOutput};
+
+/// The backend every session runs on (see the page's note).
+pub const BACKEND: &str = "ndarray (CPU, WebAssembly)";
+/// Samples per recording or evaluation pass.
+const CHUNK: usize = 500;
+/// Neurons per layer whose pre-activations are traced for figure 2 (memory: tracked x traced x
+/// 4 bytes per layer and recording).
+const TRACED: usize = 64;
+/// Least time between two progress points, and between two live-figure updates.
+const POINT_MS: f64 = 400.0;
+const LIVE_MS: f64 = 1000.0;
+/// |average sign| that counts a (sample, neuron) pair as clear-cut.
+const OUTER: f32 = 0.8;
+
+pub struct Session {
+    split: Rc<Split>,
+    settings: Settings,
+    pub view: View,
+    pub paused: bool,
+    device: Device,
+    /// Taken out for the duration of a step (a step consumes the model).
+    model: Option<Mlp>,
+    optim: ModuleOptimizer,
+    recorder: Recorder,
+    tracked: TrackedSet,
+    order: Vec<usize>,
+    epoch: usize,
+    cursor: usize,
+    step: u64,
+    total_steps: u64,
+    /// Since the last progress point: summed loss, correct samples, samples, steps.
+    window: (f64, u64, u64, u64),
+    epoch_loss_sum: f64,
+    epoch_batches: usize,
+    epoch_loss: Vec<f64>,
+    epoch_test_accuracy: Vec<f64>,
+    train_ms: f64,
+    last_point: f64,
+    last_live: f64,
+    live_due: bool,
+    finished: bool,
+    analysis: Option<Analysis>,
+}
+
+struct Analysis {
+    config: ExperimentConfig,
+    /// Per layer: zero rank, quantization, sliding window.
+    layers: Vec<(f64, Vec<RankAccuracy>, Vec<CentreAccuracy>)>,
+    seconds: f64,
+}
+
+fn train_config(s: &Settings) -> TrainConfig {
+    TrainConfig {
+        epochs: s.epochs,
+        batch_size: s.batch_size,
+        learning_rate: s.learning_rate,
+        seed: s.seed,
+        mode: RecordingMode::Tracked,
+        every_batches: s.every_batches,
+        tracked_samples: s.tracked_samples,
+        snapshot_neurons: TRACED,
+        ..TrainConfig::paper(s.seed)
+    }
+}
+
+impl Session {
+    pub fn new(split: Rc<Split>, settings: Settings, view: View) -> Self {
+        // ndarray is deprecated in favour of flex, but in wasm it trains about 1.5x faster
+        // (measured in TOOLCHAIN.md).
+        #[allow(deprecated)]
+        let device = Device::ndarray().autodiff();
+        device.seed(settings.seed);
+        let model = MlpConfig::mnist(settings.activation, MNIST_WIDTHS.to_vec()).init(&device);
+        let layers = model.layers();
+        let n = split.train.len();
+        let tracked = TrackedSet::new(&split.train, tracked_indices(n, settings.tracked_samples, settings.seed), split.norm, CHUNK, &device);
+        let cfg = train_config(&settings);
+        let mut recorder =
+            Recorder::new(RecordingMode::Tracked, layers.clone(), tracked.len(), tracked.len(), snapshot_choice(&layers, TRACED, settings.seed), &device);
+        recorder.certainty_epsilon = cfg.certainty_epsilon;
+        let per_epoch = n.div_ceil(settings.batch_size) as u64;
+        let now = js::now();
+        let mut s = Self {
+            order: Vec::new(),
+            total_steps: per_epoch * settings.epochs as u64,
+            split,
+            settings,
+            view,
+            paused: false,
+            device,
+            model: Some(model),
+            optim: adam(),
+            recorder,
+            tracked,
+            epoch: 0,
+            cursor: 0,
+            step: 0,
+            window: (0.0, 0, 0, 0),
+            epoch_loss_sum: 0.0,
+            epoch_batches: 0,
+            epoch_loss: Vec::new(),
+            epoch_test_accuracy: Vec::new(),
+            train_ms: 0.0,
+            last_point: now,
+            last_live: now,
+            live_due: false,
+            finished: false,
+            analysis: None,
+        };
+        s.begin_epoch();
+        s
+    }
+
+    fn model(&self) -> &Mlp {
+        self.model.as_ref().expect("the model is only taken during a step")
+    }
+
+    pub fn wants_to_run(&self) -> bool {
+        !self.paused && !self.finished
+    }
+
+    /// Stops training for good (after an error).
+    pub fn stop(&mut self) {
+        self.finished = true;
+    }
+
+    fn begin_epoch(&mut self) {
+        // Dropout masks and the order depend only on (seed, epoch), as in the native trainer.
+        self.device.seed(self.settings.seed.wrapping_mul(1_000_003).wrapping_add(self.epoch as u64));
+        self.order = epoch_order(self.split.train.len(), self.settings.seed, self.epoch);
+        self.cursor = 0;
+        self.epoch_loss_sum = 0.0;
+        self.epoch_batches = 0;
+    }
+
+    /// One batch: a recording first when one is due, then the optimizer step.
+    pub fn step(&mut self) -> Result<(), String> {
+        let started = js::now();
+        let end = (self.cursor + self.settings.batch_size).min(self.order.len());
+        let (x, y) = self.split.train.batch(&self.order[self.cursor..end], self.split.norm, &self.device);
+        let model = self.model.take().expect("model present");
+        if self.step % self.settings.every_batches as u64 == 0 {
+            self.recorder.record_tracked(&model, &self.tracked, self.step);
+            self.live_due = true;
+        }
+        let (model, loss, correct) = train_step(model, &mut self.optim, self.settings.learning_rate, x, y, None);
+        self.model = Some(model);
+        let loss = read_f32(loss)[0] as f64;
+        let correct: i64 = correct.into_scalar();
+        if !loss.is_finite() {
+            return Err(format!("training diverged at step {} (loss {loss}): try a lower learning rate", self.step));
+        }
+        let samples = (end - self.cursor) as u64;
+        self.window.0 += loss;
+        self.window.1 += correct as u64;
+        self.window.2 += samples;
+        self.window.3 += 1;
+        self.epoch_loss_sum += loss;
+        self.epoch_batches += 1;
+        self.cursor = end;
+        self.step += 1;
+        self.train_ms += js::now() - started;
+        if self.cursor >= self.order.len() {
+            self.end_epoch();
+        }
+        Ok(())
+    }
+
+    fn end_epoch(&mut self) {
+        let acc = accuracy(self.model(), &self.split.test, self.split.norm, &self.device, CHUNK);
+        self.epoch_loss.push(self.epoch_loss_sum / self.epoch_batches.max(1) as f64);
+        self.epoch_test_accuracy.push(acc);
+        self.post_point(Some(acc));
+        self.epoch += 1;
+        if self.epoch >= self.settings.epochs {
+            self.finished = true;
+            self.post_live();
+            js::post(&WorkerOutput::Trained { test_accuracy: acc, seconds: self.train_ms / 1000.0 });
+        } else {
+            self.begin_epoch();
+        }
+    }
+
+    /// Progress and live figures, each at most at its cadence.
+    pub fn after_slice(&mut self) {
+        let now = js::now();
+        if now - self.last_point >= POINT_MS && self.window.3 > 0 {
+            self.post_point(None);
+        }
+        if self.live_due && now - self.last_live >= LIVE_MS {
+            self.post_live();
+        }
+    }
+
+    fn post_point(&mut self, test_accuracy: Option<f64>) {
+        let now = js::now();
+        let (loss, correct, samples, steps) = std::mem::take(&mut self.window);
+        let seconds = (now - self.last_point) / 1000.0;
+        self.last_point = now;
+        if steps == 0 && test_accuracy.is_none() {
+            return;
+        }
+        let per_epoch = self.order.len().max(1) as f64;
+        js::post(&WorkerOutput::Progress {
+            point: ProgressPoint {
+                step: self.step,
+                total_steps: self.total_steps,
+                epoch: self.epoch as f64 + self.cursor as f64 / per_epoch,
+                loss: if steps > 0 { loss / steps as f64 } else { f64::NAN },
+                train_accuracy: if samples > 0 { correct as f64 / samples as f64 } else { f64::NAN },
+                test_accuracy,
+                samples_per_second: if seconds > 0.0 { samples as f64 / seconds } else { 0.0 },
+            },
+        });
+    }
+
+    fn signs(&self) -> Vec<LayerSigns> {
+        let mut examples: Vec<usize> = self.recorder.snapshot_neurons.iter().map(|n| n[0]).collect();
+        if let Some(e) = examples.get_mut(self.view.layer) {
+            *e = self.view.neuron;
+        }
+        layer_signs_with(&self.recorder, &self.tracked, &self.tracked.labels, &self.device, &examples)
+    }
+
+    /// Figures 1, 5 and 2 for the current view.
+    pub fn post_live(&mut self) {
+        self.last_live = js::now();
+        self.live_due = false;
+        let l = self.view.layer.min(self.recorder.layers.len() - 1);
+        let signs = self.signs();
+        let s = &signs[l];
+        let id = self.settings.model_id();
+        let mode = RecordingMode::Tracked;
+        let traced = self.recorder.snapshot_neurons[l].clone();
+        let (fig2, fig2_at) = match traced.iter().position(|&n| n == s.example_neuron) {
+            Some(j) if !self.recorder.steps.is_empty() => {
+                let rec = self.view.recording.unwrap_or(usize::MAX);
+                (
+                    Some(evolution_figure(&id, &self.recorder, s, l, j, "fig2", "Figure 2")),
+                    Some(distribution_at(&id, &self.recorder, s, l, j, rec)),
+                )
+            }
+            _ => (None, None),
+        };
+        let (pos, neg) = self.recorder.counts(l);
+        let (avg, defined) = average_sign(pos, neg);
+        let live = Live {
+            step: self.step,
+            recordings: self.recorder.recordings,
+            view: View { layer: l, neuron: s.example_neuron, recording: self.view.recording },
+            layers: self.recorder.layers.iter().map(|i| (i.name.clone(), i.neurons)).collect(),
+            tracked: self.tracked.len(),
+            defined_pairs: s.histogram.total(),
+            fig1: one_neuron_figure(&id, mode, &[s]),
+            fig5: whole_layer_figure(&id, mode, &[s]),
+            fig2,
+            fig2_at,
+            traced,
+            neuron_outer_fraction: outer_fraction_per_neuron(avg, defined, OUTER),
+        };
+        js::post(&WorkerOutput::Live { live: Box::new(live) });
+    }
+
+    /// Experiments 3 to 5 on the current model, then figures 3, 4, 8 and results.json.
+    pub fn analyze(&mut self) {
+        let started = js::now();
+        let config = ExperimentConfig::browser(self.settings.seed);
+        let layers = self.recorder.layers.len();
+        let total = layers * (config.ranks.len() + config.centres.len());
+        let mut done = 0;
+        let stats_set = self.split.train.head(config.stats_samples);
+        let mut out = Vec::new();
+        for l in 0..layers {
+            let name = self.recorder.layers[l].name.clone();
+            let mut tick = |what: &str| {
+                done += 1;
+                js::post(&WorkerOutput::AnalysisProgress { done, total, what: format!("{name}: {what}") });
+            };
+            let model = self.model();
+            let (split, dev) = (&self.split, &self.device);
+            let zero = experiments::zero_percentile_rank(model, l, &stats_set, split.norm, dev, CHUNK);
+            let q = experiments::quantization(model, l, &stats_set, &split.test, split.norm, &config, dev, || tick("quantization"));
+            let w = experiments::sliding_window(model, l, &split.train, &split.test, split.norm, &config, dev, || tick("sliding window"));
+            out.push((zero, q, w));
+        }
+        self.analysis = Some(Analysis { config, layers: out, seconds: (js::now() - started) / 1000.0 });
+        let results = self.results();
+        let signs = self.signs();
+        let refs: Vec<&LayerSigns> = signs.iter().collect();
+        js::post(&WorkerOutput::Analysis {
+            figures: vec![quantization_figure(&results, &signs), window_figure(&results, &signs), class_figure(&results.model, &refs)],
+        });
+        js::post(&WorkerOutput::Results { json: results.to_json() });
+    }
+
+    /// results.json of the run so far, in the native trainer's schema (experiments empty until
+    /// the analysis ran).
+    pub fn results(&self) -> Results {
+        let signs = self.signs();
+        let mut layers = BTreeMap::new();
+        for (l, s) in signs.iter().enumerate() {
+            let (zero, q, w) = match &self.analysis {
+                Some(a) => a.layers[l].clone(),
+                None => (f64::NAN, Vec::new(), Vec::new()),
+            };
+            layers.insert(s.name.clone(), LayerResults::new(s, self.recorder.layers[l].neurons, zero, q, w));
+        }
+        let test_accuracy = match self.epoch_test_accuracy.last() {
+            Some(&a) => a,
+            None => accuracy(self.model(), &self.split.test, self.split.norm, &self.device, CHUNK),
+        };
+        let cfg = train_config(&self.settings);
+        Results {
+            model: self.settings.model_id(),
+            dataset: self.split.name.clone(),
+            preset: "browser".into(),
+            seed: self.settings.seed,
+            test_accuracy,
+            recording: RecordingSummary {
+                mode: cfg.mode,
+                every_batches: cfg.every_batches,
+                recordings: self.recorder.recordings,
+                tracked_samples: self.tracked.len(),
+                note: cfg.mode.note(),
+            },
+            layers,
+            backend: BACKEND.into(),
+            architecture: format!("MLP 784-{}-10 ({}, dropout 0.5 after each hidden layer)", MNIST_WIDTHS.map(|w| w.to_string()).join("-"), self.settings.activation.suffix()),
+            experiments: self.analysis.as_ref().map(|a| a.config.clone()).unwrap_or_else(|| ExperimentConfig::browser(self.settings.seed)),
+            train: cfg,
+            epoch_loss: self.epoch_loss.clone(),
+            epoch_test_accuracy: self.epoch_test_accuracy.clone(),
+            train_seconds: self.train_ms / 1000.0,
+            experiment_seconds: self.analysis.as_ref().map(|a| a.seconds).unwrap_or(0.0),
+        }
+    }
+}
+
+/// Trains a fresh ReLU MLP for `steps` batches (recording every 10 batches on 1000 tracked
+/// samples when `recording`), the page's half of the TF.js benchmark.
+pub fn bench(split: &Rc<Split>, steps: usize, batch_size: usize, recording: bool) -> WorkerOutput {
+    let settings = Settings { batch_size: batch_size.max(1), epochs: 50, ..Settings::default() };
+    let mut s = Session::new(split.clone(), settings, View::default());
+    if !recording {
+        s.settings.every_batches = usize::MAX;
+    }
+    // A warm-up step outside the timing (first-call allocations).
+    if let Err(message) = s.step() {
+        return WorkerOutput::Error { message };
+    }
+    let started = js::now();
+    for _ in 0..steps {
+        if let Err(message) = s.step() {
+            return WorkerOutput::Error { message };
+        }
+    }
+    let seconds = (js::now() - started) / 1000.0;
+    WorkerOutput::BenchResult { steps, batch_size, recording, seconds, samples_per_second: (steps * batch_size) as f64 / seconds }
+}
+
