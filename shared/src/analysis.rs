@@ -275,6 +275,7 @@ pub fn quantization_figure(results: &Results, all_signs: &[LayerSigns]) -> Named
                     Some(l.zero_percentile_rank),
                 )
             }),
+            marker_label: None,
         }),
     }
 }
@@ -296,6 +297,7 @@ pub fn window_figure(results: &Results, all_signs: &[LayerSigns]) -> NamedFigure
                 let l = &results.layers[name];
                 (l.sliding_window.iter().map(|w| w.center).collect(), l.sliding_window.iter().map(|w| w.test_accuracy).collect(), None)
             }),
+            marker_label: None,
         }),
     }
 }

@@ -90,6 +90,7 @@ pub struct ProgressPoint {
     pub train_accuracy: f64,
     /// Set at the end of each epoch.
     pub test_accuracy: Option<f64>,
+    /// Training throughput since the previous point (recordings included, evaluation excluded).
     pub samples_per_second: f64,
 }
 

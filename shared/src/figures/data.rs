@@ -120,6 +120,10 @@ pub struct CurveFigure {
     pub x_label: String,
     pub y_label: String,
     pub curves: Vec<Curve>,
+    /// What the curves' vertical markers mean in the legend (default: the zero pre-activation's
+    /// percentile rank, as in figure 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker_label: Option<String>,
 }
 
 /// Any figure this project draws.

@@ -674,7 +674,7 @@ fn curve_legend(fig: &CurveFigure) -> Vec<LegendEntry> {
         });
     }
     if fig.curves.iter().any(|c| c.marker.is_some()) {
-        let label = "zero pre-activation rank".to_string();
+        let label = fig.marker_label.clone().unwrap_or_else(|| "zero pre-activation rank".into());
         entries.push(LegendEntry {
             label,
             color: NEUTRAL,
@@ -939,6 +939,7 @@ mod tests {
                 x_label: "x".into(),
                 y_label: "y".into(),
                 curves,
+                marker_label: None,
             });
             for size in sizes() {
                 draw_everywhere(&fig, size);

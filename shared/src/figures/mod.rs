@@ -137,6 +137,7 @@ pub(crate) mod fixtures {
                 curve("dense1-relu", 0.981, 0.5, Some(37.5)),
                 curve("dense2-relu", 0.981, 0.3, Some(62.0)),
             ],
+            marker_label: None,
         }
     }
 }

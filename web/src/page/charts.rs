@@ -4,7 +4,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use hidden_neurons::figures::{PlotArea, describe, draw_figure_mapped, render_svg};
+use hidden_neurons::figures::{
+    Band, Curve, CurveFigure, EvolutionFigure, Figure, Histogram, HistogramFigure, HistogramPanel, PlotArea, describe, draw_figure_mapped,
+    render_svg,
+};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use plotters::prelude::*;
@@ -101,7 +104,7 @@ pub fn FigureCard(id: FigureId, #[prop(optional)] embed: bool) -> impl IntoView 
 }
 
 /// Sizes the canvas to its box and draws `fig` (or a hint when there is no data yet).
-fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&hidden_neurons::figures::Figure>, id: FigureId, embed: bool) -> Vec<PlotArea> {
+fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&Figure>, id: FigureId, embed: bool) -> Vec<PlotArea> {
     let width = c.client_width().max(320) as u32;
     let height = if embed { c.client_height().max(200) as u32 } else { HEIGHT };
     // Resizing clears and reallocates the canvas: only when its box changed.
@@ -113,14 +116,51 @@ fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&hidden_neurons::figures::Fi
     let area = backend.into_drawing_area();
     let placed = match fig {
         Some(f) => draw_figure_mapped(&area, f).unwrap_or_default(),
+        // Empty axes of the figure's own kind: they tell what will come, and they run the drawing
+        // code once at page load, where V8's first compilation of its large (LTO-inlined)
+        // functions costs a one-off 50-80 ms that would otherwise land in the middle of training.
         None => {
-            let _ = area.fill(&WHITE);
-            let _ = area.draw_text(empty_text(id), &("sans-serif", 16).into_font().color(&RGBColor(110, 110, 110)), (16, 24));
+            let _ = draw_figure_mapped(&area, &placeholder(id));
             Vec::new()
         }
     };
     let _ = area.present();
     placed
+}
+
+fn placeholder(id: FigureId) -> Figure {
+    let title = empty_text(id).to_string();
+    match id {
+        FigureId::Fig1 | FigureId::Fig5 | FigureId::Fig2At | FigureId::Fig8 => {
+            let (lo, x_label) = match id {
+                FigureId::Fig8 => (0.0, "fraction of the class in the low category"),
+                FigureId::Fig2At => (-1.0, "pre-activation"),
+                _ => (-1.0, "average sign of dLoss/dActivation"),
+            };
+            Figure::Histograms(HistogramFigure {
+                title,
+                x_label: x_label.into(),
+                y_label: "count".into(),
+                panels: vec![HistogramPanel { label: "no data yet".into(), histogram: Histogram::empty(lo, 1.0, 20) }],
+            })
+        }
+        FigureId::Fig2 => Figure::Evolution(EvolutionFigure {
+            title,
+            layer: String::new(),
+            neuron: 0,
+            steps: Vec::new(),
+            high: Band { samples: 0, p10: Vec::new(), p50: Vec::new(), p90: Vec::new() },
+            low: Band { samples: 0, p10: Vec::new(), p50: Vec::new(), p90: Vec::new() },
+            highlighted: Vec::new(),
+        }),
+        _ => Figure::Curves(CurveFigure {
+            title,
+            x_label: String::new(),
+            y_label: String::new(),
+            curves: vec![Curve { label: "no data yet".into(), xs: vec![0.0], ys: vec![0.5], reference: Some(0.5), marker: Some(0.0) }],
+            marker_label: None,
+        }),
+    }
 }
 
 fn now_ms() -> f64 {
@@ -151,9 +191,9 @@ fn note_draw_time(id: FigureId, ms: f64) {
 
 fn empty_text(id: FigureId) -> &'static str {
     match id {
-        FigureId::Fig3 | FigureId::Fig4 | FigureId::Fig8 => "Press Analyze (after or during training) to run this experiment.",
-        FigureId::Fig2 | FigureId::Fig2At => "Shown for traced neurons (marked in the neuron list) once training records.",
-        _ => "Press Train: this figure fills in as the network learns.",
+        FigureId::Fig3 | FigureId::Fig4 | FigureId::Fig8 => "Press Analyze (during or after training)",
+        FigureId::Fig2 | FigureId::Fig2At => "For traced neurons (listed above), once training records",
+        _ => "Press Train: this fills in as the network learns",
     }
 }
 

@@ -174,6 +174,7 @@ fn training_curves(points: &[ProgressPoint], loss: bool) -> Figure {
         x_label: "epoch".into(),
         y_label: if loss { "cross-entropy".into() } else { "accuracy".into() },
         curves,
+        marker_label: None,
     })
 }
 
@@ -191,5 +192,6 @@ fn neurons_figure(live: &Live) -> Figure {
             reference: None,
             marker: Some(live.view.neuron as f64),
         }],
+        marker_label: Some(format!("selected neuron ({})", live.view.neuron)),
     })
 }

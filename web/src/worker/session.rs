@@ -49,8 +49,8 @@ pub struct Session {
     cursor: usize,
     step: u64,
     total_steps: u64,
-    /// Since the last progress point: summed loss, correct samples, samples, steps.
-    window: (f64, u64, u64, u64),
+    /// Since the last progress point.
+    window: Window,
     epoch_loss_sum: f64,
     epoch_batches: usize,
     epoch_loss: Vec<f64>,
@@ -61,6 +61,17 @@ pub struct Session {
     live_due: bool,
     finished: bool,
     analysis: Option<Analysis>,
+}
+
+/// What the steps since the last progress point add up to.
+#[derive(Default)]
+struct Window {
+    loss_sum: f64,
+    correct: u64,
+    samples: u64,
+    steps: u64,
+    /// Spent training them (evaluation and figures excluded).
+    ms: f64,
 }
 
 struct Analysis {
@@ -116,7 +127,7 @@ impl Session {
             epoch: 0,
             cursor: 0,
             step: 0,
-            window: (0.0, 0, 0, 0),
+            window: Window::default(),
             epoch_loss_sum: 0.0,
             epoch_batches: 0,
             epoch_loss: Vec::new(),
@@ -172,15 +183,17 @@ impl Session {
             return Err(format!("training diverged at step {} (loss {loss}): try a lower learning rate", self.step));
         }
         let samples = (end - self.cursor) as u64;
-        self.window.0 += loss;
-        self.window.1 += correct as u64;
-        self.window.2 += samples;
-        self.window.3 += 1;
+        self.window.loss_sum += loss;
+        self.window.correct += correct as u64;
+        self.window.samples += samples;
+        self.window.steps += 1;
         self.epoch_loss_sum += loss;
         self.epoch_batches += 1;
         self.cursor = end;
         self.step += 1;
-        self.train_ms += js::now() - started;
+        let spent = js::now() - started;
+        self.window.ms += spent;
+        self.train_ms += spent;
         if self.cursor >= self.order.len() {
             self.end_epoch();
         }
@@ -205,7 +218,7 @@ impl Session {
     /// Progress and live figures, each at most at its cadence.
     pub fn after_slice(&mut self) {
         let now = js::now();
-        if now - self.last_point >= POINT_MS && self.window.3 > 0 {
+        if now - self.last_point >= POINT_MS && self.window.steps > 0 {
             self.post_point(None);
         }
         if self.live_due && now - self.last_live >= LIVE_MS {
@@ -214,10 +227,8 @@ impl Session {
     }
 
     fn post_point(&mut self, test_accuracy: Option<f64>) {
-        let now = js::now();
-        let (loss, correct, samples, steps) = std::mem::take(&mut self.window);
-        let seconds = (now - self.last_point) / 1000.0;
-        self.last_point = now;
+        self.last_point = js::now();
+        let Window { loss_sum, correct, samples, steps, ms } = std::mem::take(&mut self.window);
         if steps == 0 && test_accuracy.is_none() {
             return;
         }
@@ -227,10 +238,10 @@ impl Session {
                 step: self.step,
                 total_steps: self.total_steps,
                 epoch: self.epoch as f64 + self.cursor as f64 / per_epoch,
-                loss: if steps > 0 { loss / steps as f64 } else { f64::NAN },
+                loss: if steps > 0 { loss_sum / steps as f64 } else { f64::NAN },
                 train_accuracy: if samples > 0 { correct as f64 / samples as f64 } else { f64::NAN },
                 test_accuracy,
-                samples_per_second: if seconds > 0.0 { samples as f64 / seconds } else { 0.0 },
+                samples_per_second: if ms > 0.0 { samples as f64 / (ms / 1000.0) } else { 0.0 },
             },
         });
     }
