@@ -26,6 +26,13 @@ fn random_matrix(seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Positive and negative sign counts `[S, N]`, each in `0..max`.
+fn random_sign_counts(seed: u64, max: u32) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut counts = || -> Vec<Vec<f32>> { (0..S).map(|_| (0..N).map(|_| rng.random_range(0..max) as f32).collect()).collect() };
+    (counts(), counts())
+}
+
 fn tensor(m: &[Vec<f32>], device: &Device) -> Tensor<2> {
     let flat: Vec<f32> = m.iter().flatten().copied().collect();
     Tensor::from_data(TensorData::new(flat, [m.len(), m[0].len()]), device)
@@ -106,12 +113,7 @@ fn zero_rank_matches_reference() {
 #[test]
 fn sign_histogram_matches_reference() {
     let device = Device::flex();
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
-    let counts = |rng: &mut Xoshiro256PlusPlus| -> Vec<Vec<f32>> {
-        (0..S).map(|_| (0..N).map(|_| rng.random_range(0..6u32) as f32).collect()).collect()
-    };
-    let pos = counts(&mut rng);
-    let neg = counts(&mut rng);
+    let (pos, neg) = random_sign_counts(6, 6);
     let (avg, defined) = average_sign(tensor(&pos, &device), tensor(&neg, &device));
     let h = sign_histogram(avg, defined, 20);
     assert_eq!(h.counts, reference::sign_histogram(&pos, &neg, 20));
@@ -155,12 +157,7 @@ fn class_low_fractions_match_a_direct_count() {
 #[test]
 fn outer_fraction_per_neuron_matches_a_direct_count() {
     let device = Device::flex();
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
-    let counts = |rng: &mut Xoshiro256PlusPlus| -> Vec<Vec<f32>> {
-        (0..S).map(|_| (0..N).map(|_| rng.random_range(0..4u32) as f32).collect()).collect()
-    };
-    let pos = counts(&mut rng);
-    let neg = counts(&mut rng);
+    let (pos, neg) = random_sign_counts(9, 4);
     let (avg, defined) = average_sign(tensor(&pos, &device), tensor(&neg, &device));
     let got = outer_fraction_per_neuron(avg, defined, 0.8);
     assert_eq!(got.len(), N);

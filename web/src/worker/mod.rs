@@ -34,10 +34,7 @@ pub fn start() {
     });
     js::scope().set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
-    js::post(&WorkerOutput::Ready {
-        backend: "ndarray (CPU, WebAssembly)".into(),
-        note: String::new(),
-    });
+    js::post(&WorkerOutput::Ready { backend: session::BACKEND.into(), note: String::new() });
     wasm_bindgen_futures::spawn_local(run(inbox));
 }
 
