@@ -9,10 +9,13 @@ use crate::figures::{
 };
 use crate::recording::{Recorder, RecordingMode, TrackedSet};
 use crate::results::Results;
-use crate::stats::{average_sign, class_low_fractions, read_f32, sign_histogram};
+use crate::stats::{average_sign, class_low_fractions, outer_fraction_per_neuron, read_f32, sign_histogram};
 
 /// Bins of every average-sign histogram (the results.json schema fixes 20 over [-1, 1]).
 pub const SIGN_BINS: usize = 20;
+/// |average sign| from which a (sample, neuron) pair counts as clear-cut: the two outermost
+/// histogram bins on each side.
+pub const OUTER_SIGN: f32 = 0.8;
 /// How many high-category samples figure 2 highlights.
 pub const HIGHLIGHTED: usize = 5;
 
@@ -24,6 +27,8 @@ pub struct LayerSigns {
     pub example_neuron: usize,
     pub example_histogram: Histogram,
     pub outer_fraction: f64,
+    /// Per neuron: the share of its defined samples with |avg sign| >= [`OUTER_SIGN`].
+    pub neuron_outer_fraction: Vec<f64>,
     pub class_low_fraction: Histogram,
     /// Per snapshot neuron, per tracked sample: its average sign (None when undefined).
     pub tracked_signs: Vec<Vec<Option<f32>>>,
@@ -66,6 +71,7 @@ pub fn layer_signs_with(
             let example_histogram = sign_histogram(col(avg.clone()), defined.clone().narrow(1, example_neuron, 1), SIGN_BINS);
             let total = histogram.total().max(1) as f64;
             let outer = histogram.counts[..2].iter().chain(&histogram.counts[SIGN_BINS - 2..]).sum::<u64>() as f64;
+            let neuron_outer_fraction = outer_fraction_per_neuron(avg.clone(), defined.clone(), OUTER_SIGN);
             let fractions = class_low_fractions(avg.clone(), defined.clone(), labels.clone(), CLASSES);
             let class_low_fraction =
                 Histogram::from_values(fractions.iter().flatten().flatten().copied(), 0.0, 1.0, SIGN_BINS);
@@ -85,6 +91,7 @@ pub fn layer_signs_with(
                 example_neuron,
                 example_histogram,
                 outer_fraction: outer / total,
+                neuron_outer_fraction,
                 class_low_fraction,
                 tracked_signs,
             }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Batches, Dataset, Normalization, epoch_order};
 use crate::model::{CaptureTap, ReplaceTap, TappedModel, flatten_items};
 use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, zero_percentile_ranks};
-use crate::train::{accuracy_with, adam, train_step};
+use crate::train::{accuracy_with, adam, correct_count, train_step};
 
 /// Settings of the test-time experiments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -222,7 +222,6 @@ fn retrain_suffix<M: TappedModel>(
     }
     let valid = suffix.valid();
     let y_test = labels_tensor(test, &inner);
-    let pred = valid.forward(f_test).argmax(1).reshape([test.len()]);
-    let correct: i64 = pred.equal(y_test).int().sum().into_scalar();
+    let correct: i64 = correct_count(valid.forward(f_test), y_test).into_scalar();
     correct as f64 / test.len().max(1) as f64
 }

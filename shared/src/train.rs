@@ -84,7 +84,6 @@ pub fn train_step<M: TappedModel>(
 ) -> (M, Tensor<1>, Tensor<1, Int>) {
     let device = x.device();
     let labels = y.clone().inner();
-    let [batch] = labels.dims();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let correct: Tensor<1, Int>;
     let (loss, grads) = match online {
@@ -92,7 +91,7 @@ pub fn train_step<M: TappedModel>(
             debug_assert_eq!(recorder.mode, RecordingMode::Online);
             let mut tap = ProbeTap::default();
             let logits = model.forward_tapped(x, &mut tap);
-            correct = logits.clone().inner().argmax(1).reshape([batch]).equal(labels).int().sum();
+            correct = correct_count(logits.clone().inner(), labels);
             let uncertain = uncertain_mask(logits.clone().inner(), y.clone().inner(), recorder.certainty_epsilon);
             let loss = ce.forward(logits, y);
             let mut grads = loss.backward();
@@ -106,7 +105,7 @@ pub fn train_step<M: TappedModel>(
         }
         None => {
             let logits = model.forward_tapped(x, &mut NoTap);
-            correct = logits.clone().inner().argmax(1).reshape([batch]).equal(labels).int().sum();
+            correct = correct_count(logits.clone().inner(), labels);
             let loss = ce.forward(logits, y);
             let grads = loss.backward();
             (loss, grads)
@@ -115,6 +114,12 @@ pub fn train_step<M: TappedModel>(
     let grads = GradientsParams::from_grads(grads, &model);
     let model = optim.step(lr, model, grads);
     (model, loss.detach().inner(), correct)
+}
+
+/// How many rows of `logits` (`[batch, classes]`) put their maximum on the label, on the device.
+pub fn correct_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1, Int> {
+    let [batch] = labels.dims();
+    logits.argmax(1).reshape([batch]).equal(labels).int().sum()
 }
 
 /// Fraction of `data` that `logits_of` classifies correctly, counted on the device and read back
@@ -132,8 +137,7 @@ pub fn accuracy_with(
     let mut correct: Option<Tensor<1, Int>> = None;
     for start in (0..data.len()).step_by(batch.max(1)) {
         let (x, y) = data.range_batch(start, start + batch, norm, device);
-        let pred = logits_of(x).argmax(1).reshape([y.dims()[0]]);
-        let hits = pred.equal(y).int().sum();
+        let hits = correct_count(logits_of(x), y);
         correct = Some(match correct {
             Some(c) => c + hits,
             None => hits,

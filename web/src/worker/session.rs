@@ -14,7 +14,7 @@ use hidden_neurons::experiments::{self, CentreAccuracy, ExperimentConfig, RankAc
 use hidden_neurons::model::{MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
-use hidden_neurons::stats::{average_sign, outer_fraction_per_neuron, read_f32};
+use hidden_neurons::stats::read_f32;
 use hidden_neurons::train::{ModuleOptimizer, TrainConfig, accuracy, adam, train_step};
 
 use super::js;
@@ -30,8 +30,6 @@ const TRACED: usize = 64;
 /// Least time between two progress points, and between two live-figure updates.
 const POINT_MS: f64 = 400.0;
 const LIVE_MS: f64 = 1000.0;
-/// |average sign| that counts a (sample, neuron) pair as clear-cut.
-const OUTER: f32 = 0.8;
 
 pub struct Session {
     split: Rc<Split>,
@@ -274,8 +272,6 @@ impl Session {
             }
             _ => (None, None),
         };
-        let (pos, neg) = self.recorder.counts(l);
-        let (avg, defined) = average_sign(pos, neg);
         let live = Live {
             step: self.step,
             recordings: self.recorder.recordings,
@@ -288,7 +284,7 @@ impl Session {
             fig2,
             fig2_at,
             traced,
-            neuron_outer_fraction: outer_fraction_per_neuron(avg, defined, OUTER),
+            neuron_outer_fraction: s.neuron_outer_fraction.clone(),
         };
         js::post(&WorkerOutput::Live { live: Box::new(live) });
     }
@@ -316,8 +312,8 @@ impl Session {
             out.push((zero, q, w));
         }
         self.analysis = Some(Analysis { config, layers: out, seconds: (js::now() - started) / 1000.0 });
-        let results = self.results();
         let signs = self.signs();
+        let results = self.results_from(&signs);
         let refs: Vec<&LayerSigns> = signs.iter().collect();
         js::post(&WorkerOutput::Analysis {
             figures: vec![quantization_figure(&results, &signs), window_figure(&results, &signs), class_figure(&results.model, &refs)],
@@ -328,7 +324,10 @@ impl Session {
     /// results.json of the run so far, in the native trainer's schema (experiments empty until
     /// the analysis ran).
     pub fn results(&self) -> Results {
-        let signs = self.signs();
+        self.results_from(&self.signs())
+    }
+
+    fn results_from(&self, signs: &[LayerSigns]) -> Results {
         let mut layers = BTreeMap::new();
         for (l, s) in signs.iter().enumerate() {
             let (zero, q, w) = match &self.analysis {
