@@ -8,17 +8,18 @@
 //! - [`model`]: the models and the [`model::Tap`] hook of the tapped forward pass.
 //! - [`train`]: one training step, evaluation.
 //! - [`recording`]: experiment 1 and 2 (gradient-sign counts, pre-activation snapshots).
+//! - [`readback`]: awaited device reads (WebGPU has no blocking ones).
 //! - [`stats`]: on-device kernels (percentiles, quantization, binarization, histograms).
 //! - [`experiments`]: experiments 3, 4 and 5.
 //! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
 
 pub mod analysis;
-#[cfg(feature = "native")]
 pub mod backend;
 pub mod data;
 pub mod experiments;
 pub mod figures;
 pub mod model;
+pub mod readback;
 pub mod recording;
 pub mod report;
 pub mod results;

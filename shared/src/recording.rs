@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Normalization};
 use crate::model::{CaptureTap, LayerInfo, ProbeTap, TappedModel};
+use crate::readback::{ReadbackError, read_f32_async};
 use crate::stats::read_f32;
 
 /// Where the gradient signs come from.
@@ -133,6 +134,11 @@ pub struct Recorder {
     pub steps: Vec<u64>,
     /// Per layer, per snapshot: `[tracked, k]` row-major.
     pub snapshots: Vec<Vec<Vec<f32>>>,
+    /// Keep snapshots on the device until [`Recorder::settle`] reads them (WebGPU, where a
+    /// blocking read panics); otherwise each is read as it is taken.
+    pub deferred_reads: bool,
+    /// Snapshots taken but not read yet: (step, one `[tracked, k]` tensor per layer).
+    pending: Vec<(u64, Vec<Tensor<2>>)>,
 }
 
 impl Recorder {
@@ -151,6 +157,8 @@ impl Recorder {
             recordings: 0,
             snapshot_neurons,
             steps: Vec::new(),
+            deferred_reads: false,
+            pending: Vec::new(),
         }
     }
 
@@ -225,10 +233,31 @@ impl Recorder {
     }
 
     fn push_snapshots(&mut self, snaps: Vec<Vec<Tensor<2>>>, step: u64) {
-        for (layer, parts) in snaps.into_iter().enumerate() {
-            self.snapshots[layer].push(read_f32(Tensor::cat(parts, 0)));
+        let layers: Vec<Tensor<2>> = snaps.into_iter().map(|parts| Tensor::cat(parts, 0)).collect();
+        if self.deferred_reads {
+            self.pending.push((step, layers));
+        } else {
+            self.store_snapshot(step, layers.into_iter().map(read_f32).collect());
+        }
+    }
+
+    fn store_snapshot(&mut self, step: u64, layers: Vec<Vec<f32>>) {
+        for (layer, values) in layers.into_iter().enumerate() {
+            self.snapshots[layer].push(values);
         }
         self.steps.push(step);
+    }
+
+    /// Reads the deferred snapshots back (awaited), so that `steps` and `snapshots` are complete.
+    pub async fn settle(&mut self) -> Result<(), ReadbackError> {
+        for (step, layers) in std::mem::take(&mut self.pending) {
+            let mut values = Vec::with_capacity(layers.len());
+            for t in layers {
+                values.push(read_f32_async(t).await?);
+            }
+            self.store_snapshot(step, values);
+        }
+        Ok(())
     }
 
     /// The count matrices of a layer (device tensors, `[items, neurons]`).
@@ -236,8 +265,33 @@ impl Recorder {
         (self.pos[layer].clone(), self.neg[layer].clone())
     }
 
-    /// Everything needed to resume, on the host.
+    /// Everything needed to resume, on the host (blocking reads).
     pub fn to_state(&self) -> RecorderState {
+        let mut state = self.state_with(
+            self.pos.iter().map(|t| read_f32(t.clone())).collect(),
+            self.neg.iter().map(|t| read_f32(t.clone())).collect(),
+        );
+        for (step, layers) in &self.pending {
+            state.steps.push(*step);
+            for (l, t) in layers.iter().enumerate() {
+                state.snapshots[l].push(read_f32(t.clone()));
+            }
+        }
+        state
+    }
+
+    /// [`Recorder::to_state`] with awaited reads, for WebGPU. Settles the pending snapshots.
+    pub async fn to_state_async(&mut self) -> Result<RecorderState, ReadbackError> {
+        self.settle().await?;
+        let (mut pos, mut neg) = (Vec::new(), Vec::new());
+        for (p, n) in self.pos.iter().zip(&self.neg) {
+            pos.push(read_f32_async(p.clone()).await?);
+            neg.push(read_f32_async(n.clone()).await?);
+        }
+        Ok(self.state_with(pos, neg))
+    }
+
+    fn state_with(&self, pos: Vec<Vec<f32>>, neg: Vec<Vec<f32>>) -> RecorderState {
         RecorderState {
             mode: self.mode,
             layers: self.layers.clone(),
@@ -247,8 +301,8 @@ impl Recorder {
             recordings: self.recordings,
             snapshot_neurons: self.snapshot_neurons.clone(),
             steps: self.steps.clone(),
-            pos: self.pos.iter().map(|t| read_f32(t.clone())).collect(),
-            neg: self.neg.iter().map(|t| read_f32(t.clone())).collect(),
+            pos,
+            neg,
             snapshots: self.snapshots.clone(),
         }
     }
@@ -270,6 +324,8 @@ impl Recorder {
             snapshot_neurons: state.snapshot_neurons,
             steps: state.steps,
             snapshots: state.snapshots,
+            deferred_reads: false,
+            pending: Vec::new(),
         }
     }
 }

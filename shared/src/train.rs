@@ -9,6 +9,7 @@ pub use burn::optim::ModuleOptimizer;
 
 use crate::data::{Dataset, Normalization};
 use crate::model::{NoTap, ProbeTap, TappedModel};
+use crate::readback::{ReadbackError, read_i64_async};
 use crate::recording::{Recorder, RecordingMode, uncertain_mask};
 
 /// How a model is trained and recorded. The paper does not state its optimizer, epochs or batch
@@ -122,18 +123,15 @@ pub fn correct_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1, Int
     logits.argmax(1).reshape([batch]).equal(labels).int().sum()
 }
 
-/// Fraction of `data` that `logits_of` classifies correctly, counted on the device and read back
-/// once. `logits_of` receives normalized inputs `[batch, features]` on `device`.
-pub fn accuracy_with(
+/// How many samples of `data` `logits_of` classifies correctly, summed on the device (nothing is
+/// read back). `logits_of` receives normalized inputs `[batch, features]` on `device`.
+fn correct_on_device(
     data: &Dataset,
     norm: Normalization,
     device: &Device,
     batch: usize,
     mut logits_of: impl FnMut(Tensor<2>) -> Tensor<2>,
-) -> f64 {
-    if data.is_empty() {
-        return 0.0;
-    }
+) -> Option<Tensor<1, Int>> {
     let mut correct: Option<Tensor<1, Int>> = None;
     for start in (0..data.len()).step_by(batch.max(1)) {
         let (x, y) = data.range_batch(start, start + batch, norm, device);
@@ -143,13 +141,42 @@ pub fn accuracy_with(
             None => hits,
         });
     }
-    let correct: i64 = correct.expect("non-empty").into_scalar();
-    correct as f64 / data.len() as f64
+    correct
 }
 
-/// Test accuracy of a model (dropout off, no gradients).
+/// Fraction of `data` that `logits_of` classifies correctly, counted on the device and read back
+/// once. `logits_of` receives normalized inputs `[batch, features]` on `device`.
+pub fn accuracy_with(
+    data: &Dataset,
+    norm: Normalization,
+    device: &Device,
+    batch: usize,
+    logits_of: impl FnMut(Tensor<2>) -> Tensor<2>,
+) -> f64 {
+    match correct_on_device(data, norm, device, batch, logits_of) {
+        Some(correct) => correct.into_scalar::<i64>() as f64 / data.len() as f64,
+        None => 0.0,
+    }
+}
+
 pub fn accuracy<M: TappedModel>(model: &M, data: &Dataset, norm: Normalization, device: &Device, batch: usize) -> f64 {
     let valid = model.valid();
     let inner = device.clone().inner();
     accuracy_with(data, norm, &inner, batch, |x| valid.forward(x))
+}
+
+/// [`accuracy`] with an awaited read, for WebGPU.
+pub async fn accuracy_async<M: TappedModel>(
+    model: &M,
+    data: &Dataset,
+    norm: Normalization,
+    device: &Device,
+    batch: usize,
+) -> Result<f64, ReadbackError> {
+    let valid = model.valid();
+    let inner = device.clone().inner();
+    match correct_on_device(data, norm, &inner, batch, |x| valid.forward(x)) {
+        Some(correct) => Ok(read_i64_async(correct).await?[0] as f64 / data.len() as f64),
+        None => Ok(0.0),
+    }
 }

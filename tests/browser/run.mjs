@@ -26,16 +26,18 @@ const server = await serve([
 const base = `http://127.0.0.1:${server.address().port}`;
 
 // playwright gives every launch a fresh temporary profile (our --user-data-dir).
-const browser = await chromium.launch({
+const launch = (extra = []) => chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
+    '--disable-component-update', '--disable-sync', ...extra],
 });
+// Headless Chromium offers no WebGPU adapter here: this one tests the CPU path.
+const browser = await launch();
 
 function assert(cond, what) { if (!cond) throw new Error(what); }
 
-async function open(url, { routes = [], width = 1400, height = 1000 } = {}) {
-  const context = await browser.newContext({ viewport: { width, height }, acceptDownloads: true });
+async function open(url, { routes = [], width = 1400, height = 1000, within = browser } = {}) {
+  const context = await within.newContext({ viewport: { width, height }, acceptDownloads: true });
   const page = await context.newPage();
   const consoleErrors = [];
   page.on('console', m => { if (m.type() === 'error') consoleErrors.push(m.text()); });
@@ -206,6 +208,65 @@ const errorCase = (name, routes, pattern) => test(name, async () => {
 errorCase('missing data gets a clear message', [['**/data/mnist/t10k-labels-idx1-ubyte.gz', r => r.fulfill({ status: 404, body: 'gone' })]], /t10k-labels-idx1-ubyte\.gz.*404/);
 errorCase('unparsable data gets a clear message', [['**/data/mnist/train-labels-idx1-ubyte.gz', r => r.fulfill({ status: 200, body: 'this is not MNIST' })]], /could not parse MNIST.*train-labels/);
 errorCase('a worker that cannot start gets a clear message', [['**/worker_loader.js', r => r.fulfill({ status: 404, body: 'gone' })]], /worker/i);
+
+// With --enable-unsafe-webgpu, headless Chromium offers a software (SwiftShader) adapter: slow,
+// but every GPU read of the WebGPU path is real, and a blocking one would panic.
+test('WebGPU: auto stays on the CPU on a software adapter; backend=wgpu trains, records and analyzes on it', async () => {
+  const gpuBrowser = await launch(['--enable-unsafe-webgpu']);
+  try {
+    const auto = await open('/', { within: gpuBrowser });
+    await waitPhase(auto.page, 'ready');
+    const autoStatus = await auto.page.$eval('.status', e => e.innerText);
+    assert(/ndarray/.test(autoStatus) && /software/.test(autoStatus), `auto on a software adapter: ${autoStatus}`);
+    await auto.context.close();
+
+    const { page, context, consoleErrors } = await open('/?backend=wgpu&layer=1&batch=64&tracked=100&every=4&lr=0.002', { within: gpuBrowser });
+    await waitPhase(page, 'ready');
+    await page.click('#train');
+    await page.waitForFunction(() => /wgpu \(WebGPU/.test(document.querySelector('.status .backend').innerText), null, { timeout: 60_000, polling: 250 });
+    const t0 = Date.now();
+    await page.waitForFunction(() => (window.hn?.points?.length || 0) >= 1, null, { timeout: 8 * 60_000, polling: 250 });
+    const firstPoint = (Date.now() - t0) / 1000;
+    await page.waitForFunction(() => (window.hn?.points?.at(-1)?.step || 0) >= 20 && (window.hn?.live?.live?.recordings || 0) >= 4, null, { timeout: 8 * 60_000, polling: 500 });
+    const trainedAt = (Date.now() - t0) / 1000;
+    await page.click('#pause');
+    await waitPhase(page, 'paused', 120_000);
+    // The live figures settle on the paused model.
+    await page.waitForFunction(() => window.hn.live.live.step === window.hn.points.at(-1).step, null, { timeout: 60_000, polling: 250 }).catch(() => {});
+    const { points, live } = await page.evaluate(() => ({ points: window.hn.points, live: window.hn.live.live }));
+    const steps = points.at(-1).step;
+    assert(points.every(p => Number.isFinite(p.loss)), 'a non-finite loss');
+    const early = points[0].loss, late = points.at(-1).loss;
+    assert(late < early, `loss did not fall on WebGPU: ${early} -> ${late}`);
+    const [, neurons] = live.layers[live.view.layer];
+    const fig5 = live.fig5.figure.panels[0].histogram.counts;
+    assert(sum(fig5) === live.defined_pairs && live.defined_pairs <= live.tracked * neurons && live.defined_pairs > 0, `fig5 ${sum(fig5)} vs ${live.defined_pairs}`);
+    assert(live.tracked === 100 && live.recordings >= 4, `tracked ${live.tracked}, recordings ${live.recordings}`);
+    // Figure 2's snapshots were read back asynchronously, one per recording.
+    const traced = live.traced[0];
+    await page.fill('#neuron', String(traced));
+    await page.dispatchEvent('#neuron', 'change');
+    await page.waitForFunction(n => window.hn.live.live.view.neuron === n && window.hn.live.live.fig2, traced, { timeout: 60_000, polling: 250 });
+    const evo = await page.evaluate(() => window.hn.live.live);
+    assert(evo.fig2.figure.steps.length === evo.recordings, `figure 2 has ${evo.fig2.figure.steps.length} points for ${evo.recordings} recordings`);
+    // The analysis runs on a CPU copy of the WebGPU model.
+    await page.click('#analyze');
+    const analysis = await hn(page, () => window.hn?.analysis, 10 * 60_000);
+    const q = analysis.figures.find(f => f.stem.startsWith('fig3')).figure;
+    assert(q.curves.length === 2 && q.curves.every(k => k.ys.every(y => y >= 0 && y <= 1)), 'figure 3 data on WebGPU');
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 300_000 }), page.click('#export')]);
+    const file = path.join(artifacts, 'results-webgpu.json');
+    await download.saveAs(file);
+    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert(/WebGPU/.test(r.backend) && r.test_accuracy > 0.5, `results.json: backend ${r.backend}, test accuracy ${r.test_accuracy}`);
+    assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+    const rate = points.slice(-3).map(p => p.samples_per_second.toFixed(0)).join(', ');
+    console.log(`    ${r.backend}: first progress point after ${firstPoint.toFixed(0)} s (shader compilation), ${steps} steps of batch 64 by ${trainedAt.toFixed(0)} s (recording every 4 on 100 samples; last points ${rate} samples/s); analysis and export done at ${((Date.now() - t0) / 1000).toFixed(0)} s; test accuracy ${r.test_accuracy.toFixed(3)}`);
+    await context.close();
+  } finally {
+    await gpuBrowser.close();
+  }
+});
 
 test('benchmark: the page against TensorFlow.js (wasm backend), same MLP and batch', async () => {
   const { page, context } = await open('/');

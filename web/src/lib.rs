@@ -1,11 +1,11 @@
 //! The in-browser page. The page and the worker talk through [`protocol`]; the page's state lives
 //! in the URL ([`url_state`]). The UI ([`page`]) and the training worker ([`worker`]) exist only
-//! in WebAssembly builds.
+//! in WebAssembly builds (the worker with the `webgpu` feature).
 
 pub mod protocol;
 pub mod url_state;
 
 #[cfg(target_arch = "wasm32")]
 pub mod page;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "webgpu"))]
 pub mod worker;

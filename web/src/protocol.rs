@@ -1,6 +1,7 @@
 //! What the page and the training worker say to each other. Messages travel as JSON strings
 //! through `postMessage`; both sides only ever see these enums.
 
+use hidden_neurons::backend::{BackendChoice, GpuAdapter, decide};
 use hidden_neurons::figures::NamedFigure;
 use hidden_neurons::model::Activation;
 use serde::{Deserialize, Serialize};
@@ -16,12 +17,15 @@ pub struct Settings {
     /// Record the tracked set every this many batches.
     pub every_batches: usize,
     pub tracked_samples: usize,
+    /// WebGPU or the CPU (see [`plan`]).
+    #[serde(default)]
+    pub backend: BackendChoice,
 }
 
 impl Default for Settings {
     /// One epoch of the paper's MLP with the paper's recording cadence.
     fn default() -> Self {
-        Self { activation: Activation::Relu, epochs: 1, batch_size: 128, learning_rate: 1e-3, seed: 1, every_batches: 10, tracked_samples: 1000 }
+        Self { activation: Activation::Relu, epochs: 1, batch_size: 128, learning_rate: 1e-3, seed: 1, every_batches: 10, tracked_samples: 1000, backend: BackendChoice::Auto }
     }
 }
 
@@ -45,6 +49,35 @@ impl Settings {
         self.tracked_samples = self.tracked_samples.clamp(10, 10_000);
         self
     }
+}
+
+/// The CPU backend's name, as the page and results.json show it.
+pub const CPU_BACKEND: &str = "ndarray (CPU, WebAssembly)";
+
+/// Where a run trains: burn's wgpu backend on the browser's WebGPU, or ndarray on the CPU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub webgpu: bool,
+    /// For the page and results.json.
+    pub name: String,
+    /// Why, in one line for the user.
+    pub note: String,
+}
+
+/// The one backend decision, made the same way on the page (to show it before training) and in
+/// the worker (to act on it). `adapter` is what `navigator.gpu.requestAdapter()` gave.
+pub fn plan(choice: BackendChoice, adapter: Option<&GpuAdapter>) -> Plan {
+    let (webgpu, why) = decide(choice, adapter, "backend=", &format!("burn's {CPU_BACKEND} backend"));
+    let name = match adapter {
+        Some(a) if webgpu => format!("wgpu (WebGPU, {})", a.name),
+        _ => CPU_BACKEND.to_string(),
+    };
+    let note = match (webgpu, adapter) {
+        (true, _) => format!("{why}. Training runs on the GPU; the live figures and the analysis read its results back asynchronously and run on the CPU."),
+        (false, None) => format!("No WebGPU adapter in this browser ({why})."),
+        (false, Some(_)) => format!("WebGPU is there, but {why}."),
+    };
+    Plan { webgpu, name, note }
 }
 
 /// What the figures look at.
@@ -125,8 +158,10 @@ pub struct Live {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerOutput {
-    /// The worker runs and listens.
-    Ready { backend: String, note: String },
+    /// The worker runs and listens; `webgpu` is the browser's WebGPU adapter, if any.
+    Ready { webgpu: Option<GpuAdapter> },
+    /// The backend a run started on ([`plan`]'s, or the CPU when WebGPU failed to start).
+    Backend { name: String, note: String },
     DataLoaded { train: usize, test: usize },
     Progress { point: ProgressPoint },
     Live { live: Box<Live> },
@@ -179,11 +214,36 @@ mod tests {
         let out = WorkerOutput::Error { message: "data/mnist: bad magic".into() };
         assert_eq!(WorkerOutput::from_json(&out.to_json()).unwrap(), out);
         assert!(WorkerInput::from_json(r#"{"type":"explode"}"#).is_err());
+        let ready = WorkerOutput::Ready { webgpu: Some(GpuAdapter { name: "SwiftShader".into(), api: "WebGPU".into(), software: true }) };
+        assert_eq!(WorkerOutput::from_json(&ready.to_json()).unwrap(), ready);
+    }
+
+    #[test]
+    fn settings_from_before_the_backend_choice_still_read() {
+        let mut json: serde_json::Value = serde_json::to_value(Settings::default()).unwrap();
+        json.as_object_mut().unwrap().remove("backend");
+        let s: Settings = serde_json::from_value(json).unwrap();
+        assert_eq!(s.backend, BackendChoice::Auto);
+    }
+
+    #[test]
+    fn the_plan_names_the_backend_and_says_why() {
+        let real = GpuAdapter { name: "NVIDIA H100".into(), api: "WebGPU".into(), software: false };
+        let soft = GpuAdapter { name: "SwiftShader".into(), api: "WebGPU".into(), software: true };
+        let p = plan(BackendChoice::Auto, Some(&real));
+        assert!(p.webgpu && p.name.contains("WebGPU") && p.name.contains("H100"), "{p:?}");
+        let p = plan(BackendChoice::Auto, Some(&soft));
+        assert!(!p.webgpu && p.name == CPU_BACKEND && p.note.contains("WebGPU") && p.note.contains("software"), "{p:?}");
+        let p = plan(BackendChoice::Auto, None);
+        assert!(!p.webgpu && p.note.contains("No WebGPU"), "{p:?}");
+        assert!(plan(BackendChoice::Wgpu, Some(&soft)).webgpu);
+        assert!(!plan(BackendChoice::Cpu, Some(&real)).webgpu);
     }
 
     #[test]
     fn sanitize_clamps_what_a_url_can_say() {
-        let s = Settings { activation: Activation::None, epochs: 0, batch_size: 0, learning_rate: f64::NAN, seed: 3, every_batches: 0, tracked_samples: 1 }.sanitized();
+        let s = Settings { activation: Activation::None, epochs: 0, batch_size: 0, learning_rate: f64::NAN, seed: 3, every_batches: 0, tracked_samples: 1, backend: BackendChoice::Cpu }
+            .sanitized();
         assert_eq!(s.activation, Activation::Relu);
         assert_eq!((s.epochs, s.batch_size, s.every_batches, s.tracked_samples), (1, 1, 1, 10));
         assert_eq!(s.learning_rate, 1e-3);

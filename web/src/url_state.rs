@@ -1,6 +1,7 @@
 //! The page's state in its URL, so that a view can be shared and embedded:
-//! `?model=relu&layer=1&neuron=17&epochs=1&batch=128&lr=0.001&seed=1&embed=fig5`.
+//! `?model=relu&layer=1&neuron=17&epochs=1&batch=128&lr=0.001&seed=1&backend=wgpu&embed=fig5`.
 
+use hidden_neurons::backend::BackendChoice;
 use hidden_neurons::model::Activation;
 
 use crate::protocol::{Settings, View};
@@ -110,6 +111,7 @@ impl UrlState {
                 "seed" => set(&mut s.seed, v),
                 "every" => set(&mut s.every_batches, v),
                 "tracked" => set(&mut s.tracked_samples, v),
+                "backend" => set(&mut s.backend, v),
                 "layer" => set(&mut st.view.layer, v),
                 "neuron" => set(&mut st.view.neuron, v),
                 "embed" => st.embed = FigureId::parse(v),
@@ -137,6 +139,10 @@ impl UrlState {
             s.every_batches,
             s.tracked_samples
         );
+        if s.backend != BackendChoice::Auto {
+            q.push_str("&backend=");
+            q.push_str(s.backend.name());
+        }
         if let Some(e) = self.embed {
             q.push_str("&embed=");
             q.push_str(e.name());
@@ -175,6 +181,7 @@ mod tests {
         st.settings.activation = Activation::Sigmoid;
         st.settings.epochs = 3;
         st.settings.learning_rate = 0.0005;
+        st.settings.backend = BackendChoice::Wgpu;
         st.view = View { layer: 1, neuron: 42, recording: None };
         st.embed = Some(FigureId::Fig5);
         st.autostart = true;

@@ -1,6 +1,6 @@
 //! The training worker (trunk builds it to WebAssembly; natively it does nothing).
 
 fn main() {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", feature = "webgpu"))]
     web::worker::start();
 }

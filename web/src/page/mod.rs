@@ -6,10 +6,9 @@ mod download;
 mod link;
 mod state;
 
+use hidden_neurons::backend::BackendChoice;
 use hidden_neurons::model::Activation;
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::protocol::WorkerInput;
 use crate::url_state::{FigureId, UrlState};
@@ -39,7 +38,6 @@ fn App(url: UrlState) -> impl IntoView {
         }
     });
     link::start(state);
-    wasm_bindgen_futures::spawn_local(check_webgpu(state));
     // `autostart=1`: train as soon as the data is there.
     Effect::new(move |started: Option<bool>| {
         let ready = state.phase.get() == Phase::Ready;
@@ -54,27 +52,6 @@ fn App(url: UrlState) -> impl IntoView {
         Some(id) => view! { <Embedded id=id/> }.into_any(),
         None => view! { <FullPage/> }.into_any(),
     }
-}
-
-/// burn's wgpu backend needs WebGPU; this build trains on the CPU either way, and says so.
-async fn check_webgpu(state: AppState) {
-    let Some(window) = web_sys::window() else { return };
-    let gpu = js_sys::Reflect::get(&window.navigator(), &"gpu".into()).unwrap_or_default();
-    let adapter = if gpu.is_undefined() || gpu.is_null() {
-        false
-    } else {
-        // web-sys's WebGPU bindings are behind an unstable cfg; one dynamic call suffices.
-        let request = js_sys::Reflect::get(&gpu, &"requestAdapter".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-        match request.and_then(|f| f.call0(&gpu).ok()).and_then(|p| p.dyn_into::<js_sys::Promise>().ok()) {
-            Some(p) => matches!(JsFuture::from(p).await, Ok(a) if !a.is_null() && !a.is_undefined()),
-            None => false,
-        }
-    };
-    state.backend_note.set(if adapter {
-        "This browser offers WebGPU, but this build trains on burn's ndarray CPU backend: the analysis kernels still read GPU results synchronously, which WebGPU forbids.".into()
-    } else {
-        "No WebGPU adapter in this browser: training runs on burn's ndarray CPU backend (WebAssembly).".into()
-    });
 }
 
 fn start_training(state: AppState) {
@@ -176,6 +153,22 @@ fn Controls() -> impl IntoView {
                     on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.learning_rate = x }))/></label>
                 <label>"seed " <input type="number" min="0" prop:value=move || state.url.with(|u| u.settings.seed.to_string())
                     on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.seed = x }))/></label>
+                <label>"backend "
+                    <select id="backend" prop:value=move || state.url.with(|u| u.settings.backend.name().to_string())
+                        on:change=move |ev| {
+                            if let Ok(b) = event_target_value(&ev).parse::<BackendChoice>() {
+                                state.url.update(|u| u.settings.backend = b);
+                                // A run keeps its device; the next one follows the choice.
+                                if matches!(phase(), Phase::Ready | Phase::Trained) {
+                                    state.show_planned_backend();
+                                }
+                            }
+                        }>
+                        <option value="auto">"auto"</option>
+                        <option value="wgpu">"WebGPU"</option>
+                        <option value="cpu">"CPU"</option>
+                    </select>
+                </label>
                 <div class="buttons">
                     <button id="train" disabled=move || busy() on:click=move |_| start_training(state)>"Train"</button>
                     <button id="pause" disabled=move || phase() != Phase::Training on:click=move |_| link::send(&WorkerInput::Pause)>"Pause"</button>

@@ -3,7 +3,9 @@
 use hidden_neurons::figures::{Curve, CurveFigure, Figure, NamedFigure};
 use leptos::prelude::*;
 
-use crate::protocol::{Live, ProgressPoint, WorkerOutput};
+use hidden_neurons::backend::GpuAdapter;
+
+use crate::protocol::{Live, ProgressPoint, WorkerOutput, plan};
 use crate::url_state::{FigureId, UrlState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +29,8 @@ pub struct AppState {
     pub phase: RwSignal<Phase>,
     pub backend: RwSignal<String>,
     pub backend_note: RwSignal<String>,
+    /// The browser's WebGPU adapter, as the worker saw it.
+    pub adapter: RwSignal<Option<GpuAdapter>>,
     pub data: RwSignal<Option<(usize, usize)>>,
     pub errors: RwSignal<Vec<String>>,
     pub points: RwSignal<Vec<ProgressPoint>>,
@@ -48,6 +52,7 @@ impl AppState {
             phase: RwSignal::new(Phase::Starting),
             backend: RwSignal::new(String::new()),
             backend_note: RwSignal::new(String::new()),
+            adapter: RwSignal::new(None),
             data: RwSignal::new(None),
             errors: RwSignal::new(Vec::new()),
             points: RwSignal::new(Vec::new()),
@@ -72,12 +77,14 @@ impl AppState {
 
     pub fn apply(&self, msg: WorkerOutput) {
         match msg {
-            WorkerOutput::Ready { backend, note } => {
-                self.backend.set(backend);
-                if !note.is_empty() {
-                    self.backend_note.set(note);
-                }
+            WorkerOutput::Ready { webgpu } => {
+                self.adapter.set(webgpu);
+                self.show_planned_backend();
                 self.phase.set(Phase::Loading);
+            }
+            WorkerOutput::Backend { name, note } => {
+                self.backend.set(name);
+                self.backend_note.set(note);
             }
             WorkerOutput::DataLoaded { train, test } => {
                 self.data.set(Some((train, test)));
@@ -108,9 +115,18 @@ impl AppState {
             WorkerOutput::Reset => {
                 self.phase.set(Phase::Ready);
                 self.clear_run();
+                self.show_planned_backend();
             }
             WorkerOutput::Error { message } => self.fail(message),
         }
+    }
+
+    /// What the next run will train on, for the URL's backend choice.
+    pub fn show_planned_backend(&self) {
+        let choice = self.url.with_untracked(|u| u.settings.backend);
+        let p = self.adapter.with_untracked(|a| plan(choice, a.as_ref()));
+        self.backend.set(p.name);
+        self.backend_note.set(p.note);
     }
 
     pub fn clear_run(&self) {

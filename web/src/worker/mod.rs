@@ -1,6 +1,7 @@
 //! The training worker: owns the data, the model and the recorder; trains in slices of about
 //! 100 ms and yields between them so that the page's messages (pause, view, ...) get through.
 
+mod device;
 mod js;
 mod session;
 
@@ -13,6 +14,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::protocol::{WorkerInput, WorkerOutput};
+use device::Devices;
 use session::Session;
 
 /// Where the page serves MNIST (trunk copies the repository's `data/mnist/`).
@@ -34,11 +36,13 @@ pub fn start() {
     });
     js::scope().set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
-    js::post(&WorkerOutput::Ready { backend: session::BACKEND.into(), note: String::new() });
     wasm_bindgen_futures::spawn_local(run(inbox));
 }
 
 async fn run(inbox: Rc<RefCell<VecDeque<WorkerInput>>>) {
+    // Messages wait in the inbox meanwhile: the page sends nothing before Ready anyway.
+    let mut devices = Devices::probe().await;
+    js::post(&WorkerOutput::Ready { webgpu: devices.adapter.clone() });
     let split = match load_mnist().await {
         Ok(s) => s,
         Err(message) => {
@@ -52,19 +56,28 @@ async fn run(inbox: Rc<RefCell<VecDeque<WorkerInput>>>) {
     loop {
         let next = inbox.borrow_mut().pop_front();
         if let Some(msg) = next {
-            handle(msg, &split, &mut session);
+            if let Err(message) = handle(msg, &split, &mut session, &mut devices).await {
+                js::post(&WorkerOutput::Error { message });
+                if let Some(s) = session.as_mut() {
+                    s.stop();
+                }
+            }
             continue;
         }
         match session.as_mut() {
             Some(s) if s.wants_to_run() => {
                 let until = js::now() + SLICE_MS;
-                while s.wants_to_run() && js::now() < until {
-                    if let Err(message) = s.step() {
-                        js::post(&WorkerOutput::Error { message });
-                        s.stop();
-                    }
+                let mut outcome = Ok(());
+                while outcome.is_ok() && s.wants_to_run() && js::now() < until {
+                    outcome = s.step().await;
                 }
-                s.after_slice();
+                if outcome.is_ok() {
+                    outcome = s.after_slice().await;
+                }
+                if let Err(message) = outcome {
+                    js::post(&WorkerOutput::Error { message });
+                    s.stop();
+                }
                 js::sleep_ms(0).await;
             }
             _ => js::sleep_ms(30).await,
@@ -72,10 +85,15 @@ async fn run(inbox: Rc<RefCell<VecDeque<WorkerInput>>>) {
     }
 }
 
-fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Session>) {
+/// One message from the page; an `Err` stops the current run and is shown to the user.
+async fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Session>, devices: &mut Devices) -> Result<(), String> {
     match msg {
         WorkerInput::Start { settings, view } => {
-            *session = Some(Session::new(split.clone(), settings.sanitized(), view));
+            *session = None;
+            let settings = settings.sanitized();
+            let backend = devices.resolve(settings.backend).await;
+            js::post(&WorkerOutput::Backend { name: backend.name.clone(), note: backend.note.clone() });
+            *session = Some(Session::new(split.clone(), settings, view, backend));
         }
         WorkerInput::Pause => {
             if let Some(s) = session {
@@ -96,21 +114,23 @@ fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Session>) {
         WorkerInput::View { view } => {
             if let Some(s) = session {
                 s.view = view;
-                s.post_live();
+                s.post_live().await?;
             }
         }
         WorkerInput::Analyze => match session {
-            Some(s) => s.analyze(),
+            Some(s) => s.analyze().await?,
             None => js::post(&WorkerOutput::Error { message: "train a model first: the analysis needs one".into() }),
         },
         WorkerInput::Export => match session {
-            Some(s) => js::post(&WorkerOutput::Results { json: s.results().to_json() }),
+            Some(s) => js::post(&WorkerOutput::Results { json: s.results().await?.to_json() }),
             None => js::post(&WorkerOutput::Error { message: "nothing to export yet: train a model first".into() }),
         },
         WorkerInput::Bench { steps, batch_size, recording } => {
-            js::post(&session::bench(split, steps, batch_size, recording));
+            let backend = devices.resolve(Default::default()).await;
+            js::post(&session::bench(split, backend, steps, batch_size, recording).await);
         }
     }
+    Ok(())
 }
 
 /// Fetches and parses the four MNIST files; the error names the file and what went wrong.

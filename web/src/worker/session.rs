@@ -13,15 +13,13 @@ use hidden_neurons::data::{Split, epoch_order};
 use hidden_neurons::experiments::{self, CentreAccuracy, ExperimentConfig, RankAccuracy};
 use hidden_neurons::model::{MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
+use hidden_neurons::readback::{copy_module, read_f32_async, read_i64_async};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
-use hidden_neurons::stats::read_f32;
-use hidden_neurons::train::{ModuleOptimizer, TrainConfig, accuracy, adam, train_step};
+use hidden_neurons::train::{ModuleOptimizer, TrainConfig, accuracy_async, adam, train_step};
 
+use super::device::{Backend, cpu};
 use super::js;
 use crate::protocol::{Live, ProgressPoint, Settings, View, WorkerOutput};
-
-/// The backend every session runs on (see the page's note).
-pub const BACKEND: &str = "ndarray (CPU, WebAssembly)";
 /// Samples per recording or evaluation pass.
 const CHUNK: usize = 500;
 /// Neurons per layer whose pre-activations are traced for figure 2 (memory: tracked x traced x
@@ -36,7 +34,12 @@ pub struct Session {
     settings: Settings,
     pub view: View,
     pub paused: bool,
+    /// The training device (autodiff over WebGPU or ndarray).
     device: Device,
+    /// On WebGPU every read is awaited, and the live figures and the analysis run on a CPU copy
+    /// (the percentile sort and the histogram kernels read back synchronously).
+    webgpu: bool,
+    backend_name: String,
     /// Taken out for the duration of a step (a step consumes the model).
     model: Option<Mlp>,
     optim: ModuleOptimizer,
@@ -59,6 +62,9 @@ pub struct Session {
     live_due: bool,
     finished: bool,
     analysis: Option<Analysis>,
+    /// The test accuracy at a step, so that an analysis and an export of the same (paused)
+    /// model evaluate it once: on a software WebGPU adapter that is a minute.
+    test_at: Option<(u64, f64)>,
 }
 
 /// What the steps since the last progress point add up to.
@@ -93,12 +99,14 @@ fn train_config(s: &Settings) -> TrainConfig {
     }
 }
 
+/// A device read failed (WebGPU lost the device, ran out of memory): the run cannot go on.
+fn read_failed(e: impl std::fmt::Display) -> String {
+    format!("{e}; training stopped")
+}
+
 impl Session {
-    pub fn new(split: Rc<Split>, settings: Settings, view: View) -> Self {
-        // ndarray is deprecated in favour of flex, but in wasm it trains about 1.5x faster
-        // (measured in TOOLCHAIN.md).
-        #[allow(deprecated)]
-        let device = Device::ndarray().autodiff();
+    pub fn new(split: Rc<Split>, settings: Settings, view: View, backend: Backend) -> Self {
+        let device = backend.device.autodiff();
         device.seed(settings.seed);
         let model = MlpConfig::mnist(settings.activation, MNIST_WIDTHS.to_vec()).init(&device);
         let layers = model.layers();
@@ -108,6 +116,7 @@ impl Session {
         let mut recorder =
             Recorder::new(RecordingMode::Tracked, layers.clone(), tracked.len(), tracked.len(), snapshot_choice(&layers, TRACED, settings.seed), &device);
         recorder.certainty_epsilon = cfg.certainty_epsilon;
+        recorder.deferred_reads = backend.webgpu;
         let per_epoch = n.div_ceil(settings.batch_size) as u64;
         let now = js::now();
         let mut s = Self {
@@ -118,6 +127,8 @@ impl Session {
             view,
             paused: false,
             device,
+            webgpu: backend.webgpu,
+            backend_name: backend.name,
             model: Some(model),
             optim: adam(),
             recorder,
@@ -136,6 +147,7 @@ impl Session {
             live_due: false,
             finished: false,
             analysis: None,
+            test_at: None,
         };
         s.begin_epoch();
         s
@@ -164,7 +176,7 @@ impl Session {
     }
 
     /// One batch: a recording first when one is due, then the optimizer step.
-    pub fn step(&mut self) -> Result<(), String> {
+    pub async fn step(&mut self) -> Result<(), String> {
         let started = js::now();
         let end = (self.cursor + self.settings.batch_size).min(self.order.len());
         let (x, y) = self.split.train.batch(&self.order[self.cursor..end], self.split.norm, &self.device);
@@ -175,8 +187,8 @@ impl Session {
         }
         let (model, loss, correct) = train_step(model, &mut self.optim, self.settings.learning_rate, x, y, None);
         self.model = Some(model);
-        let loss = read_f32(loss)[0] as f64;
-        let correct: i64 = correct.into_scalar();
+        let loss = read_f32_async(loss).await.map_err(read_failed)?[0] as f64;
+        let correct = read_i64_async(correct).await.map_err(read_failed)?[0];
         if !loss.is_finite() {
             return Err(format!("training diverged at step {} (loss {loss}): try a lower learning rate", self.step));
         }
@@ -193,35 +205,48 @@ impl Session {
         self.window.ms += spent;
         self.train_ms += spent;
         if self.cursor >= self.order.len() {
-            self.end_epoch();
+            self.end_epoch().await?;
         }
         Ok(())
     }
 
-    fn end_epoch(&mut self) {
-        let acc = accuracy(self.model(), &self.split.test, self.split.norm, &self.device, CHUNK);
+    async fn test_accuracy(&mut self) -> Result<f64, String> {
+        if let Some((step, acc)) = self.test_at {
+            if step == self.step {
+                return Ok(acc);
+            }
+        }
+        let acc = accuracy_async(self.model(), &self.split.test, self.split.norm, &self.device, CHUNK).await.map_err(read_failed)?;
+        self.test_at = Some((self.step, acc));
+        Ok(acc)
+    }
+
+    async fn end_epoch(&mut self) -> Result<(), String> {
+        let acc = self.test_accuracy().await?;
         self.epoch_loss.push(self.epoch_loss_sum / self.epoch_batches.max(1) as f64);
         self.epoch_test_accuracy.push(acc);
         self.post_point(Some(acc));
         self.epoch += 1;
         if self.epoch >= self.settings.epochs {
             self.finished = true;
-            self.post_live();
+            self.post_live().await?;
             js::post(&WorkerOutput::Trained { test_accuracy: acc, seconds: self.train_ms / 1000.0 });
         } else {
             self.begin_epoch();
         }
+        Ok(())
     }
 
     /// Progress and live figures, each at most at its cadence.
-    pub fn after_slice(&mut self) {
+    pub async fn after_slice(&mut self) -> Result<(), String> {
         let now = js::now();
         if now - self.last_point >= POINT_MS && self.window.steps > 0 {
             self.post_point(None);
         }
         if self.live_due && now - self.last_live >= LIVE_MS {
-            self.post_live();
+            self.post_live().await?;
         }
+        Ok(())
     }
 
     fn post_point(&mut self, test_accuracy: Option<f64>) {
@@ -244,20 +269,30 @@ impl Session {
         });
     }
 
-    fn signs(&self) -> Vec<LayerSigns> {
+    /// Each layer's sign summary. Also reads every pending snapshot back, so that figure 2 can
+    /// use `self.recorder`'s host data afterwards.
+    async fn signs(&mut self) -> Result<Vec<LayerSigns>, String> {
         let mut examples: Vec<usize> = self.recorder.snapshot_neurons.iter().map(|n| n[0]).collect();
         if let Some(e) = examples.get_mut(self.view.layer) {
             *e = self.view.neuron;
         }
-        layer_signs_with(&self.recorder, &self.tracked, &self.tracked.labels, &self.device, &examples)
+        let labels = &self.tracked.labels;
+        if self.webgpu {
+            let cpu = cpu();
+            let state = self.recorder.to_state_async().await.map_err(read_failed)?;
+            let mirror = Recorder::from_state(state, &cpu);
+            Ok(layer_signs_with(&mirror, &self.tracked, labels, &cpu, &examples))
+        } else {
+            Ok(layer_signs_with(&self.recorder, &self.tracked, labels, &self.device, &examples))
+        }
     }
 
     /// Figures 1, 5 and 2 for the current view.
-    pub fn post_live(&mut self) {
+    pub async fn post_live(&mut self) -> Result<(), String> {
         self.last_live = js::now();
         self.live_due = false;
         let l = self.view.layer.min(self.recorder.layers.len() - 1);
-        let signs = self.signs();
+        let signs = self.signs().await?;
         let s = &signs[l];
         let id = self.settings.model_id();
         let mode = RecordingMode::Tracked;
@@ -287,11 +322,19 @@ impl Session {
             neuron_outer_fraction: s.neuron_outer_fraction.clone(),
         };
         js::post(&WorkerOutput::Live { live: Box::new(live) });
+        Ok(())
     }
 
-    /// Experiments 3 to 5 on the current model, then figures 3, 4, 8 and results.json.
-    pub fn analyze(&mut self) {
+    /// Experiments 3 to 5 on the current model, then figures 3, 4, 8 and results.json. On
+    /// WebGPU they run on a CPU copy of the model: their percentile sorts read synchronously.
+    pub async fn analyze(&mut self) -> Result<(), String> {
         let started = js::now();
+        let (model, dev) = if self.webgpu {
+            let cpu = cpu().autodiff();
+            (copy_module(self.model(), &cpu).await.map_err(read_failed)?, cpu)
+        } else {
+            (self.model().clone(), self.device.clone())
+        };
         let config = ExperimentConfig::browser(self.settings.seed);
         let layers = self.recorder.layers.len();
         let total = layers * (config.ranks.len() + config.centres.len());
@@ -304,30 +347,31 @@ impl Session {
                 done += 1;
                 js::post(&WorkerOutput::AnalysisProgress { done, total, what: format!("{name}: {what}") });
             };
-            let model = self.model();
-            let (split, dev) = (&self.split, &self.device);
-            let zero = experiments::zero_percentile_rank(model, l, &stats_set, split.norm, dev, CHUNK);
-            let q = experiments::quantization(model, l, &stats_set, &split.test, split.norm, &config, dev, || tick("quantization"));
-            let w = experiments::sliding_window(model, l, &split.train, &split.test, split.norm, &config, dev, || tick("sliding window"));
+            let split = &self.split;
+            let zero = experiments::zero_percentile_rank(&model, l, &stats_set, split.norm, &dev, CHUNK);
+            let q = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &config, &dev, || tick("quantization"));
+            let w = experiments::sliding_window(&model, l, &split.train, &split.test, split.norm, &config, &dev, || tick("sliding window"));
             out.push((zero, q, w));
         }
         self.analysis = Some(Analysis { config, layers: out, seconds: (js::now() - started) / 1000.0 });
-        let signs = self.signs();
-        let results = self.results_from(&signs);
+        let signs = self.signs().await?;
+        let results = self.results_from(&signs).await?;
         let refs: Vec<&LayerSigns> = signs.iter().collect();
         js::post(&WorkerOutput::Analysis {
             figures: vec![quantization_figure(&results, &signs), window_figure(&results, &signs), class_figure(&results.model, &refs)],
         });
         js::post(&WorkerOutput::Results { json: results.to_json() });
+        Ok(())
     }
 
     /// results.json of the run so far, in the native trainer's schema (experiments empty until
     /// the analysis ran).
-    pub fn results(&self) -> Results {
-        self.results_from(&self.signs())
+    pub async fn results(&mut self) -> Result<Results, String> {
+        let signs = self.signs().await?;
+        self.results_from(&signs).await
     }
 
-    fn results_from(&self, signs: &[LayerSigns]) -> Results {
+    async fn results_from(&mut self, signs: &[LayerSigns]) -> Result<Results, String> {
         let mut layers = BTreeMap::new();
         for (l, s) in signs.iter().enumerate() {
             let (zero, q, w) = match &self.analysis {
@@ -338,10 +382,10 @@ impl Session {
         }
         let test_accuracy = match self.epoch_test_accuracy.last() {
             Some(&a) => a,
-            None => accuracy(self.model(), &self.split.test, self.split.norm, &self.device, CHUNK),
+            None => self.test_accuracy().await?,
         };
         let cfg = train_config(&self.settings);
-        Results {
+        Ok(Results {
             model: self.settings.model_id(),
             dataset: self.split.name.clone(),
             preset: "browser".into(),
@@ -355,7 +399,7 @@ impl Session {
                 note: cfg.mode.note(),
             },
             layers,
-            backend: BACKEND.into(),
+            backend: self.backend_name.clone(),
             architecture: format!("MLP 784-{}-10 ({}, dropout 0.5 after each hidden layer)", MNIST_WIDTHS.map(|w| w.to_string()).join("-"), self.settings.activation.suffix()),
             experiments: self.analysis.as_ref().map(|a| a.config.clone()).unwrap_or_else(|| ExperimentConfig::browser(self.settings.seed)),
             train: cfg,
@@ -363,25 +407,25 @@ impl Session {
             epoch_test_accuracy: self.epoch_test_accuracy.clone(),
             train_seconds: self.train_ms / 1000.0,
             experiment_seconds: self.analysis.as_ref().map(|a| a.seconds).unwrap_or(0.0),
-        }
+        })
     }
 }
 
 /// Trains a fresh ReLU MLP for `steps` batches (recording every 10 batches on 1000 tracked
 /// samples when `recording`), the page's half of the TF.js benchmark.
-pub fn bench(split: &Rc<Split>, steps: usize, batch_size: usize, recording: bool) -> WorkerOutput {
+pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size: usize, recording: bool) -> WorkerOutput {
     let settings = Settings { batch_size: batch_size.max(1), epochs: 50, ..Settings::default() };
-    let mut s = Session::new(split.clone(), settings, View::default());
+    let mut s = Session::new(split.clone(), settings, View::default(), backend);
     if !recording {
         s.settings.every_batches = usize::MAX;
     }
     // A warm-up step outside the timing (first-call allocations).
-    if let Err(message) = s.step() {
+    if let Err(message) = s.step().await {
         return WorkerOutput::Error { message };
     }
     let started = js::now();
     for _ in 0..steps {
-        if let Err(message) = s.step() {
+        if let Err(message) = s.step().await {
             return WorkerOutput::Error { message };
         }
     }

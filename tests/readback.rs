@@ -1,0 +1,82 @@
+//! The awaited reads the browser's WebGPU path uses give what the blocking ones give: deferred
+//! snapshots, the recorder's state, accuracy, and a model copied to another device.
+
+use burn::module::Module;
+use burn::tensor::{Device, read_sync};
+use hidden_neurons::data::{Dataset, Normalization};
+use hidden_neurons::model::{Activation, MlpConfig, TappedModel};
+use hidden_neurons::readback::copy_module;
+use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
+use hidden_neurons::stats::read_f32;
+use hidden_neurons::train::{accuracy, accuracy_async, adam, train_step};
+
+fn toy_dataset(n: usize) -> Dataset {
+    Dataset {
+        features: 5,
+        images: (0..n * 5).map(|i| ((i * 37) % 256) as u8).collect(),
+        labels: (0..n).map(|i| (i % 3) as u8).collect(),
+    }
+}
+
+const NORM: Normalization = Normalization { channels: 1, mean: [0.5; 3], std: [0.3; 3] };
+
+fn model(device: &Device) -> hidden_neurons::model::Mlp {
+    device.seed(5);
+    MlpConfig { input: 5, hidden: vec![4, 6], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1 }.init(device)
+}
+
+#[test]
+fn deferred_snapshots_settle_to_the_immediate_ones() {
+    let device = Device::flex().autodiff();
+    let model = model(&device);
+    let data = toy_dataset(10);
+    let tracked = TrackedSet::new(&data, (0..10).collect(), NORM, 4, &device);
+    let new = || Recorder::new(RecordingMode::Tracked, model.layers(), 10, 10, vec![vec![0, 2], vec![5]], &device);
+    let mut now = new();
+    let mut later = new();
+    later.deferred_reads = true;
+    for step in [0, 10, 20] {
+        now.record_tracked(&model, &tracked, step);
+        later.record_tracked(&model, &tracked, step);
+    }
+    // Nothing read yet, but the blocking state still holds every snapshot.
+    assert!(later.snapshots[0].is_empty() && later.steps.is_empty());
+    assert_eq!(later.to_state(), now.to_state());
+    let state = read_sync(later.to_state_async()).unwrap();
+    assert_eq!(later.steps, vec![0, 10, 20]);
+    assert_eq!(later.snapshots, now.snapshots);
+    assert_eq!(state, now.to_state());
+    // Settling twice reads nothing twice.
+    read_sync(later.settle()).unwrap();
+    assert_eq!(later.snapshots[1].len(), 3);
+}
+
+#[test]
+fn awaited_accuracy_equals_the_blocking_one() {
+    let device = Device::flex().autodiff();
+    let model = model(&device);
+    let data = toy_dataset(23);
+    let blocking = accuracy(&model, &data, NORM, &device, 5);
+    assert_eq!(read_sync(accuracy_async(&model, &data, NORM, &device, 5)).unwrap(), blocking);
+    assert_eq!(read_sync(accuracy_async(&model, &toy_dataset(0), NORM, &device, 5)).unwrap(), 0.0);
+}
+
+#[test]
+fn a_copied_model_computes_and_trains_like_the_original() {
+    let device = Device::flex().autodiff();
+    let original = model(&device);
+    let other = Device::flex().autodiff();
+    let copy = read_sync(copy_module(&original, &other)).unwrap();
+    let data = toy_dataset(6);
+    let (x, _) = data.range_batch(0, 6, NORM, &device.clone().inner());
+    let (xo, y) = data.range_batch(0, 6, NORM, &other);
+    let a = read_f32(original.valid().forward(x));
+    let b = read_f32(copy.valid().forward(xo.clone().inner()));
+    assert_eq!(a, b);
+    // The copy's parameters still take gradients: one step changes its output.
+    let mut optim = adam();
+    let (trained, loss, _) = train_step(copy, &mut optim, 0.05, xo.clone(), y, None);
+    assert!(read_f32(loss)[0].is_finite());
+    let c = read_f32(trained.valid().forward(xo.inner()));
+    assert_ne!(b, c);
+}
