@@ -42,10 +42,17 @@ fn deferred_snapshots_settle_to_the_immediate_ones() {
     // Nothing read yet, but the blocking state still holds every snapshot.
     assert!(later.snapshots[0].is_empty() && later.steps.is_empty());
     assert_eq!(later.to_state(), now.to_state());
-    let state = read_sync(later.to_state_async()).unwrap();
+    // The counts' mirror settles the snapshots and carries the counts, not the snapshots.
+    let mirror = read_sync(later.counts_on(&Device::flex())).unwrap();
     assert_eq!(later.steps, vec![0, 10, 20]);
     assert_eq!(later.snapshots, now.snapshots);
-    assert_eq!(state, now.to_state());
+    assert_eq!(later.to_state(), now.to_state());
+    for layer in 0..2 {
+        assert_eq!(read_f32(mirror.counts(layer).0), read_f32(now.counts(layer).0));
+        assert_eq!(read_f32(mirror.counts(layer).1), read_f32(now.counts(layer).1));
+    }
+    assert!(mirror.steps.is_empty() && mirror.snapshots.iter().all(|s| s.is_empty()));
+    assert_eq!((mirror.recordings, mirror.snapshot_neurons.clone()), (3, vec![vec![0, 2], vec![5]]));
     // Settling twice reads nothing twice.
     read_sync(later.settle()).unwrap();
     assert_eq!(later.snapshots[1].len(), 3);

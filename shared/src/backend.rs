@@ -29,12 +29,7 @@ impl BackendChoice {
 impl std::str::FromStr for BackendChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "wgpu" => Ok(Self::Wgpu),
-            "cpu" => Ok(Self::Cpu),
-            o => Err(format!("unknown backend '{o}' (auto, wgpu, cpu)")),
-        }
+        [Self::Auto, Self::Wgpu, Self::Cpu].into_iter().find(|c| c.name() == s).ok_or_else(|| format!("unknown backend '{s}' (auto, wgpu, cpu)"))
     }
 }
 

@@ -249,12 +249,14 @@ impl Recorder {
     }
 
     /// Reads the deferred snapshots back (awaited), so that `steps` and `snapshots` are complete.
+    /// A failed read leaves that snapshot and the later ones pending.
     pub async fn settle(&mut self) -> Result<(), ReadbackError> {
-        for (step, layers) in std::mem::take(&mut self.pending) {
+        while let Some((step, layers)) = self.pending.first().cloned() {
             let mut values = Vec::with_capacity(layers.len());
             for t in layers {
                 values.push(read_f32_async(t).await?);
             }
+            self.pending.remove(0);
             self.store_snapshot(step, values);
         }
         Ok(())
@@ -270,6 +272,7 @@ impl Recorder {
         let mut state = self.state_with(
             self.pos.iter().map(|t| read_f32(t.clone())).collect(),
             self.neg.iter().map(|t| read_f32(t.clone())).collect(),
+            true,
         );
         for (step, layers) in &self.pending {
             state.steps.push(*step);
@@ -280,18 +283,21 @@ impl Recorder {
         state
     }
 
-    /// [`Recorder::to_state`] with awaited reads, for WebGPU. Settles the pending snapshots.
-    pub async fn to_state_async(&mut self) -> Result<RecorderState, ReadbackError> {
+    /// A recorder on `device` with this one's sign counts, read with awaited reads, and no
+    /// snapshots: what the sign summaries need, for WebGPU, where they cannot run. Settles the
+    /// pending snapshots, so that this recorder's own are complete too.
+    pub async fn counts_on(&mut self, device: &Device) -> Result<Recorder, ReadbackError> {
         self.settle().await?;
         let (mut pos, mut neg) = (Vec::new(), Vec::new());
         for (p, n) in self.pos.iter().zip(&self.neg) {
             pos.push(read_f32_async(p.clone()).await?);
             neg.push(read_f32_async(n.clone()).await?);
         }
-        Ok(self.state_with(pos, neg))
+        Ok(Recorder::from_state(self.state_with(pos, neg, false), device))
     }
 
-    fn state_with(&self, pos: Vec<Vec<f32>>, neg: Vec<Vec<f32>>) -> RecorderState {
+    /// The state around the given counts; the snapshots are copied only `with_snapshots`.
+    fn state_with(&self, pos: Vec<Vec<f32>>, neg: Vec<Vec<f32>>, with_snapshots: bool) -> RecorderState {
         RecorderState {
             mode: self.mode,
             layers: self.layers.clone(),
@@ -300,10 +306,10 @@ impl Recorder {
             certainty_epsilon: self.certainty_epsilon,
             recordings: self.recordings,
             snapshot_neurons: self.snapshot_neurons.clone(),
-            steps: self.steps.clone(),
+            steps: if with_snapshots { self.steps.clone() } else { Vec::new() },
             pos,
             neg,
-            snapshots: self.snapshots.clone(),
+            snapshots: if with_snapshots { self.snapshots.clone() } else { vec![Vec::new(); self.layers.len()] },
         }
     }
 

@@ -159,6 +159,7 @@ pub fn accuracy_with(
     }
 }
 
+/// Test-set accuracy of `model` (dropout off), read back once.
 pub fn accuracy<M: TappedModel>(model: &M, data: &Dataset, norm: Normalization, device: &Device, batch: usize) -> f64 {
     let valid = model.valid();
     let inner = device.clone().inner();

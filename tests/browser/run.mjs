@@ -287,7 +287,7 @@ test('benchmark: the page against TensorFlow.js (wasm backend), same MLP and bat
     ratio_recording_on: on.samples_per_second / tfjs.samples_per_second, ratio_recording_off: off.samples_per_second / tfjs.samples_per_second,
   };
   fs.writeFileSync(path.join(artifacts, 'bench.json'), JSON.stringify(result, null, 2));
-  console.log(`    MLP 784-512-512-10, batch 128, ${BENCH_STEPS} steps: page ${on.samples_per_second.toFixed(0)} samples/s with recording, ${off.samples_per_second.toFixed(0)} without; TF.js ${tfjs.backend} ${tfjs.samples_per_second.toFixed(0)}`);
+  console.log(`    MLP 784-512-512-10, batch 128, ${BENCH_STEPS} steps: page (${on.backend}) ${on.samples_per_second.toFixed(0)} samples/s with recording, ${off.samples_per_second.toFixed(0)} without; TF.js ${tfjs.backend} ${tfjs.samples_per_second.toFixed(0)}`);
   console.log(`    ratio page/TF.js-wasm: ${result.ratio_recording_on.toFixed(2)}x with recording, ${result.ratio_recording_off.toFixed(2)}x without`);
 });
 

@@ -106,8 +106,14 @@ pub enum WorkerInput {
     Analyze,
     /// results.json of the current state, answered with [`WorkerOutput::Results`].
     Export,
-    /// Train a fresh model for `steps` batches and report the speed (nothing is kept).
-    Bench { steps: usize, batch_size: usize, recording: bool },
+    /// Train a fresh model for `steps` batches on `backend` and report the speed (nothing is kept).
+    Bench {
+        steps: usize,
+        batch_size: usize,
+        recording: bool,
+        #[serde(default)]
+        backend: BackendChoice,
+    },
 }
 
 /// One point of the training curves.
@@ -173,10 +179,13 @@ pub enum WorkerOutput {
     /// Figures 3, 4 and 8.
     Analysis { figures: Vec<NamedFigure> },
     Results { json: String },
-    BenchResult { steps: usize, batch_size: usize, recording: bool, seconds: f64, samples_per_second: f64 },
+    BenchResult { backend: String, steps: usize, batch_size: usize, recording: bool, seconds: f64, samples_per_second: f64 },
     Reset,
     /// Something went wrong; the text is shown to the user as is.
     Error { message: String },
+    /// The run hit an error it cannot go on from (a diverged loss, a lost GPU device): it is
+    /// over, and the page says why.
+    Stopped { message: String },
 }
 
 impl WorkerInput {
@@ -206,7 +215,7 @@ mod tests {
         let inputs = [
             WorkerInput::Start { settings: Settings::default(), view: View { layer: 1, neuron: 7, recording: Some(3) } },
             WorkerInput::Pause,
-            WorkerInput::Bench { steps: 50, batch_size: 128, recording: true },
+            WorkerInput::Bench { steps: 50, batch_size: 128, recording: true, backend: BackendChoice::Cpu },
         ];
         for m in inputs {
             assert_eq!(WorkerInput::from_json(&m.to_json()).unwrap(), m);

@@ -98,6 +98,7 @@ fn Status() -> impl IntoView {
             .map(|(d, t, w)| format!("analyzing: {d}/{t} ({w})"))
             .unwrap_or_else(|| "analyzing…".into()),
         Phase::Broken => "stopped by an error".into(),
+        Phase::Stopped => "the run stopped on an error: Train starts a new one".into(),
     };
     view! {
         <div class="status" data-phase=move || format!("{:?}", state.phase.get()).to_lowercase()>
@@ -158,8 +159,8 @@ fn Controls() -> impl IntoView {
                         on:change=move |ev| {
                             if let Ok(b) = event_target_value(&ev).parse::<BackendChoice>() {
                                 state.url.update(|u| u.settings.backend = b);
-                                // A run keeps its device; the next one follows the choice.
-                                if matches!(phase(), Phase::Ready | Phase::Trained) {
+                                // A run, finished or not, keeps its device; the next one follows the choice.
+                                if phase() == Phase::Ready {
                                     state.show_planned_backend();
                                 }
                             }
@@ -269,7 +270,7 @@ fn Embedded(id: FigureId) -> impl IntoView {
         <div class="embed-frame">
             <FigureCard id=id embed=true/>
             <div class="embed-bar">
-                <button id="train" disabled=move || !matches!(state.phase.get(), Phase::Ready | Phase::Trained)
+                <button id="train" disabled=move || !matches!(state.phase.get(), Phase::Ready | Phase::Trained | Phase::Stopped)
                     on:click=move |_| start_training(state)>"Train"</button>
                 <Show when=move || needs_analysis>
                     <button id="analyze" disabled=move || state.phase.get() != Phase::Trained

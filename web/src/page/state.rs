@@ -1,9 +1,8 @@
 //! Everything the page shows, as signals; the worker's messages update it.
 
+use hidden_neurons::backend::GpuAdapter;
 use hidden_neurons::figures::{Curve, CurveFigure, Figure, NamedFigure};
 use leptos::prelude::*;
-
-use hidden_neurons::backend::GpuAdapter;
 
 use crate::protocol::{Live, ProgressPoint, WorkerOutput, plan};
 use crate::url_state::{FigureId, UrlState};
@@ -21,6 +20,8 @@ pub enum Phase {
     Analyzing,
     /// Something the user cannot fix from the page (the worker or the data failed).
     Broken,
+    /// The run ended on an error (a diverged loss, a lost GPU); Train starts a new one.
+    Stopped,
 }
 
 #[derive(Clone, Copy)]
@@ -108,8 +109,8 @@ impl AppState {
                 }
                 self.results.set(Some(json));
             }
-            WorkerOutput::BenchResult { steps, batch_size, recording, seconds, samples_per_second } => self.last_bench.set(Some(format!(
-                "{steps} steps of batch {batch_size} ({}) in {seconds:.2} s: {samples_per_second:.0} samples/s",
+            WorkerOutput::BenchResult { backend, steps, batch_size, recording, seconds, samples_per_second } => self.last_bench.set(Some(format!(
+                "{backend}: {steps} steps of batch {batch_size} ({}) in {seconds:.2} s: {samples_per_second:.0} samples/s",
                 if recording { "recording on" } else { "recording off" }
             ))),
             WorkerOutput::Reset => {
@@ -118,6 +119,12 @@ impl AppState {
                 self.show_planned_backend();
             }
             WorkerOutput::Error { message } => self.fail(message),
+            WorkerOutput::Stopped { message } => {
+                self.analysis_progress.set(None);
+                self.export_pending.set(false);
+                self.phase.set(Phase::Stopped);
+                self.errors.update(|e| e.push(message));
+            }
         }
     }
 

@@ -9,16 +9,19 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::js;
-use crate::protocol::{CPU_BACKEND, plan};
+use crate::protocol::{CPU_BACKEND, Plan, plan};
+
+/// How long the adapter request may take before the worker goes on without WebGPU (the page
+/// waits for the worker's Ready).
+const PROBE_MS: i32 = 5000;
 
 /// The device a run uses, and what the page shows about it.
 #[derive(Clone)]
 pub struct Backend {
     /// Without autodiff; sessions add it.
     pub device: Device,
-    pub webgpu: bool,
-    pub name: String,
-    pub note: String,
+    /// What actually runs (the CPU when WebGPU failed to start).
+    pub plan: Plan,
 }
 
 /// burn's CPU backend in the browser. ndarray is deprecated in favour of flex, but in wasm it
@@ -45,19 +48,21 @@ impl Devices {
     pub async fn resolve(&mut self, choice: BackendChoice) -> Backend {
         let p = plan(choice, self.adapter.as_ref());
         if !p.webgpu {
-            return Backend { device: cpu(), webgpu: false, name: p.name, note: p.note };
+            return Backend { device: cpu(), plan: p };
         }
         if self.webgpu.is_none() {
             let started = Device::wgpu_options().graphics_api(WgpuBackend::WebGpu).init_async().await;
             self.webgpu = Some(started.map_err(|e| e.to_string()));
         }
         match self.webgpu.as_ref().expect("just set") {
-            Ok(device) => Backend { device: device.clone(), webgpu: true, name: p.name, note: p.note },
+            Ok(device) => Backend { device: device.clone(), plan: p },
             Err(e) => Backend {
                 device: cpu(),
-                webgpu: false,
-                name: CPU_BACKEND.into(),
-                note: format!("WebGPU did not start ({e}): training runs on burn's {CPU_BACKEND} backend."),
+                plan: Plan {
+                    webgpu: false,
+                    name: CPU_BACKEND.into(),
+                    note: format!("WebGPU did not start ({e}): training runs on burn's {CPU_BACKEND} backend."),
+                },
             },
         }
     }
@@ -71,7 +76,12 @@ async fn probe_adapter() -> Option<GpuAdapter> {
     let gpu = get(&navigator, "gpu")?;
     let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
     let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
-    let adapter = JsFuture::from(promise).await.ok().filter(|a| !a.is_null() && !a.is_undefined())?;
+    // A request that never settles counts as no adapter.
+    let timeout = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = js::scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, PROBE_MS);
+    });
+    let first = js_sys::Promise::race(&js_sys::Array::of2(&promise, &timeout));
+    let adapter = JsFuture::from(first).await.ok().filter(|a| !a.is_null() && !a.is_undefined())?;
     let info = get(&adapter, "info").unwrap_or(JsValue::UNDEFINED);
     let text = |k: &str| get(&info, k).and_then(|v| v.as_string()).unwrap_or_default();
     let (vendor, architecture, description) = (text("vendor"), text("architecture"), text("description"));

@@ -57,10 +57,7 @@ async fn run(inbox: Rc<RefCell<VecDeque<WorkerInput>>>) {
         let next = inbox.borrow_mut().pop_front();
         if let Some(msg) = next {
             if let Err(message) = handle(msg, &split, &mut session, &mut devices).await {
-                js::post(&WorkerOutput::Error { message });
-                if let Some(s) = session.as_mut() {
-                    s.stop();
-                }
+                stop_run(session.as_mut(), message);
             }
             continue;
         }
@@ -75,14 +72,21 @@ async fn run(inbox: Rc<RefCell<VecDeque<WorkerInput>>>) {
                     outcome = s.after_slice().await;
                 }
                 if let Err(message) = outcome {
-                    js::post(&WorkerOutput::Error { message });
-                    s.stop();
+                    stop_run(Some(s), message);
                 }
                 js::sleep_ms(0).await;
             }
             _ => js::sleep_ms(30).await,
         }
     }
+}
+
+/// Ends the run after an error it cannot go on from, and tells the page why.
+fn stop_run(session: Option<&mut Session>, message: String) {
+    if let Some(s) = session {
+        s.stop();
+    }
+    js::post(&WorkerOutput::Stopped { message });
 }
 
 /// One message from the page; an `Err` stops the current run and is shown to the user.
@@ -92,7 +96,7 @@ async fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Sessio
             *session = None;
             let settings = settings.sanitized();
             let backend = devices.resolve(settings.backend).await;
-            js::post(&WorkerOutput::Backend { name: backend.name.clone(), note: backend.note.clone() });
+            js::post(&WorkerOutput::Backend { name: backend.plan.name.clone(), note: backend.plan.note.clone() });
             *session = Some(Session::new(split.clone(), settings, view, backend));
         }
         WorkerInput::Pause => {
@@ -125,8 +129,8 @@ async fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Sessio
             Some(s) => js::post(&WorkerOutput::Results { json: s.results().await?.to_json() }),
             None => js::post(&WorkerOutput::Error { message: "nothing to export yet: train a model first".into() }),
         },
-        WorkerInput::Bench { steps, batch_size, recording } => {
-            let backend = devices.resolve(Default::default()).await;
+        WorkerInput::Bench { steps, batch_size, recording, backend } => {
+            let backend = devices.resolve(backend).await;
             js::post(&session::bench(split, backend, steps, batch_size, recording).await);
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use hidden_neurons::analysis::{
     LayerSigns, class_figure, distribution_at, evolution_figure, layer_signs_with, one_neuron_figure, quantization_figure,
     whole_layer_figure, window_figure,
@@ -13,13 +13,14 @@ use hidden_neurons::data::{Split, epoch_order};
 use hidden_neurons::experiments::{self, CentreAccuracy, ExperimentConfig, RankAccuracy};
 use hidden_neurons::model::{MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
-use hidden_neurons::readback::{copy_module, read_f32_async, read_i64_async};
+use hidden_neurons::readback::{copy_module, read_f32_async};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
 use hidden_neurons::train::{ModuleOptimizer, TrainConfig, accuracy_async, adam, train_step};
 
 use super::device::{Backend, cpu};
 use super::js;
 use crate::protocol::{Live, ProgressPoint, Settings, View, WorkerOutput};
+
 /// Samples per recording or evaluation pass.
 const CHUNK: usize = 500;
 /// Neurons per layer whose pre-activations are traced for figure 2 (memory: tracked x traced x
@@ -116,7 +117,7 @@ impl Session {
         let mut recorder =
             Recorder::new(RecordingMode::Tracked, layers.clone(), tracked.len(), tracked.len(), snapshot_choice(&layers, TRACED, settings.seed), &device);
         recorder.certainty_epsilon = cfg.certainty_epsilon;
-        recorder.deferred_reads = backend.webgpu;
+        recorder.deferred_reads = backend.plan.webgpu;
         let per_epoch = n.div_ceil(settings.batch_size) as u64;
         let now = js::now();
         let mut s = Self {
@@ -127,8 +128,8 @@ impl Session {
             view,
             paused: false,
             device,
-            webgpu: backend.webgpu,
-            backend_name: backend.name,
+            webgpu: backend.plan.webgpu,
+            backend_name: backend.plan.name,
             model: Some(model),
             optim: adam(),
             recorder,
@@ -187,8 +188,10 @@ impl Session {
         }
         let (model, loss, correct) = train_step(model, &mut self.optim, self.settings.learning_rate, x, y, None);
         self.model = Some(model);
-        let loss = read_f32_async(loss).await.map_err(read_failed)?[0] as f64;
-        let correct = read_i64_async(correct).await.map_err(read_failed)?[0];
+        // One read, one wait for the GPU: [loss, correct count].
+        let both = Tensor::cat(vec![loss.inner().reshape([1]), correct.float().reshape([1])], 0);
+        let both = read_f32_async(both).await.map_err(read_failed)?;
+        let (loss, correct) = (both[0] as f64, both[1] as i64);
         if !loss.is_finite() {
             return Err(format!("training diverged at step {} (loss {loss}): try a lower learning rate", self.step));
         }
@@ -279,8 +282,7 @@ impl Session {
         let labels = &self.tracked.labels;
         if self.webgpu {
             let cpu = cpu();
-            let state = self.recorder.to_state_async().await.map_err(read_failed)?;
-            let mirror = Recorder::from_state(state, &cpu);
+            let mirror = self.recorder.counts_on(&cpu).await.map_err(read_failed)?;
             Ok(layer_signs_with(&mirror, &self.tracked, labels, &cpu, &examples))
         } else {
             Ok(layer_signs_with(&self.recorder, &self.tracked, labels, &self.device, &examples))
@@ -429,7 +431,12 @@ pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size
             return WorkerOutput::Error { message };
         }
     }
+    // On WebGPU the snapshots are read back here, inside the timing, as the CPU reads them.
+    if let Err(e) = s.recorder.settle().await {
+        return WorkerOutput::Error { message: read_failed(e) };
+    }
     let seconds = (js::now() - started) / 1000.0;
-    WorkerOutput::BenchResult { steps, batch_size, recording, seconds, samples_per_second: (steps * batch_size) as f64 / seconds }
+    let backend = s.backend_name;
+    WorkerOutput::BenchResult { backend, steps, batch_size, recording, seconds, samples_per_second: (steps * batch_size) as f64 / seconds }
 }
 
