@@ -3,20 +3,14 @@
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use hidden_neurons::data::{Dataset, Normalization};
 use burn::module::Module;
-use hidden_neurons::model::{Activation, LayerInfo, MlpConfig, ProbeTap, TappedModel};
+use hidden_neurons::model::{Activation, LayerInfo, ProbeTap, TappedModel};
 use hidden_neurons::recording::{Recorder, RecorderState, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::Nudge;
-
-fn tiny_model(activation: Activation, device: &Device) -> hidden_neurons::model::Mlp {
-    device.seed(3);
-    MlpConfig { input: 5, hidden: vec![4, 6], classes: 3, activation, dropout: 0.0, first_index: 1 }.init(device)
-}
+use common::{Nudge, TOY_NORM, tiny_model, toy_dataset};
 
 fn inputs(device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
     let x: Vec<f32> = (0..15).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
@@ -94,21 +88,12 @@ fn accumulator_counts_signs_and_ignores_zeros() {
     assert_eq!(read_f32(neg), vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
 }
 
-fn toy_dataset(n: usize) -> Dataset {
-    Dataset {
-        features: 5,
-        images: (0..n * 5).map(|i| ((i * 37) % 256) as u8).collect(),
-        labels: (0..n).map(|i| (i % 3) as u8).collect(),
-    }
-}
-
 #[test]
 fn tracked_recording_counts_one_sign_per_pair_and_snapshots() {
     let device = Device::flex().autodiff();
     let model = tiny_model(Activation::Sigmoid, &device);
     let data = toy_dataset(10);
-    let norm = Normalization { channels: 1, mean: [0.5; 3], std: [0.3; 3] };
-    let tracked = TrackedSet::new(&data, (0..10).collect(), norm, 4, &device);
+    let tracked = TrackedSet::new(&data, (0..10).collect(), TOY_NORM, 4, &device);
     let mut rec = Recorder::new(RecordingMode::Tracked, model.layers(), 10, 10, vec![vec![0, 2], vec![5]], &device);
     rec.record_tracked(&model, &tracked, 0);
     rec.record_tracked(&model, &tracked, 10);

@@ -3,26 +3,18 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, read_sync};
-use hidden_neurons::data::{Dataset, Normalization};
-use hidden_neurons::model::{Activation, MlpConfig, TappedModel};
+use hidden_neurons::model::{Activation, Mlp, TappedModel};
 use hidden_neurons::readback::copy_module;
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::train::{accuracy, accuracy_async, adam, train_step};
 
-fn toy_dataset(n: usize) -> Dataset {
-    Dataset {
-        features: 5,
-        images: (0..n * 5).map(|i| ((i * 37) % 256) as u8).collect(),
-        labels: (0..n).map(|i| (i % 3) as u8).collect(),
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{TOY_NORM as NORM, tiny_model, toy_dataset};
 
-const NORM: Normalization = Normalization { channels: 1, mean: [0.5; 3], std: [0.3; 3] };
-
-fn model(device: &Device) -> hidden_neurons::model::Mlp {
-    device.seed(5);
-    MlpConfig { input: 5, hidden: vec![4, 6], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1 }.init(device)
+fn model(device: &Device) -> Mlp {
+    tiny_model(Activation::Relu, device)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! the blocking [`crate::stats::read_f32`]. On a CPU backend the futures are ready at once.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Element, Int, Tensor, TensorData};
 
 /// A device read that failed (a lost device, an out-of-memory on the GPU).
 #[derive(Debug, thiserror::Error)]
@@ -14,14 +14,17 @@ fn failed(e: impl std::fmt::Display) -> ReadbackError {
     ReadbackError(e.to_string())
 }
 
+/// `data`'s values as `E`, whatever the backend's element type (the blocking reads use it too).
+pub fn values<E: Element>(data: TensorData) -> Result<Vec<E>, ReadbackError> {
+    data.convert::<E>().try_into_vec::<E>().map_err(|e| ReadbackError(format!("{e:?}")))
+}
+
 pub async fn read_f32_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, ReadbackError> {
-    let data = t.into_data_async().await.map_err(failed)?;
-    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| ReadbackError(format!("{e:?}")))
+    values(t.into_data_async().await.map_err(failed)?)
 }
 
 pub async fn read_i64_async<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>, ReadbackError> {
-    let data = t.into_data_async().await.map_err(failed)?;
-    data.convert::<i64>().try_into_vec::<i64>().map_err(|e| ReadbackError(format!("{e:?}")))
+    values(t.into_data_async().await.map_err(failed)?)
 }
 
 /// A copy of `module` whose float parameters live on `device`, read from their device with

@@ -10,6 +10,7 @@
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::figures::Histogram;
+use crate::readback::values;
 
 /// Index of the `rank`-th percentile among `samples` sorted values.
 pub fn percentile_index(rank: f64, samples: usize) -> usize {
@@ -144,11 +145,11 @@ pub fn outer_fraction_per_neuron(avg: Tensor<2>, defined: Tensor<2, Bool>, thres
 }
 
 pub fn read_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
+    values(t.into_data()).expect("converted to f32")
 }
 
 pub fn read_i64<const D: usize>(t: Tensor<D, Int>) -> Vec<i64> {
-    t.into_data().convert::<i64>().try_into_vec::<i64>().expect("i64 data")
+    values(t.into_data()).expect("converted to i64")
 }
 
 /// Plain-Rust versions of the kernels, for tests. Matrices are row-major `[samples][neurons]`.

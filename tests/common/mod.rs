@@ -1,7 +1,29 @@
 //! Helpers shared by the integration tests.
 
-use burn::tensor::{Tensor, TensorData};
-use hidden_neurons::model::Tap;
+// Each test binary uses a part of these.
+#![allow(dead_code)]
+
+use burn::tensor::{Device, Tensor, TensorData};
+use hidden_neurons::data::{Dataset, Normalization};
+use hidden_neurons::model::{Activation, Mlp, MlpConfig, Tap};
+
+/// A 5-3 classification MLP with hidden widths 4 and 6, seeded, no dropout.
+pub fn tiny_model(activation: Activation, device: &Device) -> Mlp {
+    device.seed(3);
+    MlpConfig { input: 5, hidden: vec![4, 6], classes: 3, activation, dropout: 0.0, first_index: 1 }.init(device)
+}
+
+/// `n` samples of 5 features for [`tiny_model`], labels cycling through the 3 classes.
+pub fn toy_dataset(n: usize) -> Dataset {
+    Dataset {
+        features: 5,
+        images: (0..n * 5).map(|i| ((i * 37) % 256) as u8).collect(),
+        labels: (0..n).map(|i| (i % 3) as u8).collect(),
+    }
+}
+
+/// The normalization used with [`toy_dataset`].
+pub const TOY_NORM: Normalization = Normalization { channels: 1, mean: [0.5; 3], std: [0.3; 3] };
 
 /// Adds `by` to the activation of (sample, neuron) of one studied layer, at every position (the
 /// probe of a conv channel is shared by its positions): the finite-difference counterpart of

@@ -59,9 +59,8 @@ impl Devices {
             Err(e) => Backend {
                 device: cpu(),
                 plan: Plan {
-                    webgpu: false,
-                    name: CPU_BACKEND.into(),
                     note: format!("WebGPU did not start ({e}): training runs on burn's {CPU_BACKEND} backend."),
+                    ..plan(BackendChoice::Cpu, None)
                 },
             },
         }

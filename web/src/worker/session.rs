@@ -19,7 +19,7 @@ use hidden_neurons::train::{ModuleOptimizer, TrainConfig, accuracy_async, adam, 
 
 use super::device::{Backend, cpu};
 use super::js;
-use crate::protocol::{Live, ProgressPoint, Settings, View, WorkerOutput};
+use crate::protocol::{Live, Plan, ProgressPoint, Settings, View, WorkerOutput};
 
 /// Samples per recording or evaluation pass.
 const CHUNK: usize = 500;
@@ -37,10 +37,9 @@ pub struct Session {
     pub paused: bool,
     /// The training device (autodiff over WebGPU or ndarray).
     device: Device,
-    /// On WebGPU every read is awaited, and the live figures and the analysis run on a CPU copy
-    /// (the percentile sort and the histogram kernels read back synchronously).
-    webgpu: bool,
-    backend_name: String,
+    /// What runs. On WebGPU every read is awaited, and the live figures and the analysis run on
+    /// a CPU copy (the percentile sort and the histogram kernels read back synchronously).
+    plan: Plan,
     /// Taken out for the duration of a step (a step consumes the model).
     model: Option<Mlp>,
     optim: ModuleOptimizer,
@@ -128,8 +127,7 @@ impl Session {
             view,
             paused: false,
             device,
-            webgpu: backend.plan.webgpu,
-            backend_name: backend.plan.name,
+            plan: backend.plan,
             model: Some(model),
             optim: adam(),
             recorder,
@@ -280,7 +278,7 @@ impl Session {
             *e = self.view.neuron;
         }
         let labels = &self.tracked.labels;
-        if self.webgpu {
+        if self.plan.webgpu {
             let cpu = cpu();
             let mirror = self.recorder.counts_on(&cpu).await.map_err(read_failed)?;
             Ok(layer_signs_with(&mirror, &self.tracked, labels, &cpu, &examples))
@@ -331,7 +329,7 @@ impl Session {
     /// WebGPU they run on a CPU copy of the model: their percentile sorts read synchronously.
     pub async fn analyze(&mut self) -> Result<(), String> {
         let started = js::now();
-        let (model, dev) = if self.webgpu {
+        let (model, dev) = if self.plan.webgpu {
             let cpu = cpu().autodiff();
             (copy_module(self.model(), &cpu).await.map_err(read_failed)?, cpu)
         } else {
@@ -401,7 +399,7 @@ impl Session {
                 note: cfg.mode.note(),
             },
             layers,
-            backend: self.backend_name.clone(),
+            backend: self.plan.name.clone(),
             architecture: format!("MLP 784-{}-10 ({}, dropout 0.5 after each hidden layer)", MNIST_WIDTHS.map(|w| w.to_string()).join("-"), self.settings.activation.suffix()),
             experiments: self.analysis.as_ref().map(|a| a.config.clone()).unwrap_or_else(|| ExperimentConfig::browser(self.settings.seed)),
             train: cfg,
@@ -436,7 +434,7 @@ pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size
         return WorkerOutput::Error { message: read_failed(e) };
     }
     let seconds = (js::now() - started) / 1000.0;
-    let backend = s.backend_name;
+    let backend = s.plan.name;
     WorkerOutput::BenchResult { backend, steps, batch_size, recording, seconds, samples_per_second: (steps * batch_size) as f64 / seconds }
 }
 
