@@ -50,9 +50,15 @@ fn layers_are_named_and_shaped_like_the_paper() {
 
 #[test]
 fn conv_probe_gradient_matches_finite_differences() {
+    for activation in [Activation::None, Activation::Relu] {
+        probe_gradient_matches_finite_differences(activation);
+    }
+}
+
+fn probe_gradient_matches_finite_differences(activation: Activation) {
     let ad = Device::flex().autodiff();
     // Inference-mode batch-norm (what recording uses) on the autodiff device.
-    let model = tiny(Activation::None, &ad).valid().fork(&ad);
+    let model = tiny(activation, &ad).valid().fork(&ad);
     let (x, y) = inputs(2, &ad);
     let ce = CrossEntropyLossConfig::new().init(&ad);
     let mut tap = ProbeTap::default();
@@ -62,6 +68,7 @@ fn conv_probe_gradient_matches_finite_differences() {
     let (xp, yp) = (x.inner(), y.inner());
     let loss_at = |mut n: Nudge| read_f32(ce.forward(plain.forward_tapped(xp.clone(), &mut n), yp.clone()))[0];
     let eps = 1e-2;
+    let mut largest = 0.0f32;
     for layer in [0, 5, 11] {
         let g = read_f32(tap.probes[layer].as_ref().unwrap().grad(&grads).unwrap());
         let neurons = model.layers()[layer].neurons;
@@ -69,10 +76,14 @@ fn conv_probe_gradient_matches_finite_differences() {
             for neuron in 0..neurons {
                 let fd = (loss_at(Nudge { layer, sample, neuron, by: eps }) - loss_at(Nudge { layer, sample, neuron, by: -eps })) / (2.0 * eps);
                 let ad = g[sample * neurons + neuron];
-                assert!((fd - ad).abs() < 1e-3 + 1e-2 * ad.abs(), "layer {layer} [{sample},{neuron}]: AD {ad} vs FD {fd}");
+                assert!((fd - ad).abs() < 1e-3 + 1e-2 * ad.abs(), "{activation:?} layer {layer} [{sample},{neuron}]: AD {ad} vs FD {fd}");
+                largest = largest.max(ad.abs());
             }
         }
     }
+    // Gradients near zero would pass any comparison: the checked ones must be well above the
+    // tolerance.
+    assert!(largest > 0.05, "{activation:?}: the largest checked gradient is only {largest}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! binarization with retraining of the later layers, and classes versus categories.
 
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batches, Dataset, Normalization, epoch_order};
@@ -82,12 +82,14 @@ impl ExperimentConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RankAccuracy {
     pub rank: f64,
+    #[serde(with = "crate::json::opt_f64")]
     pub test_accuracy: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CentreAccuracy {
     pub center: f64,
+    #[serde(with = "crate::json::opt_f64")]
     pub test_accuracy: f64,
 }
 
@@ -161,30 +163,63 @@ pub fn sliding_window<M: TappedModel>(
     let z_stats = capture_pre(model, layer, &train.head(cfg.stats_samples), norm, device, cfg.batch_size);
     let z_train = capture_pre(model, layer, &retrain, norm, device, cfg.batch_size);
     let z_test = capture_pre(model, layer, test, norm, device, cfg.batch_size);
-    let half = cfg.window_width / 2.0;
-    let bounds: Vec<f64> = cfg.centres.iter().flat_map(|&c| [c - half, c + half]).collect();
-    let thresholds = percentiles(z_stats, &bounds); // [2 * centres, N]
+    let (lo, hi) = window_thresholds(z_stats, &cfg.centres, cfg.window_width);
     let inner = device.clone().inner();
     let train_labels = labels_tensor(&retrain, &inner);
-    // Binary maps go back to one row per sample, `[samples, positions * neurons]`.
-    let per_sample = |f: Tensor<2>, samples: usize| {
-        let [items, n] = f.dims();
-        f.reshape([samples, items / samples.max(1) * n])
-    };
     cfg.centres
         .iter()
         .enumerate()
         .map(|(i, &center)| {
-            let lo = thresholds.clone().narrow(0, 2 * i, 1);
-            let hi = thresholds.clone().narrow(0, 2 * i + 1, 1);
-            let f_train = per_sample(binarize_window(z_train.clone(), lo.clone(), hi.clone()), retrain.len());
-            let f_test = per_sample(binarize_window(z_test.clone(), lo, hi), test.len());
+            let (lo, hi) = (lo.clone().narrow(0, i, 1), hi.clone().narrow(0, i, 1));
+            let f_train = window_maps(z_train.clone(), lo.clone(), hi.clone(), retrain.len());
+            let f_test = window_maps(z_test.clone(), lo, hi, test.len());
             let seed = cfg.seed.wrapping_add(1000 * layer as u64 + i as u64);
             let acc = retrain_suffix(model, layer, f_train, train_labels.clone(), f_test, test, cfg, seed, device);
             tick();
             CentreAccuracy { center, test_accuracy: acc }
         })
         .collect()
+}
+
+/// Per neuron, the lower and upper bound (`[centres, neurons]` each) of the window of percentile
+/// ranks `[c - width/2, c + width/2]` around each centre, from the statistics subset's
+/// pre-activations `z_stats` (`[items, neurons]`); open-ended at the edges (see [`open_ended`]).
+pub fn window_thresholds(z_stats: Tensor<2>, centres: &[f64], width: f64) -> (Tensor<2>, Tensor<2>) {
+    let half = width / 2.0;
+    let lower: Vec<f64> = centres.iter().map(|&c| c - half).collect();
+    let upper: Vec<f64> = centres.iter().map(|&c| c + half).collect();
+    let both: Vec<f64> = lower.iter().chain(&upper).copied().collect();
+    let t = open_ended(percentiles(z_stats, &both), &both); // [2 * centres, N]
+    let k = centres.len();
+    (t.clone().narrow(0, 0, k), t.narrow(0, k, k))
+}
+
+/// The binary maps fed to the retrained suffix: 1 where a pre-activation lies in its neuron's
+/// window `[lo, hi]`, as `[samples, positions * neurons]` from `z` (`[samples * positions,
+/// neurons]`, rows sample-major), i.e. position-major with the neuron (channel) fastest: the
+/// order [`TappedModel::fresh_suffix`] reads.
+pub fn window_maps(z: Tensor<2>, lo: Tensor<2>, hi: Tensor<2>, samples: usize) -> Tensor<2> {
+    let [items, n] = z.dims();
+    binarize_window(z, lo, hi).reshape([samples, items / samples.max(1) * n])
+}
+
+/// Window bounds at or beyond rank 0 or 100 become -inf or +inf: the edge windows hold every value
+/// beyond the statistics subset's extremes too (a test value below the subset's minimum is as
+/// "low" as the minimum).
+pub fn open_ended(thresholds: Tensor<2>, ranks: &[f64]) -> Tensor<2> {
+    let [rows, neurons] = thresholds.dims();
+    let device = thresholds.device();
+    let fill: Vec<f32> = ranks
+        .iter()
+        .flat_map(|&r| {
+            let v = if r <= 0.0 { f32::NEG_INFINITY } else if r >= 100.0 { f32::INFINITY } else { 0.0 };
+            std::iter::repeat_n(v, neurons)
+        })
+        .collect();
+    let edge: Vec<bool> = ranks.iter().flat_map(|&r| std::iter::repeat_n(r <= 0.0 || r >= 100.0, neurons)).collect();
+    let fill = Tensor::<2>::from_data(TensorData::new(fill, [rows, neurons]), &device);
+    let edge = Tensor::<2, Bool>::from_data(TensorData::new(edge, [rows, neurons]), &device);
+    thresholds.mask_where(edge, fill)
 }
 
 fn labels_tensor(data: &Dataset, device: &Device) -> Tensor<1, Int> {

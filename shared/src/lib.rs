@@ -11,6 +11,7 @@
 //! - [`readback`]: awaited device reads (WebGPU has no blocking ones).
 //! - [`stats`]: on-device kernels (percentiles, quantization, binarization, histograms).
 //! - [`experiments`]: experiments 3, 4 and 5.
+//! - [`settings`]: the one validation of a run's settings (trainer flags, the page's form).
 //! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
 
 pub mod analysis;
@@ -18,10 +19,12 @@ pub mod backend;
 pub mod data;
 pub mod experiments;
 pub mod figures;
+pub mod json;
 pub mod model;
 pub mod readback;
 pub mod recording;
 pub mod report;
 pub mod results;
+pub mod settings;
 pub mod stats;
 pub mod train;

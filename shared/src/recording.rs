@@ -107,12 +107,14 @@ impl TrackedSet {
 /// gives exact zeros; this epsilon restores the rule (0 turns it off).
 pub const DEFAULT_CERTAINTY_EPSILON: f32 = 1e-7;
 
-/// `[batch, 1]`: 1 for samples whose probability of their true class is below `1 - epsilon`,
-/// 0 for those classified with certainty (their gradients count as exact zeros).
+/// `[batch, 1]`: 1 for samples whose probability of their true class is at most `1 - epsilon`,
+/// 0 for those classified with certainty (their gradients count as exact zeros). Like Keras'
+/// clip of the probabilities to `[epsilon, 1 - epsilon]`, whose gradient vanishes only strictly
+/// above the bound; with `epsilon = 0` no sample is ever masked.
 pub fn uncertain_mask(logits: Tensor<2>, labels: Tensor<1, Int>, epsilon: f32) -> Tensor<2> {
     let [batch, _] = logits.dims();
     let p_true = burn::tensor::activation::softmax(logits, 1).gather(1, labels.reshape([batch, 1]));
-    p_true.lower_elem(1.0 - epsilon).float()
+    p_true.lower_equal_elem(1.0 - epsilon).float()
 }
 
 /// Signs counted so far plus the snapshots, for one model.
@@ -395,6 +397,10 @@ impl RecorderState {
         let mut state: RecorderState = serde_json::from_slice(json)?;
         if state.snapshot_neurons.len() != state.layers.len() {
             return Err(StateError::Inconsistent("one snapshot neuron list per layer expected".into()));
+        }
+        let out_of_range = state.snapshot_neurons.iter().zip(&state.layers).any(|(k, l)| k.iter().any(|&n| n >= l.neurons));
+        if out_of_range || state.tracked > state.items {
+            return Err(StateError::Inconsistent("snapshot neurons or tracked samples out of range".into()));
         }
         let mut rest = &bytes[16 + len..];
         let mut take = |n: usize, what: &'static str| -> Result<Vec<f32>, StateError> {

@@ -18,6 +18,7 @@ pub struct Results {
     pub dataset: String,
     pub preset: String,
     pub seed: u64,
+    #[serde(with = "crate::json::opt_f64")]
     pub test_accuracy: f64,
     pub recording: RecordingSummary,
     /// Keyed by the paper's layer names.
@@ -28,11 +29,20 @@ pub struct Results {
     pub train: TrainConfig,
     pub experiments: ExperimentConfig,
     /// Mean training loss of each epoch.
+    #[serde(with = "crate::json::opt_f64s")]
     pub epoch_loss: Vec<f64>,
     /// Test accuracy after each epoch.
+    #[serde(with = "crate::json::opt_f64s")]
     pub epoch_test_accuracy: Vec<f64>,
+    #[serde(with = "crate::json::opt_f64")]
     pub train_seconds: f64,
+    #[serde(with = "crate::json::opt_f64")]
     pub experiment_seconds: f64,
+    /// Every setting that shaped these numbers, in one line (the native trainer's run
+    /// fingerprint): `--resume` keeps a finished model only when it matches. Absent in the page's
+    /// export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,7 +65,10 @@ pub struct LayerResults {
     pub example_neuron: usize,
     pub example_neuron_histogram: Histogram,
     /// Share of defined pairs with |average sign| >= 0.8.
+    #[serde(with = "crate::json::opt_f64")]
     pub outer_fraction: f64,
+    /// `null` when undefined (a layer without values).
+    #[serde(with = "crate::json::opt_f64")]
     pub zero_percentile_rank: f64,
     pub quantization: Vec<RankAccuracy>,
     pub sliding_window: Vec<CentreAccuracy>,

@@ -107,9 +107,11 @@ fn bin_indices(values: Tensor<1>, bins: usize) -> Tensor<1, Int> {
     ((values + 1.0) * (bins as f32 / 2.0)).clamp(0.0, bins as f32 - 0.5).int()
 }
 
-/// For each (class, neuron), the fraction of that class's samples (with a defined average sign)
-/// in the neuron's low category; `None` where the class has no such sample. `avg`/`defined` are
-/// `[samples, neurons]`, `labels` `[samples]`. Counting is two matmuls on the device.
+/// For each (class, neuron), the fraction of that class's categorised samples in the neuron's low
+/// category; `None` where the class has no such sample. A sample is categorised when its average
+/// sign is defined and not exactly 0 (low: positive, high: negative; 0 is in neither).
+/// `avg`/`defined` are `[samples, neurons]`, `labels` `[samples]`. Counting is two matmuls on the
+/// device.
 pub fn class_low_fractions(
     avg: Tensor<2>,
     defined: Tensor<2, Bool>,
@@ -117,7 +119,8 @@ pub fn class_low_fractions(
     classes: usize,
 ) -> Vec<Vec<Option<f64>>> {
     let [_, neurons] = avg.dims();
-    let def = defined.clone().float();
+    let categorised = avg.clone().not_equal_elem(0.0).bool_and(defined.clone());
+    let def = categorised.float();
     let low = avg.greater_elem(0.0).bool_and(defined).float();
     let onehot_t = labels.one_hot::<2>(classes).float().transpose(); // [classes, samples]
     let low_c = read_f32(onehot_t.clone().matmul(low));

@@ -80,6 +80,73 @@ test('page loads with no console errors and names its backend', async () => {
   await context.close();
 });
 
+// The settings form keeps what was typed; one message (#settings-error) names the first bad
+// field, and Train waits until it is fixed. The worker refuses the same settings sent around it.
+const settingsMessage = page => page.$eval('#settings-error', e => (e.hidden ? '' : e.innerText.trim()));
+const trainDisabled = page => page.$eval('#train', b => b.disabled);
+// The page updates after the input event: wait for the message (the assert then says what came).
+const settled = (page, pattern) => page.waitForFunction(src => new RegExp(src).test(document.querySelector('#settings-error').hidden ? '' : document.querySelector('#settings-error').innerText.trim()),
+  pattern.source, { timeout: 5000, polling: 100 }).catch(() => {});
+test('settings form: a bad value is named and disables Train until fixed; the worker refuses it too', async () => {
+  const { page, context, consoleErrors } = await open('/');
+  await waitPhase(page, 'ready');
+  assert((await settingsMessage(page)) === '' && !(await trainDisabled(page)), 'the default settings are refused');
+  await page.fill('#batch', '0');
+  await settled(page, /^batch size/);
+  let text = await settingsMessage(page);
+  assert(/^batch size: 0 is out of range; allowed: 1 to 4096/.test(text), `batch 0: '${text}'`);
+  assert(await trainDisabled(page), 'Train enabled with batch 0');
+  assert((await page.getAttribute('#batch', 'aria-invalid')) === 'true', 'the batch field is not marked invalid');
+  await page.fill('#batch', '64');
+  await page.fill('#lr', 'abc');
+  await settled(page, /^learning rate/);
+  text = await settingsMessage(page);
+  assert(/^learning rate: 'abc' is not a number/.test(text), `lr abc: '${text}'`);
+  assert((await page.inputValue('#lr')) === 'abc', 'the typed text was not kept');
+  assert(await trainDisabled(page), 'Train enabled with learning rate abc');
+  // The URL holds the last valid settings meanwhile.
+  let q = new URL(page.url()).searchParams;
+  assert(q.get('batch') === '64' && q.get('lr') === '0.001', `URL while invalid: ${page.url()}`);
+  await page.fill('#lr', '0.002');
+  await settled(page, /^$/);
+  assert((await page.$eval('#settings-error', e => e.textContent)) === '', 'the message stayed');
+  assert(!(await trainDisabled(page)), 'Train still disabled after the fix');
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('lr') === '0.002', null, { timeout: 5000, polling: 100 }).catch(() => {});
+  q = new URL(page.url()).searchParams;
+  assert(q.get('batch') === '64' && q.get('lr') === '0.002', `URL after the fix: ${page.url()}`);
+  // Around the form (window.hnSend): the worker reports instead of dying...
+  const start = settings => page.evaluate(s => window.hnSend(JSON.stringify({ type: 'start', view: { layer: 0, neuron: 0, recording: null },
+    settings: { activation: 'relu', epochs: 1, batch_size: 128, learning_rate: 0.001, seed: 1, every_batches: 10, tracked_samples: 1000, ...s } })), settings);
+  await start({ batch_size: 0 });
+  await waitPhase(page, 'stopped', 30_000);
+  text = await errorsText(page);
+  assert(/batch size: 0 is out of range/.test(text), `worker on batch 0: '${text}'`);
+  await page.evaluate(() => window.hnSend(JSON.stringify({ type: 'bench', steps: 0, batch_size: 128, recording: false })));
+  await page.waitForFunction(() => (window.hn.errors || []).some(e => /bench steps: 0/.test(e)), null, { timeout: 30_000, polling: 250 });
+  await page.evaluate(() => window.hnSend(JSON.stringify({ type: 'view', view: { layer: 7, neuron: 1e9, recording: 1e9 } })));
+  // ...and still trains: Train (the form's valid settings) gets progress.
+  await page.click('#train');
+  await page.waitForFunction(() => (window.hn?.points?.length || 0) >= 1, null, { timeout: 120_000, polling: 250 });
+  await page.evaluate(() => window.hnSend(JSON.stringify({ type: 'view', view: { layer: 7, neuron: 1e9, recording: 1e9 } })));
+  await page.waitForFunction(() => (window.hn?.live?.live?.view?.layer) === 1, null, { timeout: 60_000, polling: 250 });
+  assert(await page.evaluate(() => window.hn.points.at(-1).total_steps === Math.ceil(60000 / 64)), 'the run did not use the form\'s batch');
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+});
+
+test('hostile URL settings load sanitized, with no console errors', async () => {
+  const { page, context, consoleErrors } = await open('/?batch=0&lr=nan&epochs=999999&tracked=0');
+  await waitPhase(page, 'ready');
+  const shown = await page.evaluate(() => Object.fromEntries(['epochs', 'batch', 'lr', 'seed'].map(id => [id, document.getElementById(id).value])));
+  assert(shown.epochs === '50' && shown.batch === '1' && shown.lr === '0.001' && shown.seed === '1', `form shows ${JSON.stringify(shown)}`);
+  const q = new URL(page.url()).searchParams;
+  assert(q.get('epochs') === '50' && q.get('batch') === '1' && q.get('lr') === '0.001' && q.get('tracked') === '10', `URL not sanitized: ${page.url()}`);
+  assert((await settingsMessage(page)) === '' && !(await trainDisabled(page)), 'sanitized settings refused');
+  assert((await errorsText(page)) === '', 'error banner shown');
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+});
+
 test('one epoch trains to >= 95% with live, consistent figures and no main-thread stalls', async () => {
   const { page, context, consoleErrors } = shared.main = await open('/?layer=1&epochs=1');
   await waitPhase(page, 'ready');

@@ -3,6 +3,8 @@
 // Each test binary uses a part of these.
 #![allow(dead_code)]
 
+use std::io::Write;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use hidden_neurons::data::{Dataset, Normalization};
 use hidden_neurons::model::{Activation, Mlp, MlpConfig, Tap};
@@ -48,4 +50,22 @@ impl Tap for Nudge {
         let delta = Tensor::from_data(TensorData::new(delta, [b, p, n]), &a.device());
         a + delta
     }
+}
+
+/// An IDX file of unsigned bytes with dimensions `dims` and payload `data` (not checked against
+/// each other: tests build broken ones too).
+pub fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// `bytes` gzip-compressed (one member).
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
 }

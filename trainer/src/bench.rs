@@ -2,10 +2,11 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hidden_neurons::backend;
-use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, Split, epoch_order, load_mnist_dir};
+use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, CIFAR_SIDE, Split, epoch_order, load_mnist_dir};
+use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
 use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, MNIST_WIDTHS, MlpConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
@@ -15,6 +16,28 @@ use crate::{BenchArgs, ModelFamily, default_data_dir};
 
 const WARMUP_STEPS: usize = 5;
 const RECORDINGS: usize = 5;
+
+/// Most timed steps.
+const MAX_STEPS: usize = 100_000;
+
+/// The bench's flags, checked by the same rules as `reproduce`'s before anything is built.
+fn check(args: &BenchArgs, widths: &[usize], train_len: usize, footprint: Footprint) -> Result<()> {
+    if args.steps == 0 || args.steps > MAX_STEPS {
+        bail!("--steps: {} is out of range; allowed: 1 to {MAX_STEPS}", args.steps);
+    }
+    if args.batch == 0 || args.batch > train_len.min(settings::MAX_BATCH) {
+        bail!("--batch: {} is out of range; allowed: 1 to {} (the training samples)", args.batch, train_len.min(settings::MAX_BATCH));
+    }
+    if args.tracked == 0 || args.tracked > settings::MAX_TRACKED {
+        bail!(SettingError::new(Setting::Tracked, format!("{} is out of range", args.tracked)));
+    }
+    match args.model.family() {
+        ModelFamily::Mnist => settings::check_mlp_widths(widths)?,
+        ModelFamily::Cifar => settings::check_cnn_widths(widths, CIFAR_SIDE)?,
+    }
+    settings::check_memory(footprint.bytes(args.batch.max(500), train_len + args.tracked, 0), crate::reproduce::memory_budget())?;
+    Ok(())
+}
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let chosen = backend::choose(args.backend.into());
@@ -27,6 +50,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let dir = args.data.clone().unwrap_or_else(default_data_dir);
             let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
             let widths = args.hidden.clone().unwrap_or_else(|| MNIST_WIDTHS.to_vec());
+            let cfg = MlpConfig::mnist(activation, widths.clone());
+            check(&args, &widths, split.train.len(), Footprint::mlp(&cfg))?;
+            if split.train.features != cfg.input {
+                bail!("--data {}: its images have {} values each; the MNIST MLPs take 784 (28x28)", dir.display(), split.train.features);
+            }
             let model = MlpConfig::mnist(activation, widths.clone()).init(&device);
             bench_model(&args, &split, model, &device, &format!("mlp {} {widths:?}", activation.suffix()))
         }
@@ -34,6 +62,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             // Throughput does not depend on pixel values: random CIFAR-shaped images will do.
             let split = Split::synthetic("random cifar-shaped", 5_000, 1_000, CIFAR_PIXELS, CIFAR_CHANNELS, 1);
             let widths = args.hidden.clone().unwrap_or_else(|| CIFAR_WIDTHS.to_vec());
+            check(&args, &widths, split.train.len(), Footprint::cnn(&CnnConfig::cifar(activation, widths.clone())))?;
             let model = CnnConfig::cifar(activation, widths.clone()).init(&device);
             bench_model(&args, &split, model, &device, &format!("cnn {} {widths:?}", activation.suffix()))
         }

@@ -3,14 +3,19 @@
 //!
 //! Each part is written atomically and the progress file last: a checkpoint counts only once its
 //! progress file names it, so a kill between parts leaves the previous checkpoint in force.
+//!
+//! Every part carries the settings of the run that wrote it and a checksum of its payload, and is
+//! checked against both before burn sees a byte of it: a part from another run (two runs sharing
+//! an `--out` folder) or a damaged one is refused with a message naming the file, instead of
+//! panicking inside burn's record loader or a scatter-add.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
-use hidden_neurons::model::TappedModel;
-use hidden_neurons::recording::{Recorder, RecorderState};
+use hidden_neurons::model::{LayerInfo, TappedModel};
+use hidden_neurons::recording::{Recorder, RecorderState, RecordingMode};
 use hidden_neurons::train::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
@@ -59,11 +64,12 @@ impl Checkpoint {
             Some(0) => 1,
             _ => 0,
         };
+        let fp = &progress.fingerprint;
         let model_bytes = model.clone().into_record().into_bytes().context("serializing the model")?;
-        write_atomic(&self.part("model.bpk", slot), &model_bytes)?;
+        write_atomic(&self.part("model.bpk", slot), &seal(fp, &model_bytes))?;
         let optim_bytes = optim.into_bytes().context("serializing the optimizer")?;
-        write_atomic(&self.part("optim.bpk", slot), &optim_bytes)?;
-        write_atomic(&self.part("recorder.bin", slot), &recorder.to_state().to_bytes())?;
+        write_atomic(&self.part("optim.bpk", slot), &seal(fp, &optim_bytes))?;
+        write_atomic(&self.part("recorder.bin", slot), &seal(fp, &recorder.to_state().to_bytes()))?;
         let progress = Progress { slot, ..progress.clone() };
         write_atomic(&self.progress_path(), serde_json::to_string_pretty(&progress)?.as_bytes())?;
         Ok(progress)
@@ -71,11 +77,28 @@ impl Checkpoint {
 
     pub fn load_progress(&self) -> Result<Progress> {
         let path = self.progress_path();
-        serde_json::from_slice(&read(&path)?).with_context(|| format!("{}: not a checkpoint progress file", path.display()))
+        let progress: Progress =
+            serde_json::from_slice(&read(&path)?).with_context(|| format!("{}: not a checkpoint progress file", path.display()))?;
+        if progress.slot > 1 || progress.epoch_loss.len() != progress.epochs_done || progress.epoch_test_accuracy.len() != progress.epochs_done {
+            bail!("{}: inconsistent checkpoint progress (slot {}, {} epochs done)", path.display(), progress.slot, progress.epochs_done);
+        }
+        Ok(progress)
     }
 
-    /// Restores model, optimizer and recorder from the checkpoint the progress file names.
-    pub fn load<M: TappedModel>(&self, model: M, optim: ModuleOptimizer, device: &Device, fingerprint: &str) -> Result<(M, ModuleOptimizer, Recorder, Progress)> {
+    /// Restores model, optimizer and recorder from the checkpoint the progress file names, each
+    /// part checked against this run's settings (`fingerprint`), its layers, count rows and mode.
+    #[allow(clippy::too_many_arguments)]
+    pub fn load<M: TappedModel>(
+        &self,
+        model: M,
+        optim: ModuleOptimizer,
+        device: &Device,
+        fingerprint: &str,
+        layers: &[LayerInfo],
+        items: usize,
+        mode: RecordingMode,
+        limit: u64,
+    ) -> Result<(M, ModuleOptimizer, Recorder, Progress)> {
         let progress = self.load_progress()?;
         if progress.fingerprint != fingerprint {
             bail!(
@@ -86,16 +109,95 @@ impl Checkpoint {
             );
         }
         let slot = progress.slot;
+        // The recorder first: it is ours to check in full, and cheap.
+        let path = self.part("recorder.bin", slot);
+        let state = RecorderState::from_bytes(&unseal(&path, fingerprint, limit)?).with_context(|| format!("{}", path.display()))?;
+        if state.layers != layers || state.items != items || state.mode != mode {
+            bail!(
+                "{}: recorder state of another run ({:?} mode, {} rows, layers {:?}); this run has {:?} mode, {} rows, layers {:?}",
+                path.display(),
+                state.mode,
+                state.items,
+                state.layers.iter().map(|l| (&l.name, l.neurons)).collect::<Vec<_>>(),
+                mode,
+                items,
+                layers.iter().map(|l| (&l.name, l.neurons)).collect::<Vec<_>>()
+            );
+        }
         let path = self.part("model.bpk", slot);
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(read(&path)?))
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(unseal(&path, fingerprint, limit)?))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let model = model.load_record(record);
         let path = self.part("optim.bpk", slot);
         let optim = optim
-            .from_bytes(Bytes::from_bytes_vec(read(&path)?))
+            .from_bytes(Bytes::from_bytes_vec(unseal(&path, fingerprint, limit)?))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let path = self.part("recorder.bin", slot);
-        let state = RecorderState::from_bytes(&read(&path)?).with_context(|| format!("{}", path.display()))?;
         Ok((model, optim, Recorder::from_state(state, device), progress))
     }
+}
+
+/// What starts every checkpoint part.
+const PART_MAGIC: &[u8; 8] = b"HNPART01";
+
+/// A part's bytes: magic, the settings' length and text, the payload's length and CRC-32, then
+/// the payload.
+fn seal(fingerprint: &str, payload: &[u8]) -> Vec<u8> {
+    let mut crc = flate2::Crc::new();
+    crc.update(payload);
+    let mut out = Vec::with_capacity(32 + fingerprint.len() + payload.len());
+    out.extend_from_slice(PART_MAGIC);
+    out.extend_from_slice(&(fingerprint.len() as u64).to_le_bytes());
+    out.extend_from_slice(fingerprint.as_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The payload of the part at `path`, if it was written by a run with these settings, is whole,
+/// and declares at most `limit` bytes (checked before the payload is read).
+fn unseal(path: &Path, fingerprint: &str, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let bad = |why: String| anyhow::anyhow!("{}: {why}; use another --out or drop --resume", path.display());
+    let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let file_len = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
+    let mut take = |n: u64, what: &str| -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        (&mut file).take(n).read_to_end(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if (buf.len() as u64) < n {
+            return Err(bad(format!("truncated checkpoint part ({what})")));
+        }
+        Ok(buf)
+    };
+    let u64_of = |b: Vec<u8>| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    if take(8, "magic")? != PART_MAGIC {
+        return Err(bad("not a checkpoint part of this trainer (bad magic)".into()));
+    }
+    let len = u64_of(take(8, "settings length")?);
+    if len != fingerprint.len() as u64 {
+        return Err(bad(format!("written by a run with other settings ({len}-byte settings); this run: {fingerprint}")));
+    }
+    let written_by = take(len, "settings")?;
+    if written_by != fingerprint.as_bytes() {
+        return Err(bad(format!(
+            "written by a run with other settings ({}); this run: {fingerprint}",
+            String::from_utf8_lossy(&written_by)
+        )));
+    }
+    let payload_len = u64_of(take(8, "payload length")?);
+    let sum = u32::from_le_bytes(take(4, "checksum")?.try_into().expect("4 bytes"));
+    let header = 8 + 8 + len + 8 + 4;
+    if payload_len > limit {
+        return Err(bad(format!("declares a {payload_len}-byte payload, more than this run's parts can hold ({limit})")));
+    }
+    if file_len != header + payload_len {
+        return Err(bad(format!("{file_len} bytes, but its header declares {}", header + payload_len)));
+    }
+    let payload = take(payload_len, "payload")?;
+    let mut crc = flate2::Crc::new();
+    crc.update(&payload);
+    if crc.sum() != sum {
+        return Err(bad("damaged checkpoint part (checksum mismatch)".into()));
+    }
+    Ok(payload)
 }

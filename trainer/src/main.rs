@@ -139,40 +139,45 @@ pub struct ReproduceArgs {
     /// Only these models of the family (default: both).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<ModelArg>,
-    /// Override the preset's number of epochs.
+    /// Override the preset's number of epochs (1 to 10000).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Override the widths: the MLP's hidden layers (e.g. 512,512) or the CNN's four stages
-    /// (e.g. 64,128,256,512).
+    /// Override the widths: the MLP's hidden layers (e.g. 512,512; 1 to 16 layers of 1 to 65536)
+    /// or the CNN's stages (e.g. 64,128,256,512; 1 to 8192 each, at most 6 stages for 32x32
+    /// images). Sizes whose estimated memory exceeds this machine's are refused.
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
-    /// Override the batch size.
+    /// Override the batch size (1 to 65536).
     #[arg(long)]
     batch: Option<usize>,
-    /// Override the recording cadence (batches between recordings).
+    /// Override the learning rate (above 0, at most 10).
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Override the recording cadence (batches between recordings, 1 to 1000000).
     #[arg(long)]
     every: Option<usize>,
     /// Samples whose true-class probability is at least 1 - this count as having exact zero
-    /// gradients, as in the Keras/TensorFlow cross-entropy the paper used (0: off).
+    /// gradients, as in the Keras/TensorFlow cross-entropy the paper used (0: off; below 1).
     #[arg(long)]
     certainty_epsilon: Option<f32>,
-    /// Override the number of tracked samples.
+    /// Override the number of tracked samples (1 to 100000; more than the training samples
+    /// tracks them all).
     #[arg(long)]
     tracked: Option<usize>,
-    /// Override the number of training samples used (the first N); for quick tests.
+    /// Override the number of training samples used (the first N, at least 1); for quick tests.
     #[arg(long)]
     train_samples: Option<usize>,
-    /// Override the number of test samples used (the first N).
+    /// Override the number of test samples used (the first N, at least 1).
     #[arg(long)]
     test_samples: Option<usize>,
-    /// Override the experiments' retraining epochs.
+    /// Override the experiments' retraining epochs (1 to 1000).
     #[arg(long)]
     retrain_epochs: Option<usize>,
-    /// Override the experiments' retraining samples.
+    /// Override the experiments' retraining samples (at least 1).
     #[arg(long)]
     retrain_samples: Option<usize>,
-    /// Stop after this many epochs in this invocation, leaving a checkpoint that --resume
-    /// continues (for time-limited sessions).
+    /// Stop after this many epochs in this invocation (at least 1), leaving a checkpoint that
+    /// --resume continues (for time-limited sessions).
     #[arg(long)]
     stop_after: Option<usize>,
     /// No progress bars (for logs).
@@ -186,12 +191,13 @@ pub struct BenchArgs {
     model: ModelArg,
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
-    /// Timed training steps (after warm-up).
+    /// Timed training steps after warm-up (1 to 100000).
     #[arg(long, default_value_t = 100)]
     steps: usize,
+    /// Batch size (1 to the training samples: 60000 for MNIST, 5000 random CIFAR-shaped images).
     #[arg(long, default_value_t = 128)]
     batch: usize,
-    /// Tracked samples per recording.
+    /// Tracked samples per recording (1 to 100000).
     #[arg(long, default_value_t = 1000)]
     tracked: usize,
     /// Widths (default: the paper preset's, 512,512 or 64,128,256,512).
@@ -231,9 +237,7 @@ fn main() {
 }
 
 fn validate(file: &std::path::Path) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let r = hidden_neurons::results::Results::from_json(&text).with_context(|| format!("{} does not follow the results.json schema", file.display()))?;
+    let r = output::read_results(file)?;
     for (name, l) in &r.layers {
         let bins = l.avg_sign_histogram.counts.len();
         anyhow::ensure!(l.avg_sign_histogram.edges.len() == bins + 1, "{}: {name}: histogram edges and counts disagree", file.display());

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use hidden_neurons::figures::{NamedFigure, default_size, figure_csv, render_png, render_svg};
 use hidden_neurons::report::{ReportSection, ZeroRankRow, report_html, table1_markdown};
 use hidden_neurons::results::Results;
@@ -11,6 +11,12 @@ use hidden_neurons::results::Results;
 use crate::files::{read, write_atomic};
 
 pub fn write_model(dir: &Path, results: &Results, figs: &[NamedFigure]) -> Result<()> {
+    // What we write we must be able to read back (`--resume`, `trainer validate`): checked before
+    // a byte is written, so a bug shows as an error here rather than as an unreadable file later.
+    let results_json = results.to_json();
+    Results::from_json(&results_json).context("internal error: results.json would not read back")?;
+    let figures_json = serde_json::to_string(figs)?;
+    serde_json::from_str::<Vec<NamedFigure>>(&figures_json).context("internal error: figures.json would not read back")?;
     for f in figs {
         let (w, h) = default_size(&f.figure);
         write_atomic(&dir.join(format!("{}.csv", f.stem)), figure_csv(&f.figure).as_bytes())?;
@@ -19,20 +25,27 @@ pub fn write_model(dir: &Path, results: &Results, figs: &[NamedFigure]) -> Resul
         let png = render_png(&f.figure, w, h).with_context(|| format!("drawing {}", f.stem))?;
         write_atomic(&dir.join(format!("{}.png", f.stem)), &png)?;
     }
-    write_atomic(&dir.join("figures.json"), serde_json::to_string(figs)?.as_bytes())?;
+    write_atomic(&dir.join("figures.json"), figures_json.as_bytes())?;
     // results.json last: its presence marks the model as finished for --resume.
-    write_atomic(&dir.join("results.json"), results.to_json().as_bytes())?;
+    write_atomic(&dir.join("results.json"), results_json.as_bytes())?;
     Ok(())
 }
 
-/// A model folder's results and figures, if that model finished.
-pub fn load_finished(dir: &Path) -> Result<Option<(Results, Vec<NamedFigure>)>> {
+/// A model folder's results and figures, if that model finished with the same settings
+/// (`fingerprint`); results made with other settings are an error, never silently kept.
+pub fn load_finished(dir: &Path, fingerprint: &str) -> Result<Option<(Results, Vec<NamedFigure>)>> {
     let results_path = dir.join("results.json");
     if !results_path.is_file() {
         return Ok(None);
     }
-    let results = Results::from_json(std::str::from_utf8(&read(&results_path)?)?)
-        .with_context(|| format!("{}: not a results file", results_path.display()))?;
+    let results = read_results(&results_path)?;
+    if results.settings.as_deref() != Some(fingerprint) {
+        bail!(
+            "{}: finished with other settings ({}); this run: {fingerprint}. Use another --out, or remove that folder to redo it",
+            results_path.display(),
+            results.settings.as_deref().unwrap_or("not recorded")
+        );
+    }
     let figs_path = dir.join("figures.json");
     let figs = serde_json::from_slice(&read(&figs_path)?).with_context(|| format!("{}: not a figures file", figs_path.display()))?;
     Ok(Some((results, figs)))
@@ -68,4 +81,11 @@ pub fn write_report(out: &Path, sections: &[ReportSection], table1: &[ZeroRankRo
                  Each figure's data is in the CSV beside it and in the model's figures.json; every number in results.json.";
     let html = report_html("Hidden neurons: reproduction report", intro, sections, table1);
     write_atomic(&out.join("report.html"), html.as_bytes())
+}
+
+/// Reads a results.json; every error names the file.
+pub fn read_results(path: &Path) -> Result<Results> {
+    let bytes = read(path)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", path.display()))?;
+    Results::from_json(text).with_context(|| format!("{} does not follow the results.json schema", path.display()))
 }

@@ -10,7 +10,8 @@ use hidden_neurons::backend::{self, Chosen};
 use hidden_neurons::data::{Batches, Split, epoch_order, load_cifar, load_mnist_dir};
 use hidden_neurons::experiments::{self, ExperimentConfig};
 use hidden_neurons::figures::NamedFigure;
-use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, MNIST_WIDTHS, MlpConfig, TappedModel};
+use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, LAYERS_PER_STAGE, MNIST_WIDTHS, MlpConfig, TappedModel};
+use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
@@ -28,23 +29,6 @@ use crate::{ModelArg, ModelFamily, Preset, ReproduceArgs, default_data_dir};
 const CHUNK: usize = 500;
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
-    let chosen = backend::choose(args.backend.into());
-    println!("backend: {}", chosen.reason);
-    let mut split = load_data(&args)?;
-    let (train_subset, test_subset) = default_subset(&args);
-    if let Some(n) = args.train_samples.or(train_subset) {
-        split.train = split.train.head(n);
-    }
-    if let Some(n) = args.test_samples.or(test_subset) {
-        split.test = split.test.head(n);
-    }
-    println!(
-        "data: {} ({} train, {} test images of {} values)",
-        split.name,
-        split.train.len(),
-        split.test.len(),
-        split.train.features
-    );
     let models: Vec<ModelArg> = if args.only.is_empty() {
         match args.model {
             ModelFamily::Mnist => vec![ModelArg::MlpRelu, ModelArg::MlpSigmoid],
@@ -56,22 +40,46 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     if let Some(m) = models.iter().find(|m| m.family() != args.model) {
         bail!("--only {m:?} is not a model of --model {:?}", args.model);
     }
+    // Every flag is checked before any data is read or memory reserved.
+    for &m in &models {
+        Spec::new(&args, m).check_settings()?;
+    }
+    if args.stop_after == Some(0) {
+        bail!(SettingError::new(Setting::StopAfter, "0 epochs would stop before starting"));
+    }
+    let chosen = backend::choose(args.backend.into());
+    println!("backend: {}", chosen.reason);
+    let mut split = load_data(&args)?;
+    let (train_subset, test_subset) = default_subset(&args);
+    if let Some(n) = args.train_samples.or(train_subset) {
+        split.train.truncate(n);
+    }
+    if let Some(n) = args.test_samples.or(test_subset) {
+        split.test.truncate(n);
+    }
+    settings::check_samples(split.train.len(), split.test.len())?;
+    for &m in &models {
+        Spec::new(&args, m).check_fits(&args, &split)?;
+    }
+    println!(
+        "data: {} ({} train, {} test images of {} values)",
+        split.name,
+        split.train.len(),
+        split.test.len(),
+        split.train.features
+    );
     let mut sections = Vec::new();
     let mut table1 = Vec::new();
     for m in models {
         let spec = Spec::new(&args, m);
         let device = chosen.device.clone().autodiff();
-        let done = match m.family() {
-            ModelFamily::Mnist => {
-                let cfg = MlpConfig::mnist(m.activation(), spec.widths.clone());
-                let arch = describe_mlp(&cfg);
-                run_model(&args, &chosen, &split, &spec, arch, || cfg.init(&device))?
-            }
-            ModelFamily::Cifar => {
-                let cfg = CnnConfig::cifar(m.activation(), spec.widths.clone());
+        let done = match &spec.shape {
+            Shape::Mlp(cfg) => run_model(&args, &chosen, &split, &spec, describe_mlp(cfg), || cfg.init(&device))?,
+            Shape::Cnn(cfg) => {
                 let arch = format!(
-                    "CNN, 4 stages x 3 conv 3x3 + batch-norm ({}), widths {:?}, max-pool between stages, global average pool, dense",
-                    m.activation().suffix(),
+                    "CNN, {} stages x 3 conv 3x3 + batch-norm ({}), widths {:?}, max-pool between stages, global average pool, dense",
+                    cfg.widths.len(),
+                    cfg.activation.suffix(),
                     cfg.widths
                 );
                 run_model(&args, &chosen, &split, &spec, arch, || cfg.init(&device))?
@@ -125,10 +133,17 @@ fn default_subset(args: &ReproduceArgs) -> (Option<usize>, Option<usize>) {
     }
 }
 
+/// The model a spec builds.
+enum Shape {
+    Mlp(MlpConfig),
+    Cnn(CnnConfig),
+}
+
 /// What differs between the models of a run.
 struct Spec {
     id: String,
     widths: Vec<usize>,
+    shape: Shape,
     augment: bool,
     train: TrainConfig,
     experiments: ExperimentConfig,
@@ -149,22 +164,135 @@ impl Spec {
             (ModelFamily::Cifar, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed), "fast"),
         };
         override_configs(args, &mut train, &mut experiments);
-        let (widths, augment, experiment_layers, figure_layers) = match (m.family(), args.preset) {
-            (ModelFamily::Mnist, _) => (MNIST_WIDTHS.to_vec(), false, vec![0, 1], vec![0, 1]),
-            // stage0layer0, an intermediate layer (stage1layer2) and stage3layer2; figures for
-            // stage0layer0, stage2layer2 and stage3layer2, as in the paper.
-            (ModelFamily::Cifar, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true, vec![0, 5, 11], vec![0, 8, 11]),
-            (ModelFamily::Cifar, Preset::Fast) => (vec![16, 32, 64, 128], true, vec![0, 5, 11], vec![0, 8, 11]),
+        let (widths, augment) = match (m.family(), args.preset) {
+            (ModelFamily::Mnist, _) => (MNIST_WIDTHS.to_vec(), false),
+            (ModelFamily::Cifar, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true),
+            (ModelFamily::Cifar, Preset::Fast) => (vec![16, 32, 64, 128], true),
         };
         let widths = args.hidden.clone().unwrap_or(widths);
+        let (shape, experiment_layers, figure_layers) = match m.family() {
+            ModelFamily::Mnist => {
+                let all: Vec<usize> = (0..widths.len()).collect();
+                (Shape::Mlp(MlpConfig::mnist(m.activation(), widths.clone())), all.clone(), all)
+            }
+            ModelFamily::Cifar => {
+                // With the paper's four stages: experiments on stage0layer0, an intermediate layer
+                // (stage1layer2) and stage3layer2; figures for stage0layer0, stage2layer2 and
+                // stage3layer2, as in the paper. Fewer stages keep the same pattern.
+                let last = (widths.len() * LAYERS_PER_STAGE).max(1) - 1;
+                let pick = |mut v: Vec<usize>| {
+                    v.sort_unstable();
+                    v.dedup();
+                    v
+                };
+                let experiments = pick(vec![0, (2 * LAYERS_PER_STAGE - 1).min(last), last]);
+                let figures = pick(vec![0, (widths.len().saturating_sub(1) * LAYERS_PER_STAGE).saturating_sub(1), last]);
+                (Shape::Cnn(CnnConfig::cifar(m.activation(), widths.clone())), experiments, figures)
+            }
+        };
         let id = match m {
             ModelArg::MlpRelu => "mlp-relu",
             ModelArg::MlpSigmoid => "mlp-sigmoid",
             ModelArg::CnnRelu => "cnn-relu",
             ModelArg::CnnLinear => "cnn-linear",
         };
-        Self { id: id.into(), widths, augment, train, experiments, preset, experiment_layers, figure_layers }
+        Self { id: id.into(), widths, shape, augment, train, experiments, preset, experiment_layers, figure_layers }
     }
+
+    /// The flags alone, before any data is read.
+    fn check_settings(&self) -> Result<(), SettingError> {
+        settings::check_train(&self.train)?;
+        settings::check_experiments(&self.experiments)?;
+        match &self.shape {
+            Shape::Mlp(_) => settings::check_mlp_widths(&self.widths),
+            Shape::Cnn(cfg) => settings::check_cnn_widths(&self.widths, cfg.side),
+        }
+    }
+
+    /// The data against the model (image size) and the memory the run will need.
+    fn check_fits(&self, args: &ReproduceArgs, split: &Split) -> Result<()> {
+        let (input, what) = match &self.shape {
+            Shape::Mlp(cfg) => (cfg.input, "the MNIST MLPs take 28x28 images (784 values)"),
+            Shape::Cnn(cfg) => (cfg.channels * cfg.side * cfg.side, "the CIFAR CNNs take 32x32 colour images (3072 values)"),
+        };
+        if split.train.features != input {
+            let data = args.data.clone().unwrap_or_else(default_data_dir);
+            bail!(
+                "--data {}: its images have {} values each{}; {what}",
+                data.display(),
+                split.train.features,
+                square_side(split.train.features).map(|s| format!(" ({s}x{s})")).unwrap_or_default()
+            );
+        }
+        settings::check_memory(self.needed_bytes(split), memory_budget())?;
+        Ok(())
+    }
+
+    /// About how much memory the run needs at its peak (see [`Footprint::bytes`]).
+    fn needed_bytes(&self, split: &Split) -> u64 {
+        let footprint = match &self.shape {
+            Shape::Mlp(cfg) => Footprint::mlp(cfg),
+            Shape::Cnn(cfg) => Footprint::cnn(cfg),
+        };
+        let rows = match self.train.mode {
+            RecordingMode::Tracked => self.train.tracked_samples.min(split.train.len()),
+            RecordingMode::Online => split.train.len(),
+        };
+        let exp = &self.experiments;
+        let captured = exp.stats_samples.min(split.train.len()) + exp.retrain_samples.min(split.train.len()) + split.test.len();
+        footprint.bytes(self.train.batch_size.max(CHUNK), rows, captured)
+    }
+
+    /// Every setting that shapes the results: resuming or keeping a finished model needs all equal.
+    fn fingerprint(&self, args: &ReproduceArgs, split: &Split) -> String {
+        let t = &self.train;
+        let e = &self.experiments;
+        format!(
+            "{} preset={} seed={} data={} widths={:?} augment={} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={} test={} certainty={} experiments=(stats {} ranks {:?} centres {:?} width {} retrain {}x{} batch {} lr {})",
+            self.id,
+            self.preset,
+            args.seed,
+            split.name,
+            self.widths,
+            self.augment,
+            t.mode,
+            t.every_batches,
+            t.tracked_samples,
+            t.epochs,
+            t.batch_size,
+            t.learning_rate,
+            split.train.len(),
+            split.test.len(),
+            t.certainty_epsilon,
+            e.stats_samples,
+            e.ranks,
+            e.centres,
+            e.window_width,
+            e.retrain_samples,
+            e.retrain_epochs,
+            e.batch_size,
+            e.learning_rate
+        )
+    }
+}
+
+/// The side of a square single-channel image of `values` pixels, if it is one.
+fn square_side(values: usize) -> Option<usize> {
+    let s = (values as f64).sqrt().round() as usize;
+    (s * s == values).then_some(s)
+}
+
+/// What a run may use: this machine's physical memory (a GPU run keeps its data and captured
+/// pre-activations on the host too), or 64 GiB where that cannot be read.
+pub fn memory_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(64 << 30)
 }
 
 fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut ExperimentConfig) {
@@ -173,10 +301,13 @@ fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut Exp
         train.epochs = e;
     }
     if let Some(b) = args.batch {
-        train.batch_size = b.max(1);
+        train.batch_size = b;
+    }
+    if let Some(lr) = args.learning_rate {
+        train.learning_rate = lr;
     }
     if let Some(k) = args.every {
-        train.every_batches = k.max(1);
+        train.every_batches = k;
     }
     if let Some(t) = args.tracked {
         train.tracked_samples = t;
@@ -217,27 +348,14 @@ fn run_model<M: TappedModel>(
     let (train_cfg, exp_cfg, preset) = (spec.train.clone(), spec.experiments.clone(), spec.preset);
     let id = spec.id.clone();
     let dir = args.out.join(&id);
+    let fingerprint = spec.fingerprint(args, split);
     if args.resume {
-        if let Some(done) = output::load_finished(&dir)? {
-            println!("{id}: finished earlier, keeping {}", dir.join("results.json").display());
+        if let Some(done) = output::load_finished(&dir, &fingerprint)? {
+            println!("{id}: finished earlier with the same settings, keeping {}", dir.join("results.json").display());
             return Ok(Some(done));
         }
     }
     let device = chosen.device.clone().autodiff();
-    let fingerprint = format!(
-        "{id} preset={preset} seed={} widths={:?} augment={} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={} certainty={}",
-        args.seed,
-        spec.widths,
-        spec.augment,
-        train_cfg.mode,
-        train_cfg.every_batches,
-        train_cfg.tracked_samples,
-        train_cfg.epochs,
-        train_cfg.batch_size,
-        train_cfg.learning_rate,
-        split.train.len(),
-        train_cfg.certainty_epsilon
-    );
     device.seed(args.seed);
     let model = init();
     let layers = model.layers();
@@ -268,7 +386,8 @@ fn run_model<M: TappedModel>(
         r
     };
     let (mut model, mut optim, mut recorder, mut progress) = if args.resume && ckpt.exists() {
-        let (m, o, r, p) = ckpt.load(model, adam(), &device, &fingerprint)?;
+        let limit = (64 << 20) + 2 * spec.needed_bytes(split);
+        let (m, o, r, p) = ckpt.load(model, adam(), &device, &fingerprint, &layers, items, train_cfg.mode, limit)?;
         println!("{id}: resuming after epoch {} (step {}, {} recordings)", p.epochs_done, p.step, r.recordings);
         (m, o, r, p)
     } else {
@@ -391,6 +510,7 @@ fn run_model<M: TappedModel>(
         epoch_test_accuracy: progress.epoch_test_accuracy.clone(),
         train_seconds: progress.train_seconds,
         experiment_seconds: started.elapsed().as_secs_f64(),
+        settings: Some(fingerprint),
     };
     let figs = figures(&results, &recorder, &signs, &spec.figure_layers);
     output::write_model(&dir, &results, &figs)?;

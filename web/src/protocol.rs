@@ -2,9 +2,35 @@
 //! through `postMessage`; both sides only ever see these enums.
 
 use hidden_neurons::backend::{BackendChoice, GpuAdapter, decide};
+use hidden_neurons::experiments::ExperimentConfig;
 use hidden_neurons::figures::NamedFigure;
-use hidden_neurons::model::Activation;
+use hidden_neurons::model::{Activation, MNIST_WIDTHS, MlpConfig};
+use hidden_neurons::recording::RecordingMode;
+use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
+use hidden_neurons::train::TrainConfig;
 use serde::{Deserialize, Serialize};
+
+/// Neurons per layer whose pre-activations are traced for figure 2 (memory: tracked x traced x
+/// 4 bytes per layer and recording).
+pub const TRACED: usize = 64;
+/// MNIST's training and test images (the page trains and evaluates on all of them).
+pub const MNIST_TRAIN: usize = 60_000;
+pub const MNIST_TEST: usize = 10_000;
+
+/// The page's own ceilings, inside the shared ones of [`hidden_neurons::settings`]: what a
+/// browser tab trains in reasonable time and memory.
+pub const PAGE_MAX_EPOCHS: usize = 50;
+pub const PAGE_MAX_BATCH: usize = 4096;
+pub const PAGE_MAX_LEARNING_RATE: f64 = 1.0;
+pub const PAGE_MAX_EVERY: usize = 10_000;
+/// Fewer tracked samples make figures 1 and 5 meaningless.
+pub const PAGE_MIN_TRACKED: usize = 10;
+pub const PAGE_MAX_TRACKED: usize = 10_000;
+/// What a run may take of the worker's WebAssembly memory (4 GiB at most, MNIST and burn's own
+/// buffers besides).
+pub const PAGE_MEMORY: u64 = 2 << 30;
+/// Most steps of one benchmark.
+pub const MAX_BENCH_STEPS: usize = 10_000;
 
 /// How to train: the user's controls.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,20 +61,128 @@ impl Settings {
         format!("mlp-{}", self.activation.suffix())
     }
 
-    /// Clamps every field into a range the page can train (URLs can say anything).
+    /// The run these settings describe, as the native trainer's config (tracked mode, figure 2's
+    /// traced neurons): the worker trains with it and results.json records it.
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            seed: self.seed,
+            mode: RecordingMode::Tracked,
+            every_batches: self.every_batches,
+            tracked_samples: self.tracked_samples,
+            snapshot_neurons: TRACED,
+            ..TrainConfig::paper(self.seed)
+        }
+    }
+
+    /// Training steps of the whole run on MNIST.
+    pub fn total_steps(&self) -> u64 {
+        (MNIST_TRAIN.div_ceil(self.batch_size.max(1)) as u64).saturating_mul(self.epochs as u64)
+    }
+
+    /// About how many bytes the run needs at its peak: the shared estimate (weights, sign counts,
+    /// a batch, the analysis) plus figure 2's traced pre-activations, which every recording adds
+    /// to for the rest of the run.
+    pub fn memory_bytes(&self) -> u64 {
+        let fp = Footprint::mlp(&MlpConfig::mnist(self.activation, MNIST_WIDTHS.to_vec()));
+        let exp = ExperimentConfig::browser(self.seed);
+        let base = fp.bytes(self.batch_size, self.tracked_samples, exp.stats_samples + exp.retrain_samples + MNIST_TEST);
+        let recordings = self.total_steps().div_ceil(self.every_batches.max(1) as u64);
+        let per_recording = (MNIST_WIDTHS.len() * TRACED * 4) as u64 * self.tracked_samples as u64;
+        base.saturating_add(recordings.saturating_mul(per_recording))
+    }
+
+    /// The one check of the page's settings, in the form and in the worker: the shared
+    /// validation ([`settings::check_train`]), then the page's own ceilings and its memory.
+    /// [`page_message`] words the error for the user.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        settings::check_train(&self.train_config())?;
+        within(Setting::Epochs, self.epochs, 1, PAGE_MAX_EPOCHS)?;
+        within(Setting::Batch, self.batch_size, 1, PAGE_MAX_BATCH)?;
+        if self.learning_rate > PAGE_MAX_LEARNING_RATE {
+            return Err(SettingError::new(Setting::LearningRate, format!("{} is out of range", self.learning_rate)));
+        }
+        within(Setting::Every, self.every_batches, 1, PAGE_MAX_EVERY)?;
+        within(Setting::Tracked, self.tracked_samples, PAGE_MIN_TRACKED, PAGE_MAX_TRACKED)?;
+        settings::check_memory(self.memory_bytes(), PAGE_MEMORY)
+    }
+
+    /// Clamps every field into a range the page can train (URLs can say anything): the result
+    /// always passes [`Settings::validate`].
     pub fn sanitized(mut self) -> Self {
         if self.activation == Activation::None {
             self.activation = Activation::Relu;
         }
-        self.epochs = self.epochs.clamp(1, 50);
-        self.batch_size = self.batch_size.clamp(1, 4096);
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+        self.epochs = self.epochs.clamp(1, PAGE_MAX_EPOCHS);
+        self.batch_size = self.batch_size.clamp(1, PAGE_MAX_BATCH);
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= PAGE_MAX_LEARNING_RATE) {
             self.learning_rate = Settings::default().learning_rate;
         }
-        self.every_batches = self.every_batches.clamp(1, 10_000);
-        self.tracked_samples = self.tracked_samples.clamp(10, 10_000);
+        self.every_batches = self.every_batches.clamp(1, PAGE_MAX_EVERY);
+        self.tracked_samples = self.tracked_samples.clamp(PAGE_MIN_TRACKED, PAGE_MAX_TRACKED);
+        // Too many recordings for the memory: record less often (the least visible change),
+        // then track fewer samples.
+        let fits = |s: &Settings| s.memory_bytes() <= PAGE_MEMORY;
+        if !fits(&self) {
+            let (mut lo, mut hi) = (self.every_batches, PAGE_MAX_EVERY);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if fits(&Settings { every_batches: mid, ..self.clone() }) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            self.every_batches = lo;
+        }
+        while !fits(&self) && self.tracked_samples > PAGE_MIN_TRACKED {
+            self.tracked_samples = (self.tracked_samples / 2).max(PAGE_MIN_TRACKED);
+        }
+        while !fits(&self) && self.epochs > 1 {
+            self.epochs /= 2;
+        }
         self
     }
+}
+
+fn within(setting: Setting, value: usize, lo: usize, hi: usize) -> Result<(), SettingError> {
+    if value < lo || value > hi {
+        return Err(SettingError::new(setting, format!("{value} is out of range")));
+    }
+    Ok(())
+}
+
+/// The allowed values of a setting on this page, in words: the page's ceilings where it has
+/// its own, else the shared range.
+pub fn page_range(setting: Setting) -> String {
+    match setting {
+        Setting::Epochs => format!("1 to {PAGE_MAX_EPOCHS}"),
+        Setting::Batch => format!("1 to {PAGE_MAX_BATCH}"),
+        Setting::LearningRate => format!("a number above 0, at most {PAGE_MAX_LEARNING_RATE}"),
+        Setting::Every => format!("1 to {PAGE_MAX_EVERY} batches"),
+        Setting::Tracked => format!("{PAGE_MIN_TRACKED} to {PAGE_MAX_TRACKED}"),
+        Setting::Memory => format!(
+            "what fits in the page's {} GiB: fewer epochs, a larger batch, or fewer recordings or tracked samples (every=, tracked= in the URL)",
+            PAGE_MEMORY >> 30
+        ),
+        other => other.range(),
+    }
+}
+
+/// The message the page shows for a setting it refuses: [`SettingError::for_page`]'s wording,
+/// with the page's own range (the shared one would allow a batch the page refuses).
+pub fn page_message(e: &SettingError) -> String {
+    format!("{}: {}; allowed: {}", e.setting.label(), e.problem, page_range(e.setting))
+}
+
+/// Checks a benchmark request (`window.hnSend`); the error is shown as is.
+pub fn check_bench(steps: usize, batch_size: usize) -> Result<(), String> {
+    if steps == 0 || steps > MAX_BENCH_STEPS {
+        return Err(format!("bench steps: {steps} is out of range; allowed: 1 to {MAX_BENCH_STEPS}"));
+    }
+    within(Setting::Batch, batch_size, 1, PAGE_MAX_BATCH).map_err(|e| page_message(&e))
 }
 
 /// The CPU backend's name, as the page and results.json show it.
@@ -257,5 +391,87 @@ mod tests {
         assert_eq!((s.epochs, s.batch_size, s.every_batches, s.tracked_samples), (1, 1, 1, 10));
         assert_eq!(s.learning_rate, 1e-3);
         assert_eq!(s.seed, 3);
+    }
+
+    #[test]
+    fn sanitized_settings_always_validate() {
+        let lrs = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, f64::MIN_POSITIVE, 1e-3, 1.0, 1.5, 1e300, f64::MAX];
+        for activation in [Activation::None, Activation::Relu, Activation::Sigmoid] {
+            for epochs in [0, 1, 50, 51, 999_999, usize::MAX] {
+                for batch_size in [0, 1, 2, 128, 4096, 4097, usize::MAX] {
+                    for learning_rate in lrs {
+                        for every_batches in [0, 1, 10, 10_001, usize::MAX] {
+                            for tracked_samples in [0, 1, 10, 1000, 10_000, 10_001, usize::MAX] {
+                                let s = Settings { activation, epochs, batch_size, learning_rate, seed: u64::MAX, every_batches, tracked_samples, backend: BackendChoice::Auto };
+                                let clean = s.clone().sanitized();
+                                assert_eq!(clean.validate(), Ok(()), "{s:?} -> {clean:?}");
+                                assert_ne!(clean.activation, Activation::None);
+                                // Values that were fine stay as they were, apart from a cadence that had to give way.
+                                if s.validate().is_ok() && activation != Activation::None {
+                                    assert_eq!(clean, s);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The example of the brief: everything hostile at once.
+        let s = Settings { epochs: 999_999, batch_size: 0, learning_rate: f64::NAN, tracked_samples: 0, ..Settings::default() }.sanitized();
+        assert_eq!((s.epochs, s.batch_size, s.learning_rate, s.tracked_samples), (50, 1, 1e-3, 10));
+        // Too many recordings: record less often.
+        let s = Settings { batch_size: 1, epochs: 50, every_batches: 1, tracked_samples: 10_000, ..Settings::default() }.sanitized();
+        assert!(s.every_batches > 1 && s.validate().is_ok(), "{s:?}");
+    }
+
+    #[test]
+    fn validate_refuses_each_bad_field_by_name() {
+        let ok = Settings::default();
+        assert_eq!(ok.validate(), Ok(()));
+        // The paper's cadence for the page's most epochs fits.
+        assert_eq!(Settings { epochs: 50, ..ok.clone() }.validate(), Ok(()));
+        let cases: Vec<(Settings, Setting, &str)> = vec![
+            (Settings { epochs: 0, ..ok.clone() }, Setting::Epochs, "epochs: 0 is out of range; allowed: 1 to 50"),
+            (Settings { epochs: 51, ..ok.clone() }, Setting::Epochs, "epochs: 51 is out of range; allowed: 1 to 50"),
+            (Settings { epochs: usize::MAX, ..ok.clone() }, Setting::Epochs, "epochs: "),
+            (Settings { batch_size: 0, ..ok.clone() }, Setting::Batch, "batch size: 0 is out of range; allowed: 1 to 4096"),
+            (Settings { batch_size: 4097, ..ok.clone() }, Setting::Batch, "batch size: 4097 is out of range; allowed: 1 to 4096"),
+            (Settings { batch_size: usize::MAX, ..ok.clone() }, Setting::Batch, "batch size: "),
+            (Settings { learning_rate: f64::NAN, ..ok.clone() }, Setting::LearningRate, "learning rate: NaN is out of range; allowed: a number above 0, at most 1"),
+            (Settings { learning_rate: f64::INFINITY, ..ok.clone() }, Setting::LearningRate, "learning rate: inf is out of range"),
+            (Settings { learning_rate: 0.0, ..ok.clone() }, Setting::LearningRate, "learning rate: 0 is out of range"),
+            (Settings { learning_rate: -0.1, ..ok.clone() }, Setting::LearningRate, "learning rate: -0.1 is out of range"),
+            (Settings { learning_rate: 2.0, ..ok.clone() }, Setting::LearningRate, "learning rate: 2 is out of range; allowed: a number above 0, at most 1"),
+            (Settings { every_batches: 0, ..ok.clone() }, Setting::Every, "record every: 0 is out of range; allowed: 1 to 10000 batches"),
+            (Settings { every_batches: 10_001, ..ok.clone() }, Setting::Every, "record every: 10001 is out of range"),
+            (Settings { tracked_samples: 0, ..ok.clone() }, Setting::Tracked, "tracked samples: 0 is out of range; allowed: 10 to 10000"),
+            (Settings { tracked_samples: 9, ..ok.clone() }, Setting::Tracked, "tracked samples: 9 is out of range"),
+            (Settings { tracked_samples: 10_001, ..ok.clone() }, Setting::Tracked, "tracked samples: 10001 is out of range"),
+            (Settings { epochs: 50, batch_size: 1, every_batches: 1, tracked_samples: 10_000, ..ok.clone() }, Setting::Memory, "memory: these sizes need about"),
+        ];
+        for (s, setting, expected) in cases {
+            let e = s.validate().unwrap_err();
+            assert_eq!(e.setting, setting, "{s:?}: {e}");
+            let message = page_message(&e);
+            assert!(message.starts_with(expected) && message.contains("; allowed: "), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_worker_trains_what_the_form_shows() {
+        let s = Settings { epochs: 3, batch_size: 64, learning_rate: 0.01, seed: 9, every_batches: 5, tracked_samples: 300, ..Settings::default() };
+        let cfg = s.train_config();
+        assert_eq!((cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.seed), (3, 64, 0.01, 9));
+        assert_eq!((cfg.mode, cfg.every_batches, cfg.tracked_samples, cfg.snapshot_neurons), (RecordingMode::Tracked, 5, 300, TRACED));
+        assert_eq!(s.total_steps(), 3 * 938);
+    }
+
+    #[test]
+    fn bench_requests_are_checked() {
+        assert_eq!(check_bench(60, 128), Ok(()));
+        assert!(check_bench(0, 128).unwrap_err().starts_with("bench steps: 0 is out of range"));
+        assert!(check_bench(MAX_BENCH_STEPS + 1, 128).is_err());
+        assert!(check_bench(60, 0).unwrap_err().starts_with("batch size: 0 is out of range; allowed: 1 to 4096"));
+        assert!(check_bench(60, usize::MAX).is_err());
     }
 }

@@ -5,8 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
-
+use super::idx::{decoded, read_capped};
 use super::mnist::CLASSES;
 use super::{DataError, Dataset, Split};
 
@@ -14,6 +13,10 @@ pub const CIFAR_SIDE: usize = 32;
 pub const CIFAR_CHANNELS: usize = 3;
 pub const CIFAR_PIXELS: usize = CIFAR_SIDE * CIFAR_SIDE * CIFAR_CHANNELS;
 const RECORD: usize = 1 + CIFAR_PIXELS;
+/// Records of one official batch file.
+pub const CIFAR_BATCH_RECORDS: usize = 10_000;
+/// The most bytes one batch file may hold (a full batch); nothing larger is ever read.
+pub const CIFAR_MAX_BATCH_BYTES: u64 = (RECORD * CIFAR_BATCH_RECORDS) as u64;
 
 pub const CIFAR_TRAIN_FILES: [&str; 5] =
     ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
@@ -34,6 +37,9 @@ pub fn parse_cifar_batch(name: &str, bytes: &[u8]) -> Result<Dataset, DataError>
         )));
     }
     let n = bytes.len() / RECORD;
+    if n > CIFAR_BATCH_RECORDS {
+        return Err(bad(format!("{n} records; a CIFAR-10 batch file holds at most {CIFAR_BATCH_RECORDS}")));
+    }
     let mut images = Vec::with_capacity(n * CIFAR_PIXELS);
     let mut labels = Vec::with_capacity(n);
     for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
@@ -73,34 +79,63 @@ pub fn cifar_from_files(source: &str, mut files: Vec<(String, Vec<u8>)>) -> Resu
 
 /// Reads the batch files out of a `.tar.gz` archive's bytes.
 pub fn cifar_from_archive(source: &str, archive: &[u8]) -> Result<Split, DataError> {
+    cifar_from_archive_reader(source, archive)
+}
+
+/// Streams the batch files out of a `.tar.gz` (or plain `.tar`) archive, every gzip member: only
+/// the six wanted members are kept, each refused before reading when its header claims more than a
+/// full batch, and read with that cap (a header can lie). A member named twice is refused.
+pub fn cifar_from_archive_reader(source: &str, archive: impl Read) -> Result<Split, DataError> {
     let wanted = |name: &str| {
         let f = Path::new(name).file_name().and_then(|f| f.to_str()).unwrap_or("");
         CIFAR_TRAIN_FILES.contains(&f) || f == CIFAR_TEST_FILE
     };
     let err = |reason: String| DataError::Format { file: source.into(), reason };
-    let mut tar = tar::Archive::new(GzDecoder::new(archive));
-    let mut files = Vec::new();
+    let mut tar = tar::Archive::new(decoded(source, archive)?);
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for entry in tar.entries().map_err(|e| err(format!("not a tar.gz archive: {e}")))? {
         let mut entry = entry.map_err(|e| err(format!("corrupt archive: {e}")))?;
         let name = entry.path().map_err(|e| err(format!("bad entry name: {e}")))?.to_string_lossy().into_owned();
         if !wanted(&name) {
             continue;
         }
-        // The header's size is checked against what the archive really holds by read_to_end.
-        let size = entry.header().size().unwrap_or(0).min((RECORD * 10_000 * 2) as u64);
-        let mut bytes = Vec::with_capacity(size as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| err(format!("{name}: {e}")))?;
+        let base = Path::new(&name).file_name().map(|f| f.to_owned());
+        if files.iter().any(|(n, _)| Path::new(n).file_name().map(|f| f.to_owned()) == base) {
+            return Err(err(format!("{name}: the archive holds this batch file twice")));
+        }
+        let member = format!("{source}: {name}");
+        let declared = entry.header().size().map_err(|e| err(format!("{name}: bad size in header: {e}")))?;
+        if declared > CIFAR_MAX_BATCH_BYTES {
+            return Err(DataError::TooLarge { file: member, limit: CIFAR_MAX_BATCH_BYTES });
+        }
+        let bytes = read_capped(&member, &mut entry, CIFAR_MAX_BATCH_BYTES)?;
         files.push((name, bytes));
     }
     cifar_from_files(source, files)
 }
 
+/// Reads one batch file, refusing (before reading) one larger than a full batch.
+fn read_batch_file(p: &Path) -> Result<Vec<u8>, DataError> {
+    let io = |source| DataError::Io { file: p.into(), source };
+    let file = std::fs::File::open(p).map_err(io)?;
+    if file.metadata().map_err(io)?.len() > CIFAR_MAX_BATCH_BYTES {
+        return Err(DataError::TooLarge { file: p.display().to_string(), limit: CIFAR_MAX_BATCH_BYTES });
+    }
+    read_capped(&p.display().to_string(), file, CIFAR_MAX_BATCH_BYTES)
+}
+
+/// Streams an archive from disk.
+fn read_archive(p: &Path) -> Result<Split, DataError> {
+    let file = std::fs::File::open(p).map_err(|source| DataError::Io { file: p.into(), source })?;
+    cifar_from_archive_reader(&p.display().to_string(), file)
+}
+
 /// Loads CIFAR-10 from a folder holding the batch files (or a `cifar-10-batches-bin/` folder, or
 /// the archive), or from the archive's path itself.
 pub fn load_cifar(path: &Path) -> Result<Split, DataError> {
-    let read = |p: &Path| std::fs::read(p).map_err(|source| DataError::Io { file: p.into(), source });
+    let read = read_batch_file;
     if path.is_file() {
-        return cifar_from_archive(&path.display().to_string(), &read(path)?);
+        return read_archive(path);
     }
     for dir in [path.to_path_buf(), path.join("cifar-10-batches-bin")] {
         if dir.join(CIFAR_TEST_FILE).is_file() {
@@ -117,7 +152,7 @@ pub fn load_cifar(path: &Path) -> Result<Split, DataError> {
     }
     let archive = path.join("cifar-10-binary.tar.gz");
     if archive.is_file() {
-        return cifar_from_archive(&archive.display().to_string(), &read(&archive)?);
+        return read_archive(&archive);
     }
     Err(DataError::Missing {
         dir: path.into(),

@@ -1,32 +1,85 @@
-//! IDX files (the MNIST format), parsed from bytes, gzip or raw.
+//! IDX files (the MNIST format), parsed from bytes or streamed from a reader, gzip or raw.
 //!
-//! Every size is checked against the bytes actually present before anything is allocated, so a
-//! hostile header cannot make us reserve gigabytes.
+//! Every size is checked before anything is allocated: the header's declared size against the
+//! limit, then against the bytes actually present (read in bounded steps, never more than the
+//! header declared plus one), so neither a hostile header, a sparse multi-GB file nor a gzip bomb
+//! can make us hold gigabytes.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 
-use flate2::read::GzDecoder;
+use flate2::bufread::MultiGzDecoder;
 
 use super::DataError;
 
-/// The largest decompressed IDX file we accept. Full MNIST train images are 47 MB; this leaves
-/// room for bigger IDX datasets while refusing a gzip bomb.
-pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+/// The largest decompressed IDX file we accept. Full MNIST train images are 47 MB, EMNIST
+/// digits' 188 MB; this leaves room for bigger IDX datasets while keeping a run's memory bounded.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 512 << 20;
 
-/// Decompresses `bytes` if they start with the gzip magic, otherwise returns them as they are.
+/// Reads all of `reader` into memory, refusing more than `limit` bytes (read at most one past).
+pub fn read_capped(name: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>, DataError> {
+    let mut out = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| DataError::Format { file: name.into(), reason: format!("cannot read: {e}") })?;
+    if out.len() as u64 > limit {
+        return Err(DataError::TooLarge { file: name.into(), limit });
+    }
+    Ok(out)
+}
+
+/// Decompresses `bytes` (every gzip member, as `pigz` or `cat a.gz b.gz` write them) if they
+/// start with the gzip magic, otherwise returns them as they are; at most `limit` bytes.
 pub fn maybe_gunzip(name: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
-    if bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {
-        let mut out = Vec::new();
-        GzDecoder::new(bytes)
-            .take(MAX_DECOMPRESSED_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Gzip { file: name.into(), reason: e.to_string() })?;
-        if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
-            return Err(DataError::TooLarge { file: name.into(), limit: MAX_DECOMPRESSED_BYTES });
-        }
-        Ok(out)
+    let mut reader = decoded(name, bytes)?;
+    let out = read_capped(name, &mut reader, MAX_DECOMPRESSED_BYTES)?;
+    Ok(out)
+}
+
+/// A reader over the decompressed content of `source`: gzip (all members) when it starts with
+/// the gzip magic, the bytes as they are otherwise.
+pub fn decoded<'a>(name: &str, source: impl Read + 'a) -> Result<Box<dyn Read + 'a>, DataError> {
+    let mut buffered = BufReader::new(source);
+    let head = buffered.fill_buf().map_err(|e| DataError::Format { file: name.into(), reason: format!("cannot read: {e}") })?;
+    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+        Ok(Box::new(GzipErrors { name: name.into(), inner: MultiGzDecoder::new(buffered) }))
     } else {
-        Ok(bytes.to_vec())
+        Ok(Box::new(buffered))
+    }
+}
+
+/// Tags the decoder's I/O errors so that they come out as [`DataError::Gzip`].
+struct GzipErrors<R> {
+    name: String,
+    inner: R,
+}
+
+impl<R: Read> Read for GzipErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| std::io::Error::other(GzipFailure(format!("{}: not valid gzip: {e}", self.name))))
+    }
+}
+
+#[derive(Debug)]
+struct GzipFailure(String);
+
+impl std::fmt::Display for GzipFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for GzipFailure {}
+
+/// Maps a read error to a [`DataError`] naming `name`, keeping gzip failures recognisable.
+fn read_error(name: &str, e: std::io::Error, what: &str) -> DataError {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<GzipFailure>()) {
+        Some(GzipFailure(msg)) => DataError::Gzip {
+            file: name.into(),
+            reason: msg.split_once(": not valid gzip: ").map(|(_, r)| r.to_string()).unwrap_or_else(|| msg.clone()),
+        },
+        None if e.kind() == std::io::ErrorKind::UnexpectedEof => DataError::Format { file: name.into(), reason: format!("truncated {what}") },
+        None => DataError::Format { file: name.into(), reason: format!("cannot read {what}: {e}") },
     }
 }
 
@@ -39,52 +92,69 @@ pub struct IdxU8 {
 
 /// Parses an IDX file whose element type is unsigned byte (type code 0x08), gzip or raw.
 pub fn parse_idx_u8(name: &str, bytes: &[u8]) -> Result<IdxU8, DataError> {
-    let raw = maybe_gunzip(name, bytes)?;
+    read_idx_u8(name, bytes, MAX_DECOMPRESSED_BYTES)
+}
+
+/// Streams an IDX file of unsigned bytes from `source` (gzip or raw), refusing a payload over
+/// `limit` bytes before reading it.
+pub fn read_idx_u8(name: &str, source: impl Read, limit: u64) -> Result<IdxU8, DataError> {
+    let mut r = decoded(name, source)?;
     let bad = |reason: String| DataError::Format { file: name.into(), reason };
-    if raw.len() < 4 {
-        return Err(bad(format!("{} bytes is too short for an IDX header", raw.len())));
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut r, &mut magic).map_err(|e| read_error(name, e, "header"))?;
+    if got < 4 {
+        return Err(bad(format!("{got} bytes is too short for an IDX header")));
     }
-    if raw[0] != 0 || raw[1] != 0 {
+    if magic[0] != 0 || magic[1] != 0 {
         return Err(bad(format!(
             "bad magic {:02x}{:02x}{:02x}{:02x}: an IDX file starts with two zero bytes",
-            raw[0], raw[1], raw[2], raw[3]
+            magic[0], magic[1], magic[2], magic[3]
         )));
     }
-    if raw[2] != 0x08 {
-        return Err(bad(format!("element type 0x{:02x} is not unsigned byte (0x08)", raw[2])));
+    if magic[2] != 0x08 {
+        return Err(bad(format!("element type 0x{:02x} is not unsigned byte (0x08)", magic[2])));
     }
-    let ndims = raw[3] as usize;
+    let ndims = magic[3] as usize;
     if ndims == 0 {
         return Err(bad("zero dimensions".into()));
     }
-    let header = 4 + 4 * ndims;
-    if raw.len() < header {
-        return Err(bad(format!("truncated header: {ndims} dimensions need {header} bytes, file has {}", raw.len())));
+    let mut raw_dims = vec![0u8; 4 * ndims];
+    let got = read_up_to(&mut r, &mut raw_dims).map_err(|e| read_error(name, e, "header"))?;
+    if got < raw_dims.len() {
+        return Err(bad(format!("truncated header: {ndims} dimensions need {} bytes, file has {}", 4 + 4 * ndims, 4 + got)));
     }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|i| {
-            let o = 4 + 4 * i;
-            u32::from_be_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]) as usize
-        })
-        .collect();
+    let dims: Vec<usize> = raw_dims.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
     // Checked product: declared dimensions may overflow before they exceed the file.
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad(format!("declared dimensions {dims:?} overflow")))?;
-    let present = raw.len() - header;
-    if expected > present {
-        return Err(bad(format!(
-            "truncated: dimensions {dims:?} declare {expected} bytes of data, file holds {present}"
-        )));
+    if expected as u64 > limit {
+        return Err(bad(format!("dimensions {dims:?} declare {expected} bytes of data, more than the {limit}-byte limit")));
     }
-    if expected < present {
-        return Err(bad(format!(
-            "{} trailing bytes after the {expected} bytes that dimensions {dims:?} declare",
-            present - expected
-        )));
+    let mut data = Vec::new();
+    (&mut r).take(expected as u64).read_to_end(&mut data).map_err(|e| read_error(name, e, "data"))?;
+    if data.len() < expected {
+        return Err(bad(format!("truncated: dimensions {dims:?} declare {expected} bytes of data, file holds {}", data.len())));
     }
-    let mut data = raw;
-    data.drain(..header);
+    // One byte tells; counting a long (or decompression-bomb) tail would only cost time.
+    let mut probe = [0u8; 1];
+    if read_up_to(&mut r, &mut probe).map_err(|e| read_error(name, e, "data"))? > 0 {
+        return Err(bad(format!("trailing bytes after the {expected} bytes that dimensions {dims:?} declare")));
+    }
     Ok(IdxU8 { dims, data })
+}
+
+/// Fills `buf` as far as the reader goes; returns how many bytes were read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }

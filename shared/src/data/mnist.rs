@@ -1,9 +1,10 @@
 //! MNIST-style datasets: four IDX files (train/test images and labels), from bytes or a folder.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::idx::{IdxU8, MAX_DECOMPRESSED_BYTES, read_idx_u8};
 use super::{DataError, parse_idx_u8};
 
 /// The four files of an MNIST-style folder, in the order train images, train labels, test images,
@@ -34,8 +35,11 @@ impl Dataset {
         labels_name: &str,
         labels: &[u8],
     ) -> Result<Self, DataError> {
-        let img = parse_idx_u8(images_name, images)?;
-        let lab = parse_idx_u8(labels_name, labels)?;
+        Self::from_parsed(images_name, parse_idx_u8(images_name, images)?, labels_name, parse_idx_u8(labels_name, labels)?)
+    }
+
+    /// Pairs parsed image and label files; names are used in error messages.
+    pub fn from_parsed(images_name: &str, img: IdxU8, labels_name: &str, lab: IdxU8) -> Result<Self, DataError> {
         if img.dims.len() < 2 {
             return Err(DataError::Format {
                 file: images_name.into(),
@@ -56,6 +60,9 @@ impl Dataset {
                 n_labels: lab.dims[0],
             });
         }
+        if img.dims[0] == 0 {
+            return Err(DataError::Format { file: images_name.into(), reason: "holds no images".into() });
+        }
         if let Some(pos) = lab.data.iter().position(|&l| l as usize >= CLASSES) {
             return Err(DataError::Format {
                 file: labels_name.into(),
@@ -75,6 +82,14 @@ impl Dataset {
 
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// Keeps the first `n` samples (or all, if fewer), in place.
+    pub fn truncate(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.images.truncate(n * self.features);
+        self.images.shrink_to_fit();
+        self.labels.truncate(n);
     }
 
     /// The first `n` samples (or all, if fewer).
@@ -230,13 +245,23 @@ impl MnistBytes<'_> {
     }
 }
 
-fn read_one(dir: &Path, gz_name: &str) -> Result<(PathBuf, Vec<u8>), DataError> {
+/// Streams one of the four files from `dir` (`.gz` or raw), never holding more than the
+/// payload its header declares, and no payload over [`MAX_DECOMPRESSED_BYTES`].
+fn read_one(dir: &Path, gz_name: &str) -> Result<(String, IdxU8), DataError> {
     let raw_name = gz_name.trim_end_matches(".gz");
     for name in [gz_name, raw_name] {
         let path = dir.join(name);
         if path.is_file() {
-            let bytes = std::fs::read(&path).map_err(|source| DataError::Io { file: path.clone(), source })?;
-            return Ok((path, bytes));
+            let display = path.display().to_string();
+            let file = std::fs::File::open(&path).map_err(|source| DataError::Io { file: path.clone(), source })?;
+            // A raw file larger than any payload we accept (a sparse multi-GB file, say) is
+            // refused before a byte of it is read.
+            let len = file.metadata().map_err(|source| DataError::Io { file: path.clone(), source })?.len();
+            if len > MAX_DECOMPRESSED_BYTES + 4 + 4 * 255 {
+                return Err(DataError::TooLarge { file: display, limit: MAX_DECOMPRESSED_BYTES });
+            }
+            let idx = read_idx_u8(&display, file, MAX_DECOMPRESSED_BYTES)?;
+            return Ok((display, idx));
         }
     }
     Err(DataError::Missing { dir: dir.into(), candidates: vec![gz_name.into(), raw_name.into()] })
@@ -244,11 +269,12 @@ fn read_one(dir: &Path, gz_name: &str) -> Result<(PathBuf, Vec<u8>), DataError> 
 
 /// Loads an MNIST-style folder (MNIST, Fashion-MNIST, ...): the four IDX files, `.gz` or raw.
 pub fn load_mnist_dir(dir: &Path) -> Result<Split, DataError> {
-    let files: Vec<(PathBuf, Vec<u8>)> =
-        MNIST_FILES.iter().map(|f| read_one(dir, f)).collect::<Result<_, _>>()?;
-    let name = |i: usize| files[i].0.display().to_string();
-    let train = Dataset::from_idx(&name(0), &files[0].1, &name(1), &files[1].1)?;
-    let test = Dataset::from_idx(&name(2), &files[2].1, &name(3), &files[3].1)?;
+    let mut files: Vec<(String, IdxU8)> = MNIST_FILES.iter().map(|f| read_one(dir, f)).collect::<Result<_, _>>()?;
+    let mut take = |i: usize| (files[i].0.clone(), std::mem::replace(&mut files[i].1, IdxU8 { dims: vec![], data: vec![] }));
+    let ((n0, f0), (n1, f1), (n2, f2), (n3, f3)) = (take(0), take(1), take(2), take(3));
+    let name = |i: usize| [&n0, &n1, &n2, &n3][i].clone();
+    let train = Dataset::from_parsed(&n0, f0, &n1, f1)?;
+    let test = Dataset::from_parsed(&n2, f2, &n3, f3)?;
     if train.features != test.features {
         return Err(DataError::Format {
             file: name(2),

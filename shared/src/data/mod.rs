@@ -7,10 +7,10 @@ mod mnist;
 
 pub use batches::{Batch, Batches, epoch_order};
 pub use cifar::{
-    CIFAR_CHANNELS, CIFAR_PIXELS, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, augment_into, cifar_from_archive,
-    cifar_from_files, load_cifar, parse_cifar_batch,
+    CIFAR_BATCH_RECORDS, CIFAR_CHANNELS, CIFAR_MAX_BATCH_BYTES, CIFAR_PIXELS, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, augment_into, cifar_from_archive,
+    cifar_from_archive_reader, cifar_from_files, load_cifar, parse_cifar_batch,
 };
-pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, maybe_gunzip, parse_idx_u8};
+pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, decoded, maybe_gunzip, parse_idx_u8, read_capped, read_idx_u8};
 pub use mnist::{CLASSES, Dataset, MAX_CHANNELS, MNIST_FILES, MnistBytes, Normalization, Split, load_mnist_dir};
 
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ pub enum DataError {
     Format { file: String, reason: String },
     #[error("{file}: not valid gzip: {reason}")]
     Gzip { file: String, reason: String },
-    #[error("{file}: decompresses to more than {limit} bytes")]
+    #[error("{file}: holds more than {limit} bytes, the most one file may hold here")]
     TooLarge { file: String, limit: u64 },
     #[error("{images} and {labels} disagree: {n_images} images but {n_labels} labels")]
     CountMismatch { images: String, labels: String, n_images: usize, n_labels: usize },

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Bins are half-open `[e_i, e_{i+1})` except the last, which is closed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
+    #[serde(with = "crate::json::opt_f64s")]
     pub edges: Vec<f64>,
     pub counts: Vec<u64>,
 }
@@ -72,8 +73,12 @@ pub struct Band {
     /// Number of samples in the category (constant over time: categories come from the final
     /// average signs).
     pub samples: usize,
+    /// Percentiles per recording; `null` (NaN in memory) where the category is empty.
+    #[serde(with = "crate::json::opt_f32s")]
     pub p10: Vec<f32>,
+    #[serde(with = "crate::json::opt_f32s")]
     pub p50: Vec<f32>,
+    #[serde(with = "crate::json::opt_f32s")]
     pub p90: Vec<f32>,
 }
 
@@ -82,6 +87,7 @@ pub struct Band {
 pub struct Trajectory {
     /// Index of the sample within the tracked set.
     pub sample: usize,
+    #[serde(with = "crate::json::opt_f32s")]
     pub values: Vec<f32>,
 }
 
@@ -105,7 +111,9 @@ pub struct EvolutionFigure {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
     pub label: String,
+    #[serde(with = "crate::json::opt_f64s")]
     pub xs: Vec<f64>,
+    #[serde(with = "crate::json::opt_f64s")]
     pub ys: Vec<f64>,
     /// Horizontal reference (the unquantized test accuracy).
     pub reference: Option<f64>,

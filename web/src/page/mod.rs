@@ -10,6 +10,7 @@ use hidden_neurons::backend::BackendChoice;
 use hidden_neurons::model::Activation;
 use leptos::prelude::*;
 
+use crate::form::Field;
 use crate::protocol::WorkerInput;
 use crate::url_state::{FigureId, UrlState};
 use charts::{FigureCard, select_neuron, send_view};
@@ -55,6 +56,9 @@ fn App(url: UrlState) -> impl IntoView {
 }
 
 fn start_training(state: AppState) {
+    if !state.settings_valid() {
+        return;
+    }
     state.clear_run();
     state.phase.set(Phase::Training);
     let (settings, view) = state.url.with_untracked(|u| (u.settings.clone(), u.view));
@@ -122,8 +126,6 @@ fn Controls() -> impl IntoView {
     let state = expect_context::<AppState>();
     let phase = move || state.phase.get();
     let busy = move || matches!(phase(), Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing);
-    let num = |ev: &leptos::ev::Event| event_target_value(ev);
-    let set = move |f: Box<dyn Fn(&mut UrlState, String)>| move |ev: leptos::ev::Event| state.url.update(|u| f(u, num(&ev)));
     let layers = move || state.live.with(|l| l.as_ref().map(|l| l.layers.clone())).unwrap_or_else(|| vec![("dense1".into(), 512), ("dense2".into(), 512)]);
     let (embed_pick, set_embed_pick) = signal(FigureId::Fig5);
     let (snippet, set_snippet) = signal(String::new());
@@ -141,19 +143,12 @@ fn Controls() -> impl IntoView {
                 <legend>"Model and training"</legend>
                 <label>"activation "
                     <select prop:value=move || state.url.with(|u| u.settings.activation.suffix().to_string())
-                        on:change=set(Box::new(|u, v| if let Ok(a) = v.parse::<Activation>() { u.settings.activation = a }))>
+                        on:change=move |ev| { if let Ok(a) = event_target_value(&ev).parse::<Activation>() { state.url.update(|u| u.settings.activation = a) } }>
                         <option value="relu">"ReLU"</option>
                         <option value="sigmoid">"sigmoid"</option>
                     </select>
                 </label>
-                <label>"epochs " <input type="number" min="1" max="50" prop:value=move || state.url.with(|u| u.settings.epochs.to_string())
-                    on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.epochs = x }))/></label>
-                <label>"batch " <input type="number" min="1" max="4096" prop:value=move || state.url.with(|u| u.settings.batch_size.to_string())
-                    on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.batch_size = x }))/></label>
-                <label>"learning rate " <input type="number" step="0.0001" min="0" prop:value=move || state.url.with(|u| u.settings.learning_rate.to_string())
-                    on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.learning_rate = x }))/></label>
-                <label>"seed " <input type="number" min="0" prop:value=move || state.url.with(|u| u.settings.seed.to_string())
-                    on:change=set(Box::new(|u, v| if let Ok(x) = v.parse() { u.settings.seed = x }))/></label>
+                {Field::ALL.into_iter().map(|field| view! { <SettingInput field=field/> }).collect_view()}
                 <label>"backend "
                     <select id="backend" prop:value=move || state.url.with(|u| u.settings.backend.name().to_string())
                         on:change=move |ev| {
@@ -170,8 +165,9 @@ fn Controls() -> impl IntoView {
                         <option value="cpu">"CPU"</option>
                     </select>
                 </label>
+                <SettingsError/>
                 <div class="buttons">
-                    <button id="train" disabled=move || busy() on:click=move |_| start_training(state)>"Train"</button>
+                    <button id="train" disabled=move || busy() || !state.settings_valid() on:click=move |_| start_training(state)>"Train"</button>
                     <button id="pause" disabled=move || phase() != Phase::Training on:click=move |_| link::send(&WorkerInput::Pause)>"Pause"</button>
                     <button id="resume" disabled=move || phase() != Phase::Paused on:click=move |_| link::send(&WorkerInput::Resume)>"Resume"</button>
                     <button id="reset" disabled=move || busy() on:click=move |_| link::send(&WorkerInput::Reset)>"Reset"</button>
@@ -206,6 +202,33 @@ fn Controls() -> impl IntoView {
                 </Show>
             </fieldset>
         </div>
+    }
+}
+
+/// One text field of the settings form: it keeps what the user typed (see [`crate::form`]).
+#[component]
+fn SettingInput(field: Field) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let invalid = move || state.settings_error.with(|e| e.as_ref().is_some_and(|e| e.field == Some(field)));
+    view! {
+        <label>{field.label()} " "
+            <input id=field.id() type="text" size="8" style="width:6.5em" autocomplete="off" spellcheck="false"
+                inputmode=if field == Field::LearningRate { "text" } else { "numeric" }
+                aria-describedby="settings-error" aria-invalid=move || invalid().to_string()
+                prop:value=move || state.form.with(|f| f.text(field).to_string())
+                on:input=move |ev| state.edit_setting(field, event_target_value(&ev))/>
+        </label>
+    }
+}
+
+/// The form's one message while its settings cannot train (empty and hidden otherwise).
+#[component]
+fn SettingsError() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let message = move || state.settings_error.with(|e| e.as_ref().map(|e| e.message.clone()).unwrap_or_default());
+    view! {
+        <p id="settings-error" class="settings-error" role="alert" hidden=move || message().is_empty()
+            style="flex-basis:100%;margin:0;color:var(--bad)">{message}</p>
     }
 }
 
@@ -270,7 +293,7 @@ fn Embedded(id: FigureId) -> impl IntoView {
         <div class="embed-frame">
             <FigureCard id=id embed=true/>
             <div class="embed-bar">
-                <button id="train" disabled=move || !matches!(state.phase.get(), Phase::Ready | Phase::Trained | Phase::Stopped)
+                <button id="train" disabled=move || !matches!(state.phase.get(), Phase::Ready | Phase::Trained | Phase::Stopped) || !state.settings_valid()
                     on:click=move |_| start_training(state)>"Train"</button>
                 <Show when=move || needs_analysis>
                     <button id="analyze" disabled=move || state.phase.get() != Phase::Trained

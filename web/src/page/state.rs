@@ -4,6 +4,7 @@ use hidden_neurons::backend::GpuAdapter;
 use hidden_neurons::figures::{Curve, CurveFigure, Figure, NamedFigure};
 use leptos::prelude::*;
 
+use crate::form::{Form, FormError};
 use crate::protocol::{Live, ProgressPoint, WorkerOutput, plan};
 use crate::url_state::{FigureId, UrlState};
 
@@ -27,6 +28,10 @@ pub enum Phase {
 #[derive(Clone, Copy)]
 pub struct AppState {
     pub url: RwSignal<UrlState>,
+    /// The settings form as typed; its valid readings go to `url`.
+    pub form: RwSignal<Form>,
+    /// Why the form cannot train, if it cannot (Train is disabled meanwhile).
+    pub settings_error: Memo<Option<FormError>>,
     pub phase: RwSignal<Phase>,
     pub backend: RwSignal<String>,
     pub backend_note: RwSignal<String>,
@@ -48,8 +53,13 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(url: UrlState) -> Self {
+        let form = RwSignal::new(Form::new(&url.settings));
+        let url = RwSignal::new(url);
+        let settings_error = Memo::new(move |_| url.with(|u| form.with(|f| f.read(&u.settings).err())));
         Self {
-            url: RwSignal::new(url),
+            url,
+            form,
+            settings_error,
             phase: RwSignal::new(Phase::Starting),
             backend: RwSignal::new(String::new()),
             backend_note: RwSignal::new(String::new()),
@@ -126,6 +136,23 @@ impl AppState {
                 self.errors.update(|e| e.push(message));
             }
         }
+    }
+
+    /// The user typed `text` into `field`: kept as typed; when the whole form is valid, its
+    /// settings become the URL's (and the next run's).
+    pub fn edit_setting(&self, field: crate::form::Field, text: String) {
+        self.form.update(|f| f.set(field, text));
+        let read = self.url.with_untracked(|u| self.form.with_untracked(|f| f.read(&u.settings)));
+        if let Ok(settings) = read {
+            if self.url.with_untracked(|u| u.settings != settings) {
+                self.url.update(|u| u.settings = settings);
+            }
+        }
+    }
+
+    /// Whether the form's settings can train.
+    pub fn settings_valid(&self) -> bool {
+        self.settings_error.with(|e| e.is_none())
     }
 
     /// What the next run will train on, for the URL's backend choice.

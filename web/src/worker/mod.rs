@@ -13,7 +13,7 @@ use hidden_neurons::data::{MNIST_FILES, MnistBytes, Split};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::protocol::{WorkerInput, WorkerOutput};
+use crate::protocol::{WorkerInput, WorkerOutput, check_bench, page_message};
 use device::Devices;
 use session::Session;
 
@@ -94,6 +94,9 @@ async fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Sessio
     match msg {
         WorkerInput::Start { settings, view } => {
             *session = None;
+            // The page sends only settings that pass; anything else (`window.hnSend`) is refused
+            // here rather than panicking inside burn (a panic aborts the worker).
+            settings.validate().map_err(|e| page_message(&e))?;
             let settings = settings.sanitized();
             let backend = devices.resolve(settings.backend).await;
             js::post(&WorkerOutput::Backend { name: backend.plan.name.clone(), note: backend.plan.note.clone() });
@@ -130,6 +133,10 @@ async fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Sessio
             None => js::post(&WorkerOutput::Error { message: "nothing to export yet: train a model first".into() }),
         },
         WorkerInput::Bench { steps, batch_size, recording, backend } => {
+            if let Err(message) = check_bench(steps, batch_size) {
+                js::post(&WorkerOutput::Error { message });
+                return Ok(());
+            }
             let backend = devices.resolve(backend).await;
             js::post(&session::bench(split, backend, steps, batch_size, recording).await);
         }

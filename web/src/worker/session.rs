@@ -15,17 +15,14 @@ use hidden_neurons::model::{MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
 use hidden_neurons::readback::{copy_module, read_f32_async};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
-use hidden_neurons::train::{ModuleOptimizer, TrainConfig, accuracy_async, adam, train_step};
+use hidden_neurons::train::{ModuleOptimizer, accuracy_async, adam, train_step};
 
 use super::device::{Backend, cpu};
 use super::js;
-use crate::protocol::{Live, Plan, ProgressPoint, Settings, View, WorkerOutput};
+use crate::protocol::{Live, Plan, ProgressPoint, Settings, TRACED, View, WorkerOutput};
 
 /// Samples per recording or evaluation pass.
 const CHUNK: usize = 500;
-/// Neurons per layer whose pre-activations are traced for figure 2 (memory: tracked x traced x
-/// 4 bytes per layer and recording).
-const TRACED: usize = 64;
 /// Least time between two progress points, and between two live-figure updates.
 const POINT_MS: f64 = 400.0;
 const LIVE_MS: f64 = 1000.0;
@@ -85,20 +82,6 @@ struct Analysis {
     seconds: f64,
 }
 
-fn train_config(s: &Settings) -> TrainConfig {
-    TrainConfig {
-        epochs: s.epochs,
-        batch_size: s.batch_size,
-        learning_rate: s.learning_rate,
-        seed: s.seed,
-        mode: RecordingMode::Tracked,
-        every_batches: s.every_batches,
-        tracked_samples: s.tracked_samples,
-        snapshot_neurons: TRACED,
-        ..TrainConfig::paper(s.seed)
-    }
-}
-
 /// A device read failed (WebGPU lost the device, ran out of memory): the run cannot go on.
 fn read_failed(e: impl std::fmt::Display) -> String {
     format!("{e}; training stopped")
@@ -112,7 +95,7 @@ impl Session {
         let layers = model.layers();
         let n = split.train.len();
         let tracked = TrackedSet::new(&split.train, tracked_indices(n, settings.tracked_samples, settings.seed), split.norm, CHUNK, &device);
-        let cfg = train_config(&settings);
+        let cfg = settings.train_config();
         let mut recorder =
             Recorder::new(RecordingMode::Tracked, layers.clone(), tracked.len(), tracked.len(), snapshot_choice(&layers, TRACED, settings.seed), &device);
         recorder.certainty_epsilon = cfg.certainty_epsilon;
@@ -384,7 +367,7 @@ impl Session {
             Some(&a) => a,
             None => self.test_accuracy().await?,
         };
-        let cfg = train_config(&self.settings);
+        let cfg = self.settings.train_config();
         Ok(Results {
             model: self.settings.model_id(),
             dataset: self.split.name.clone(),
@@ -407,14 +390,19 @@ impl Session {
             epoch_test_accuracy: self.epoch_test_accuracy.clone(),
             train_seconds: self.train_ms / 1000.0,
             experiment_seconds: self.analysis.as_ref().map(|a| a.seconds).unwrap_or(0.0),
+            settings: None,
         })
     }
 }
 
 /// Trains a fresh ReLU MLP for `steps` batches (recording every 10 batches on 1000 tracked
-/// samples when `recording`), the page's half of the TF.js benchmark.
+/// samples when `recording`), the page's half of the TF.js benchmark. `steps` and `batch_size`
+/// passed [`crate::protocol::check_bench`].
 pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size: usize, recording: bool) -> WorkerOutput {
-    let settings = Settings { batch_size: batch_size.max(1), epochs: 50, ..Settings::default() };
+    // More batches than the warm-up step and `steps` need: a finished run has none left, and
+    // finishing would tell the page that a model was trained.
+    let per_epoch = split.train.len().div_ceil(batch_size.max(1)).max(1);
+    let settings = Settings { batch_size: batch_size.max(1), epochs: (steps + 1) / per_epoch + 1, ..Settings::default() };
     let mut s = Session::new(split.clone(), settings, View::default(), backend);
     if !recording {
         s.settings.every_batches = usize::MAX;

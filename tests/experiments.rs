@@ -1,0 +1,235 @@
+//! The test-time experiments against hand computations: each test here would fail if its
+//! experiment computed the wrong thing (thresholds from the test set, windows in the wrong order,
+//! closed edge windows, a wrong certainty boundary, zero signs put in a category).
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::module::Module;
+use hidden_neurons::data::{Batches, Dataset, epoch_order};
+use hidden_neurons::model::{Mlp, MlpConfig};
+use hidden_neurons::train::{adam, train_step};
+use hidden_neurons::experiments::{self, ExperimentConfig, open_ended, window_maps, window_thresholds};
+use hidden_neurons::model::{Activation, CaptureTap, CnnConfig, ReplaceTap, TappedModel, flatten_items};
+use hidden_neurons::recording::uncertain_mask;
+use hidden_neurons::stats::{class_low_fractions, read_f32, reference};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{TOY_NORM, tiny_model};
+
+/// `n` samples of 5 features from a recipe of its own, so that two sets really differ (`top`:
+/// the brightest pixel value).
+fn samples(n: usize, mul: usize, add: usize, top: usize) -> Dataset {
+    Dataset {
+        features: 5,
+        images: (0..n * 5).map(|i| ((i * mul + add) % (top + 1)) as u8).collect(),
+        labels: (0..n).map(|i| ((i * 7 + add) % 3) as u8).collect(),
+    }
+}
+
+/// Host copy of `[rows, cols]`.
+fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
+    let [_, cols] = t.dims();
+    read_f32(t).chunks(cols).map(|r| r.to_vec()).collect()
+}
+
+/// Pre-activations of `layer` for all of `data`, on the host, one row per sample.
+fn captured(model: &impl TappedModel, layer: usize, data: &Dataset, device: &Device) -> Vec<Vec<f32>> {
+    let (x, _) = data.range_batch(0, data.len(), TOY_NORM, device);
+    let mut tap = CaptureTap::only(vec![layer]);
+    model.forward_tapped(x, &mut tap);
+    rows(flatten_items(tap.pre[layer].take().unwrap()))
+}
+
+/// Experiment 3 by hand: thresholds and means from `stats`, each test pre-activation replaced on
+/// the host, the rest of the forward pass unchanged, accuracy counted by hand.
+fn quantized_accuracy_by_hand(model: &impl TappedModel, layer: usize, stats: &Dataset, test: &Dataset, rank: f64, device: &Device) -> f64 {
+    let z = captured(model, layer, stats, device);
+    let neurons = z[0].len();
+    let thresholds: Vec<f32> = (0..neurons).map(|n| reference::percentile(&z, n, rank)).collect();
+    let (x, _) = test.range_batch(0, test.len(), TOY_NORM, device);
+    let replace = |t: Tensor<2>| {
+        let q: Vec<f32> = rows(t)
+            .iter()
+            .flat_map(|row| row.iter().enumerate().map(|(n, &v)| reference::quantize(&z, n, thresholds[n], v)).collect::<Vec<_>>())
+            .collect();
+        Tensor::<2>::from_data(TensorData::new(q, [test.len(), neurons]), device)
+    };
+    let logits = rows(model.forward_tapped(x, &mut ReplaceTap { layer, f: replace }));
+    let hits = logits
+        .iter()
+        .zip(&test.labels)
+        .filter(|&(l, &y)| {
+            let best = l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            best == y as usize
+        })
+        .count();
+    hits as f64 / test.len() as f64
+}
+
+/// A 5-16-16-3 ReLU MLP trained for a while on toy data, so that its predictions depend on its
+/// input (a freshly initialised one predicts nearly the same class everywhere).
+fn trained_model(device: &Device) -> Mlp {
+    let ad = device.clone().autodiff();
+    ad.seed(5);
+    let mut model = MlpConfig { input: 5, hidden: vec![16, 16], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1 }.init(&ad);
+    let data = samples(300, 37, 0, 255);
+    let mut optim = adam();
+    for epoch in 0..30 {
+        for batch in Batches::new(epoch_order(data.len(), 1, epoch), 32) {
+            let (x, y) = data.batch(&batch.samples, TOY_NORM, &ad);
+            model = train_step(model, &mut optim, 1e-2, x, y, None).0;
+        }
+    }
+    model.valid()
+}
+
+#[test]
+fn quantization_is_a_forward_pass_with_statistics_from_the_statistics_subset() {
+    let device = Device::flex();
+    let model = trained_model(&device);
+    let stats = samples(80, 37, 0, 96);
+    // Labelled with the unquantized model's own predictions, so that every quantization error
+    // shows in the accuracy.
+    let mut test = samples(120, 11, 101, 255);
+    let (x, _) = test.range_batch(0, test.len(), TOY_NORM, &device);
+    test.labels = rows(model.forward(x)).iter().map(|l| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u8).collect();
+    assert!(test.labels.iter().any(|&l| l != test.labels[0]), "the model's predictions vary");
+    let cfg = ExperimentConfig { ranks: vec![10.0, 30.0, 50.0, 70.0, 90.0], batch_size: 7, ..ExperimentConfig::paper(1) };
+    for layer in [0, 1] {
+        let got = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &cfg, &device, || {});
+        let from_stats: Vec<f64> = cfg.ranks.iter().map(|&r| quantized_accuracy_by_hand(&model, layer, &stats, &test, r, &device)).collect();
+        let from_test: Vec<f64> = cfg.ranks.iter().map(|&r| quantized_accuracy_by_hand(&model, layer, &test, &test, r, &device)).collect();
+        let got: Vec<f64> = got.iter().map(|r| r.test_accuracy).collect();
+        assert_eq!(got, from_stats, "layer {layer}: the experiment's accuracies are a hand forward pass's");
+        // The two fits must tell apart, or the line above could not catch test-set statistics.
+        assert_ne!(from_stats, from_test, "layer {layer}: statistics from the test set would give other numbers");
+    }
+}
+
+#[test]
+fn window_maps_are_the_window_indicator_in_the_order_the_suffix_reads() {
+    let device = Device::flex();
+    // MLP: one position, the maps are the indicator of each neuron's window.
+    let model = tiny_model(Activation::Sigmoid, &device);
+    let stats = samples(50, 37, 0, 255);
+    let test = samples(20, 11, 101, 255);
+    let z_stats = captured(&model, 1, &stats, &device);
+    let z_test = captured(&model, 1, &test, &device);
+    let to_t = |z: &Vec<Vec<f32>>| Tensor::<2>::from_data(TensorData::new(z.concat(), [z.len(), z[0].len()]), &device);
+    let centres = [5.0, 45.0, 95.0];
+    let (lo, hi) = window_thresholds(to_t(&z_stats), &centres, 10.0);
+    for (i, &c) in centres.iter().enumerate() {
+        let (l, h) = (read_f32(lo.clone().narrow(0, i, 1)), read_f32(hi.clone().narrow(0, i, 1)));
+        let maps = rows(window_maps(to_t(&z_test), lo.clone().narrow(0, i, 1), hi.clone().narrow(0, i, 1), test.len()));
+        for (s, row) in z_test.iter().enumerate() {
+            for (n, &v) in row.iter().enumerate() {
+                let lo_n = if c - 5.0 <= 0.0 { f32::NEG_INFINITY } else { reference::percentile(&z_stats, n, c - 5.0) };
+                let hi_n = if c + 5.0 >= 100.0 { f32::INFINITY } else { reference::percentile(&z_stats, n, c + 5.0) };
+                assert_eq!((l[n], h[n]), (lo_n, hi_n), "centre {c}, neuron {n}: bounds");
+                assert_eq!(maps[s][n], reference::window(v, lo_n, hi_n), "centre {c}, sample {s}, neuron {n}");
+            }
+        }
+    }
+
+    // CNN: one row per sample, position-major with the channel fastest. A map with a single 1
+    // moves the suffix's first pre-activations only around that position, for that channel.
+    let cnn = CnnConfig { channels: 3, side: 16, widths: vec![2, 3, 2, 4], classes: 5, activation: Activation::Relu }.init(&device);
+    let layer = 0; // stage0layer0: 2 channels of 16x16; the next conv keeps the side.
+    let info = &cnn.layers()[layer];
+    let suffix = cnn.fresh_suffix(layer, &device);
+    let first_pre = |map: Vec<f32>| {
+        let x = Tensor::<2>::from_data(TensorData::new(map, [1, info.positions * info.neurons]), &device);
+        let mut tap = CaptureTap::only(vec![0]);
+        suffix.forward_tapped(x, &mut tap);
+        rows(flatten_items(tap.pre[0].take().unwrap())) // [positions, channels]
+    };
+    // The maps of a conv layer: sample after sample, each position-major with the channel fastest.
+    let images = Dataset { features: 3 * 16 * 16, images: (0..2 * 768).map(|i| ((i * 29) % 256) as u8).collect(), labels: vec![0, 1] };
+    let (x, _) = images.range_batch(0, 2, TOY_NORM, &device);
+    let mut tap = CaptureTap::only(vec![layer]);
+    cnn.forward_tapped(x, &mut tap);
+    let z = flatten_items(tap.pre[layer].take().unwrap()); // [2 * positions, channels]
+    let (lo, hi) = window_thresholds(z.clone(), &[35.0], 10.0);
+    let (lo_h, hi_h) = (read_f32(lo.clone()), read_f32(hi.clone()));
+    let z_h = rows(z.clone());
+    let maps = rows(window_maps(z, lo, hi, 2));
+    for s in 0..2 {
+        for p in 0..info.positions {
+            for c in 0..info.neurons {
+                let v = z_h[s * info.positions + p][c];
+                assert_eq!(maps[s][p * info.neurons + c], reference::window(v, lo_h[c], hi_h[c]), "sample {s}, position {p}, channel {c}");
+            }
+        }
+    }
+    let base = first_pre(vec![0.0; info.positions * info.neurons]);
+    let (y, x, c) = (5usize, 9usize, 1usize);
+    let mut one = vec![0.0; info.positions * info.neurons];
+    one[(y * 16 + x) * info.neurons + c] = 1.0;
+    let moved = first_pre(one);
+    let mut changed = Vec::new();
+    for (p, (a, b)) in moved.iter().zip(&base).enumerate() {
+        if a.iter().zip(b).any(|(u, v)| (u - v).abs() > 1e-6) {
+            changed.push((p / 16, p % 16));
+        }
+    }
+    assert!(!changed.is_empty(), "the single 1 reaches the suffix");
+    for (py, px) in &changed {
+        assert!(py.abs_diff(y) <= 1 && px.abs_diff(x) <= 1, "a 3x3 conv moves only the neighbours of ({y}, {x}), not ({py}, {px})");
+    }
+
+    // The suffix is freshly initialised: fed the model's own activations it does not reproduce
+    // the model's logits, as it would with the trained weights.
+    let mlp = tiny_model(Activation::Relu, &device);
+    let (xs, _) = test.range_batch(0, test.len(), TOY_NORM, &device);
+    let mut tap = CaptureTap::only(vec![0]);
+    let logits = rows(mlp.forward_tapped(xs, &mut tap));
+    let act = flatten_items(tap.pre[0].take().unwrap()).clamp_min(0.0);
+    let fresh = rows(mlp.fresh_suffix(0, &device).forward(act));
+    assert_ne!(logits, fresh);
+}
+
+#[test]
+fn edge_windows_are_open_ended() {
+    let device = Device::flex();
+    let z = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [4, 1]), &device);
+    let t = read_f32(open_ended(Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 4.0], [3, 1]), &device), &[0.0, 50.0, 100.0]));
+    assert_eq!(t, vec![f32::NEG_INFINITY, 2.0, f32::INFINITY]);
+    let (lo, hi) = window_thresholds(z, &[5.0, 95.0], 10.0);
+    let below_min = Tensor::<2>::from_data(TensorData::new(vec![-100.0f32, 1.0, 2.5], [3, 1]), &device);
+    let above_max = Tensor::<2>::from_data(TensorData::new(vec![100.0f32, 4.0, 2.5], [3, 1]), &device);
+    let low = read_f32(window_maps(below_min, lo.clone().narrow(0, 0, 1), hi.clone().narrow(0, 0, 1), 3));
+    assert_eq!(low, vec![1.0, 1.0, 0.0], "c = 5 holds values below the statistics' minimum");
+    let high = read_f32(window_maps(above_max, lo.narrow(0, 1, 1), hi.narrow(0, 1, 1), 3));
+    assert_eq!(high, vec![1.0, 1.0, 0.0], "c = 95 holds values above the statistics' maximum");
+}
+
+#[test]
+fn certainty_rule_behaves_like_keras_clip() {
+    let device = Device::flex();
+    let mask = |logits: Vec<f32>, classes: usize, label: i64, eps: f32| {
+        let l = Tensor::<2>::from_data(TensorData::new(logits, [1, classes]), &device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![label], [1]), &device);
+        read_f32(uncertain_mask(l, y, eps))[0]
+    };
+    assert_eq!(mask(vec![40.0, 0.0, 0.0], 3, 0, 1e-7), 0.0, "a large margin: probability 1 in f32, an exact zero gradient");
+    assert_eq!(mask(vec![2.0, 0.0, 0.0], 3, 0, 1e-7), 1.0, "a small margin keeps its gradient");
+    assert_eq!(mask(vec![0.0, 40.0, 0.0], 3, 0, 1e-7), 1.0, "certainly wrong is not certain");
+    assert_eq!(mask(vec![40.0, 0.0, 0.0], 3, 0, 0.0), 1.0, "epsilon 0 turns the rule off");
+    // The boundary: p = 0.5 exactly with epsilon 0.5 sits on Keras' clip bound, where the clip
+    // still passes the gradient; just above it, it does not.
+    assert_eq!(mask(vec![0.0, 0.0], 2, 0, 0.5), 1.0, "p = 1 - epsilon keeps its gradient");
+    assert_eq!(mask(vec![0.01, 0.0], 2, 0, 0.5), 0.0, "p > 1 - epsilon is an exact zero");
+}
+
+#[test]
+fn a_zero_average_sign_is_in_neither_category() {
+    let device = Device::flex();
+    // Class 0: one pair at exactly 0, one low (positive); class 1: one high, one at 0.
+    let avg = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.5, -0.5, 0.0], [4, 1]), &device);
+    let defined = avg.clone().abs().lower_elem(2.0);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 0, 1, 1], [4]), &device);
+    let f = class_low_fractions(avg, defined, labels, 3);
+    assert_eq!(f[0], vec![Some(1.0)], "the zero pair is not counted as high");
+    assert_eq!(f[1], vec![Some(0.0)]);
+    assert_eq!(f[2], vec![None]);
+}
