@@ -120,6 +120,8 @@ fn settings_that_make_no_sense() {
     mnist(&["--hidden", "512,0"], "--hidden");
     mnist(&["--hidden", "4000000000"], "--hidden");
     mnist(&["--hidden", "65536,65536,65536,65536,65536,65536,65536,65536"], "GiB");
+    // Figure 2's traces of a recording every step for 10 000 epochs: about 150 GB by the end.
+    mnist(&["--every", "1", "--epochs", "10000"], "GiB");
     mnist(&["--tracked", "0"], "--tracked");
     mnist(&["--tracked", "1000000000"], "--tracked");
     mnist(&["--train-samples", "0"], "--train-samples");

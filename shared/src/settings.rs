@@ -211,6 +211,8 @@ pub struct Footprint {
     pub values_per_sample: u64,
     /// Activation values of one sample in the largest studied layer.
     pub largest_layer_values: u64,
+    /// Studied layers.
+    pub layers: u64,
 }
 
 impl Footprint {
@@ -223,6 +225,7 @@ impl Footprint {
             fp.neurons = fp.neurons.saturating_add(w);
             fp.values_per_sample = fp.values_per_sample.saturating_add(w);
             fp.largest_layer_values = fp.largest_layer_values.max(w);
+            fp.layers += 1;
             prev = w;
         }
         fp.params = fp.params.saturating_add(prev.saturating_mul(cfg.classes as u64).saturating_add(cfg.classes as u64));
@@ -245,6 +248,7 @@ impl Footprint {
                 fp.neurons = fp.neurons.saturating_add(w);
                 fp.values_per_sample = fp.values_per_sample.saturating_add(values);
                 fp.largest_layer_values = fp.largest_layer_values.max(values);
+                fp.layers += 1;
                 prev = w;
             }
         }
@@ -264,6 +268,19 @@ impl Footprint {
         let experiments = self.largest_layer_values.saturating_mul(experiment_samples as u64).saturating_mul(2 * f);
         weights.saturating_add(counts).saturating_add(training).saturating_add(experiments)
     }
+}
+
+impl Footprint {
+    /// What figure 2's traces add up to over a run: every recording keeps `traced` neurons' (at
+    /// most) pre-activations of each layer for `tracked` samples until the run ends.
+    pub fn trace_bytes(&self, recordings: u64, tracked: usize, traced: usize) -> u64 {
+        recordings.saturating_mul(self.layers).saturating_mul(tracked as u64).saturating_mul(traced as u64).saturating_mul(4)
+    }
+}
+
+/// Recordings of a run: one every `every` of its `steps` training steps, the first at step 0.
+pub fn recordings(steps: u64, every: usize) -> u64 {
+    steps.div_ceil(every.max(1) as u64)
 }
 
 /// Refuses a run whose estimated peak exceeds `budget` bytes.
@@ -344,6 +361,10 @@ mod tests {
         let cnn = Footprint::cnn(&CnnConfig::cifar(Activation::Relu, vec![64, 128, 256, 512]));
         assert_eq!(cnn.neurons, 3 * (64 + 128 + 256 + 512));
         assert_eq!(cnn.largest_layer_values, 64 * 32 * 32);
+        assert_eq!((paper.layers, cnn.layers), (2, 12));
+        // 50 epochs of 469 batches, a recording every 10: 2345 recordings of 1000 x 4 traces.
+        assert_eq!(recordings(50 * 469, 10), 2345);
+        assert_eq!(paper.trace_bytes(2345, 1000, 4), 2345 * 2 * 1000 * 4 * 4);
     }
 
     #[test]

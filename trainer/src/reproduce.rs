@@ -240,7 +240,10 @@ impl Spec {
         };
         let exp = &self.experiments;
         let captured = exp.stats_samples.min(split.train.len()) + exp.retrain_samples.min(split.train.len()) + split.test.len();
-        footprint.bytes(self.train.batch_size.max(CHUNK), rows, captured)
+        let steps = (Batches::count(split.train.len(), self.train.batch_size) as u64).saturating_mul(self.train.epochs as u64);
+        let tracked = self.train.tracked_samples.min(split.train.len());
+        let traces = footprint.trace_bytes(settings::recordings(steps, self.train.every_batches), tracked, self.train.snapshot_neurons);
+        footprint.bytes(self.train.batch_size.max(CHUNK), rows, captured).saturating_add(traces)
     }
 
     /// Every setting that shapes the results: resuming or keeping a finished model needs all equal.

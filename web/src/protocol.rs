@@ -89,9 +89,8 @@ impl Settings {
         let fp = Footprint::mlp(&MlpConfig::mnist(self.activation, MNIST_WIDTHS.to_vec()));
         let exp = ExperimentConfig::browser(self.seed);
         let base = fp.bytes(self.batch_size, self.tracked_samples, exp.stats_samples + exp.retrain_samples + MNIST_TEST);
-        let recordings = self.total_steps().div_ceil(self.every_batches.max(1) as u64);
-        let per_recording = (MNIST_WIDTHS.len() * TRACED * 4) as u64 * self.tracked_samples as u64;
-        base.saturating_add(recordings.saturating_mul(per_recording))
+        let recordings = settings::recordings(self.total_steps(), self.every_batches);
+        base.saturating_add(fp.trace_bytes(recordings, self.tracked_samples, TRACED))
     }
 
     /// The one check of the page's settings, in the form and in the worker: the shared
