@@ -9,8 +9,12 @@ use std::process::{Command, Output};
 /// The most memory (peak RSS) any trainer spawned here may reach.
 const MEMORY_LIMIT: u64 = 2 << 30;
 
+fn scratch_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("hn-hostile-{name}-{}", std::process::id()))
+}
+
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hn-hostile-{name}-{}", std::process::id()));
+    let dir = scratch_path(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -213,6 +217,10 @@ fn files_too_large_to_read() {
     raw.extend(std::iter::repeat_n(0u8, 1 << 20));
     std::fs::write(&tarball, gz(&raw)).unwrap();
     refuses(&["reproduce", "--model", "cifar", "--backend", "cpu", "--quiet", "--data", s(&tarball), "--out", s(&out)], &["huge.tar.gz", "data_batch_1.bin"]);
+    // The sparse files hold no disk blocks, but a 5 GB file left in the temp folder surprises.
+    for dir in [scratch_path("sparse"), data] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// A CIFAR tarball of the given (name, bytes) members, gzip-compressed.
