@@ -223,8 +223,8 @@ fn files_too_large_to_read() {
     }
 }
 
-/// A CIFAR tarball of the given (name, bytes) members, gzip-compressed.
-fn cifar_tarball(path: &Path, members: &[(&str, Vec<u8>)]) {
+/// A tar archive of the given (name, bytes) members.
+fn tar_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (name, bytes) in members {
         let mut header = tar::Header::new_gnu();
@@ -232,7 +232,12 @@ fn cifar_tarball(path: &Path, members: &[(&str, Vec<u8>)]) {
         header.set_mode(0o644);
         builder.append_data(&mut header, name, bytes.as_slice()).unwrap();
     }
-    std::fs::write(path, gz(&builder.into_inner().unwrap())).unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// A CIFAR tarball of the given (name, bytes) members, gzip-compressed.
+fn cifar_tarball(path: &Path, members: &[(String, Vec<u8>)]) {
+    std::fs::write(path, gz(&tar_of(members))).unwrap();
 }
 
 fn corrupt_and_odd_archives() {
@@ -253,14 +258,14 @@ fn corrupt_and_odd_archives() {
     let twice = data.join("twice.tar.gz");
     let mut m = members(&all);
     m.push(m[0].clone());
-    cifar_tarball(&twice, &m.iter().map(|(n, b)| (n.as_str(), b.clone())).collect::<Vec<_>>());
+    cifar_tarball(&twice, &m);
     run(&twice, &["twice.tar.gz", "twice"]);
     // A garbled archive, and one cut short.
     let garbled = data.join("garbled.tar.gz");
     std::fs::write(&garbled, b"\x1f\x8b\x08\x00garbage that is no deflate stream").unwrap();
     run(&garbled, &["garbled.tar.gz"]);
     let cut = data.join("cut.tar.gz");
-    cifar_tarball(&cut, &members(&all).iter().map(|(n, b)| (n.as_str(), b.clone())).collect::<Vec<_>>());
+    cifar_tarball(&cut, &members(&all));
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     run(&cut, &["cut.tar.gz"]);
@@ -269,7 +274,7 @@ fn corrupt_and_odd_archives() {
     let mut m = members(&all);
     m[2].1.truncate(3073 + 10);
     m[5].1[0] = 200;
-    cifar_tarball(&odd, &m.iter().map(|(n, b)| (n.as_str(), b.clone())).collect::<Vec<_>>());
+    cifar_tarball(&odd, &m);
     run(&odd, &["data_batch_3.bin", "whole number"]);
     // Members with path traversal in their names are only ever read into memory.
     let traversal = data.join("traversal.tar.gz");
@@ -291,14 +296,7 @@ fn corrupt_and_odd_archives() {
     assert!(!data.parent().unwrap().join("data_batch_1.bin").exists());
     // Multi-member gzip (pigz, `cat a.gz b.gz`) is read whole.
     let multi = data.join("multi.tar.gz");
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, bytes) in members(&all) {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        builder.append_data(&mut header, name, bytes.as_slice()).unwrap();
-    }
-    let tar_bytes = builder.into_inner().unwrap();
+    let tar_bytes = tar_of(&members(&all));
     let (a, b) = tar_bytes.split_at(tar_bytes.len() / 3);
     std::fs::write(&multi, [gz(a), gz(b)].concat()).unwrap();
     let split = hidden_neurons::data::load_cifar(&multi).unwrap();

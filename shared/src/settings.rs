@@ -221,14 +221,10 @@ impl Footprint {
         let mut prev = cfg.input as u64;
         for &w in &cfg.hidden {
             let w = w as u64;
-            fp.params = fp.params.saturating_add(prev.saturating_mul(w).saturating_add(w));
-            fp.neurons = fp.neurons.saturating_add(w);
-            fp.values_per_sample = fp.values_per_sample.saturating_add(w);
-            fp.largest_layer_values = fp.largest_layer_values.max(w);
-            fp.layers += 1;
+            fp.add_layer(prev.saturating_mul(w).saturating_add(w), w, w);
             prev = w;
         }
-        fp.params = fp.params.saturating_add(prev.saturating_mul(cfg.classes as u64).saturating_add(cfg.classes as u64));
+        fp.add_head(prev, cfg.classes);
         fp
     }
 
@@ -243,17 +239,26 @@ impl Footprint {
             let w = w as u64;
             for _ in 0..crate::model::LAYERS_PER_STAGE {
                 // 3x3 kernel, bias, batch-norm scale and shift.
-                fp.params = fp.params.saturating_add(prev.saturating_mul(w).saturating_mul(9).saturating_add(3 * w));
-                let values = w.saturating_mul(side * side);
-                fp.neurons = fp.neurons.saturating_add(w);
-                fp.values_per_sample = fp.values_per_sample.saturating_add(values);
-                fp.largest_layer_values = fp.largest_layer_values.max(values);
-                fp.layers += 1;
+                fp.add_layer(prev.saturating_mul(w).saturating_mul(9).saturating_add(3 * w), w, w.saturating_mul(side * side));
                 prev = w;
             }
         }
-        fp.params = fp.params.saturating_add(prev.saturating_mul(cfg.classes as u64).saturating_add(cfg.classes as u64));
+        fp.add_head(prev, cfg.classes);
         fp
+    }
+
+    /// A studied layer of `neurons` with `params` parameters and `values` activations per sample.
+    fn add_layer(&mut self, params: u64, neurons: u64, values: u64) {
+        self.params = self.params.saturating_add(params);
+        self.neurons = self.neurons.saturating_add(neurons);
+        self.values_per_sample = self.values_per_sample.saturating_add(values);
+        self.largest_layer_values = self.largest_layer_values.max(values);
+        self.layers += 1;
+    }
+
+    /// The dense classifier on `inputs` features.
+    fn add_head(&mut self, inputs: u64, classes: usize) {
+        self.params = self.params.saturating_add(inputs.saturating_mul(classes as u64).saturating_add(classes as u64));
     }
 
     /// About how many bytes a run needs at its peak: weights with their gradients and Adam's two
@@ -268,9 +273,7 @@ impl Footprint {
         let experiments = self.largest_layer_values.saturating_mul(experiment_samples as u64).saturating_mul(2 * f);
         weights.saturating_add(counts).saturating_add(training).saturating_add(experiments)
     }
-}
 
-impl Footprint {
     /// What figure 2's traces add up to over a run: every recording keeps `traced` neurons' (at
     /// most) pre-activations of each layer for `tracked` samples until the run ends.
     pub fn trace_bytes(&self, recordings: u64, tracked: usize, traced: usize) -> u64 {

@@ -28,13 +28,5 @@ pub const MAX_JSON_BYTES: u64 = 256 << 20;
 
 /// Reads a JSON file this trainer wrote, refusing (before reading) one over [`MAX_JSON_BYTES`].
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let len = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
-    if len > MAX_JSON_BYTES {
-        anyhow::bail!("{}: {len} bytes; the trainer reads files of at most {MAX_JSON_BYTES} bytes here", path.display());
-    }
-    let mut out = Vec::new();
-    file.take(MAX_JSON_BYTES + 1).read_to_end(&mut out).with_context(|| format!("reading {}", path.display()))?;
-    Ok(out)
+    Ok(hidden_neurons::data::read_file_capped(path, MAX_JSON_BYTES)?)
 }

@@ -40,9 +40,10 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     if let Some(m) = models.iter().find(|m| m.family() != args.model) {
         bail!("--only {m:?} is not a model of --model {:?}", args.model);
     }
+    let specs: Vec<Spec> = models.iter().map(|&m| Spec::new(&args, m)).collect();
     // Every flag is checked before any data is read or memory reserved.
-    for &m in &models {
-        Spec::new(&args, m).check_settings()?;
+    for spec in &specs {
+        spec.check_settings()?;
     }
     if args.stop_after == Some(0) {
         bail!(SettingError::new(Setting::StopAfter, "0 epochs would stop before starting"));
@@ -58,8 +59,8 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         split.test.truncate(n);
     }
     settings::check_samples(split.train.len(), split.test.len())?;
-    for &m in &models {
-        Spec::new(&args, m).check_fits(&args, &split)?;
+    for spec in &specs {
+        spec.check_fits(&args, &split)?;
     }
     println!(
         "data: {} ({} train, {} test images of {} values)",
@@ -70,8 +71,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     );
     let mut sections = Vec::new();
     let mut table1 = Vec::new();
-    for m in models {
-        let spec = Spec::new(&args, m);
+    for spec in specs {
         let device = chosen.device.clone().autodiff();
         let done = match &spec.shape {
             Shape::Mlp(cfg) => run_model(&args, &chosen, &split, &spec, describe_mlp(cfg), || cfg.init(&device))?,
@@ -234,14 +234,14 @@ impl Spec {
             Shape::Mlp(cfg) => Footprint::mlp(cfg),
             Shape::Cnn(cfg) => Footprint::cnn(cfg),
         };
+        let tracked = self.train.tracked_samples.min(split.train.len());
         let rows = match self.train.mode {
-            RecordingMode::Tracked => self.train.tracked_samples.min(split.train.len()),
+            RecordingMode::Tracked => tracked,
             RecordingMode::Online => split.train.len(),
         };
         let exp = &self.experiments;
         let captured = exp.stats_samples.min(split.train.len()) + exp.retrain_samples.min(split.train.len()) + split.test.len();
         let steps = (Batches::count(split.train.len(), self.train.batch_size) as u64).saturating_mul(self.train.epochs as u64);
-        let tracked = self.train.tracked_samples.min(split.train.len());
         let traces = footprint.trace_bytes(settings::recordings(steps, self.train.every_batches), tracked, self.train.snapshot_neurons);
         footprint.bytes(self.train.batch_size.max(CHUNK), rows, captured).saturating_add(traces)
     }

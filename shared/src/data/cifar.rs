@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::idx::{decoded, read_capped};
+use super::idx::{decoded, read_capped, read_file_capped};
 use super::mnist::CLASSES;
 use super::{DataError, Dataset, Split};
 
@@ -114,16 +114,6 @@ pub fn cifar_from_archive_reader(source: &str, archive: impl Read) -> Result<Spl
     cifar_from_files(source, files)
 }
 
-/// Reads one batch file, refusing (before reading) one larger than a full batch.
-fn read_batch_file(p: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |source| DataError::Io { file: p.into(), source };
-    let file = std::fs::File::open(p).map_err(io)?;
-    if file.metadata().map_err(io)?.len() > CIFAR_MAX_BATCH_BYTES {
-        return Err(DataError::TooLarge { file: p.display().to_string(), limit: CIFAR_MAX_BATCH_BYTES });
-    }
-    read_capped(&p.display().to_string(), file, CIFAR_MAX_BATCH_BYTES)
-}
-
 /// Streams an archive from disk.
 fn read_archive(p: &Path) -> Result<Split, DataError> {
     let file = std::fs::File::open(p).map_err(|source| DataError::Io { file: p.into(), source })?;
@@ -133,7 +123,8 @@ fn read_archive(p: &Path) -> Result<Split, DataError> {
 /// Loads CIFAR-10 from a folder holding the batch files (or a `cifar-10-batches-bin/` folder, or
 /// the archive), or from the archive's path itself.
 pub fn load_cifar(path: &Path) -> Result<Split, DataError> {
-    let read = read_batch_file;
+    // No batch file is larger than a full batch.
+    let read = |p: &Path| read_file_capped(p, CIFAR_MAX_BATCH_BYTES);
     if path.is_file() {
         return read_archive(path);
     }

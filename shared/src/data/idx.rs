@@ -28,6 +28,17 @@ pub fn read_capped(name: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// Reads the file at `path`, refusing one over `limit` bytes from its size before reading it (and
+/// reading at most one byte past the limit, should it grow meanwhile).
+pub fn read_file_capped(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, DataError> {
+    let io = |source| DataError::Io { file: path.into(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() > limit {
+        return Err(DataError::TooLarge { file: path.display().to_string(), limit });
+    }
+    read_capped(&path.display().to_string(), file, limit)
+}
+
 /// Decompresses `bytes` (every gzip member, as `pigz` or `cat a.gz b.gz` write them) if they
 /// start with the gzip magic, otherwise returns them as they are; at most `limit` bytes.
 pub fn maybe_gunzip(name: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {

@@ -269,15 +269,13 @@ fn read_one(dir: &Path, gz_name: &str) -> Result<(String, IdxU8), DataError> {
 
 /// Loads an MNIST-style folder (MNIST, Fashion-MNIST, ...): the four IDX files, `.gz` or raw.
 pub fn load_mnist_dir(dir: &Path) -> Result<Split, DataError> {
-    let mut files: Vec<(String, IdxU8)> = MNIST_FILES.iter().map(|f| read_one(dir, f)).collect::<Result<_, _>>()?;
-    let mut take = |i: usize| (files[i].0.clone(), std::mem::replace(&mut files[i].1, IdxU8 { dims: vec![], data: vec![] }));
-    let ((n0, f0), (n1, f1), (n2, f2), (n3, f3)) = (take(0), take(1), take(2), take(3));
-    let name = |i: usize| [&n0, &n1, &n2, &n3][i].clone();
+    let files: Vec<(String, IdxU8)> = MNIST_FILES.iter().map(|f| read_one(dir, f)).collect::<Result<_, _>>()?;
+    let [(n0, f0), (n1, f1), (n2, f2), (n3, f3)]: [(String, IdxU8); 4] = files.try_into().expect("one entry per MNIST file");
     let train = Dataset::from_parsed(&n0, f0, &n1, f1)?;
     let test = Dataset::from_parsed(&n2, f2, &n3, f3)?;
     if train.features != test.features {
         return Err(DataError::Format {
-            file: name(2),
+            file: n2,
             reason: format!("test images have {} pixels, train images {}", test.features, train.features),
         });
     }

@@ -10,7 +10,7 @@ pub use cifar::{
     CIFAR_BATCH_RECORDS, CIFAR_CHANNELS, CIFAR_MAX_BATCH_BYTES, CIFAR_PIXELS, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, augment_into, cifar_from_archive,
     cifar_from_archive_reader, cifar_from_files, load_cifar, parse_cifar_batch,
 };
-pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, decoded, maybe_gunzip, parse_idx_u8, read_capped, read_idx_u8};
+pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, decoded, maybe_gunzip, parse_idx_u8, read_capped, read_file_capped, read_idx_u8};
 pub use mnist::{CLASSES, Dataset, MAX_CHANNELS, MNIST_FILES, MnistBytes, Normalization, Split, load_mnist_dir};
 
 use std::path::PathBuf;
