@@ -11,8 +11,15 @@ const MIME = {
   '.md': 'text/plain; charset=utf-8',
 };
 
+// Cross-origin isolation (COOP + COEP): what a page needs for SharedArrayBuffer, and so for
+// WebAssembly threads (TF.js' threaded wasm backend).
+const ISOLATION = {
+  'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp', 'cross-origin-resource-policy': 'same-origin',
+};
+
 /// `mounts`: [url prefix, folder or file] pairs, most specific first; '/' serves index.html for folders.
-export function serve(mounts, port = 0, host = '127.0.0.1') {
+/// `isolated`: send the cross-origin isolation headers with every response.
+export function serve(mounts, port = 0, host = '127.0.0.1', { isolated = false } = {}) {
   const resolved = mounts.map(([prefix, target]) => [prefix, path.resolve(target)]);
   const server = http.createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -22,7 +29,7 @@ export function serve(mounts, port = 0, host = '127.0.0.1') {
     let file = prefix.endsWith('/') ? path.join(target, url.slice(prefix.length)) : target;
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
     if (!file.startsWith(target) || !fs.existsSync(file)) { res.writeHead(404); res.end('not found'); return; }
-    res.writeHead(200, { 'content-type': MIME[path.extname(file)] || 'application/octet-stream' });
+    res.writeHead(200, { 'content-type': MIME[path.extname(file)] || 'application/octet-stream', ...(isolated ? ISOLATION : {}) });
     fs.createReadStream(file).pipe(res);
   });
   return new Promise(r => server.listen(port, host, () => r(server)));

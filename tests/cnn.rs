@@ -16,7 +16,7 @@ const SIDE: usize = 16;
 
 fn tiny(activation: Activation, device: &Device) -> Cnn {
     device.seed(11);
-    CnnConfig { channels: 3, side: SIDE, widths: vec![2, 3, 2, 4], classes: 5, activation }.init(device)
+    CnnConfig { channels: 3, side: SIDE, widths: vec![2, 3, 2, 4], classes: 5, activation, init: Default::default() }.init(device)
 }
 
 fn inputs(batch: usize, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {

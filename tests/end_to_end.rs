@@ -117,6 +117,11 @@ fn small_run_writes_every_output_and_resumes_exactly() {
         "--tracked", "200", "--hidden", "64,64", "--every", "5", "--quiet", "--resume", "--out", split.to_str().unwrap(),
     ]));
     assert!(err.contains("other settings"), "{err}");
+    let err = failed(trainer([
+        "reproduce", "--preset", "fast", "--backend", "cpu", "--only", "mlp-relu", "--epochs", "2", "--train-samples", "3000",
+        "--tracked", "200", "--hidden", "64,64", "--every", "5", "--quiet", "--resume", "--optimizer", "sgd", "--out", split.to_str().unwrap(),
+    ]));
+    assert!(err.contains("other settings"), "another optimizer must not resume this run: {err}");
     let stdout = reproduce(&split, &["--resume"]);
     assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
     let resumed = results(&split);
@@ -130,6 +135,20 @@ fn small_run_writes_every_output_and_resumes_exactly() {
     let stdout = reproduce(&split, &["--resume"]);
     assert!(stdout.contains("finished earlier"), "{stdout}");
 
+}
+
+#[test]
+fn keras_settings_train_and_resume_with_their_own_optimizer() {
+    // RMSprop's state (not Adam's) goes through the checkpoint and back.
+    let out = out_dir("keras");
+    let stdout = reproduce(&out, &["--init", "keras", "--optimizer", "rmsprop", "--stop-after", "1"]);
+    assert!(stdout.contains("stopped after 1"), "{stdout}");
+    let stdout = reproduce(&out, &["--init", "keras", "--optimizer", "rmsprop", "--resume"]);
+    assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
+    let r = results(&out);
+    assert!(r.test_accuracy > 0.6, "RMSprop with Keras' init, 2 epochs: {}", r.test_accuracy);
+    let settings = r.settings.unwrap_or_default();
+    assert!(settings.contains("init=keras") && settings.contains("optimizer=rmsprop"), "{settings}");
 }
 
 #[test]

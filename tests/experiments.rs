@@ -71,7 +71,7 @@ fn quantized_accuracy_by_hand(model: &impl TappedModel, layer: usize, stats: &Da
 fn trained_model(device: &Device) -> Mlp {
     let ad = device.clone().autodiff();
     ad.seed(5);
-    let mut model = MlpConfig { input: 5, hidden: vec![16, 16], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1 }.init(&ad);
+    let mut model = MlpConfig { input: 5, hidden: vec![16, 16], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1, init: Default::default() }.init(&ad);
     let data = samples(300, 37, 0, 255);
     let mut optim = adam();
     for epoch in 0..30 {
@@ -133,7 +133,7 @@ fn window_maps_are_the_window_indicator_in_the_order_the_suffix_reads() {
 
     // CNN: one row per sample, position-major with the channel fastest. A map with a single 1
     // moves the suffix's first pre-activations only around that position, for that channel.
-    let cnn = CnnConfig { channels: 3, side: 16, widths: vec![2, 3, 2, 4], classes: 5, activation: Activation::Relu }.init(&device);
+    let cnn = CnnConfig { channels: 3, side: 16, widths: vec![2, 3, 2, 4], classes: 5, activation: Activation::Relu, init: Default::default() }.init(&device);
     let layer = 0; // stage0layer0: 2 channels of 16x16; the next conv keeps the side.
     let info = &cnn.layers()[layer];
     let suffix = cnn.fresh_suffix(layer, &device);

@@ -118,3 +118,27 @@ fn tracked_recording_counts_one_sign_per_pair_and_snapshots() {
     let restored = Recorder::from_state(back, &device);
     assert_eq!(read_f32(restored.counts(1).0), read_f32(rec.counts(1).0));
 }
+
+#[test]
+fn the_viewed_neuron_is_always_traced() {
+    use hidden_neurons::recording::{snapshot_choice, snapshot_choice_with};
+    let layer = |neurons| LayerInfo { name: "l".into(), neurons, positions: 1 };
+    let layers = [layer(512), layer(512), layer(10)];
+    let plain = snapshot_choice(&layers, 64, 7);
+    for neuron in [0, 5, 300, 511, 100_000] {
+        let choice = snapshot_choice_with(&layers, 64, 7, neuron);
+        for (l, (traced, info)) in choice.iter().zip(&layers).enumerate() {
+            let n = neuron.min(info.neurons - 1);
+            assert_eq!(traced[0], n, "layer {l}: neuron {neuron} not first in {traced:?}");
+            assert_eq!(traced.len(), 64.min(info.neurons), "layer {l}");
+            let mut unique = traced.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), traced.len(), "layer {l}: duplicates in {traced:?}");
+            assert!(traced.iter().all(|&t| t < info.neurons));
+            // The rest is the usual seeded choice, in its order.
+            let rest: Vec<usize> = plain[l].iter().copied().filter(|&t| t != n).take(traced.len() - 1).collect();
+            assert_eq!(&traced[1..], &rest[..], "layer {l}");
+        }
+    }
+}

@@ -26,7 +26,7 @@ fn wgpu_matches_the_cpu_backend() {
     let cpu = Device::flex().autodiff();
     let gpu = chosen.device.clone().autodiff();
     cpu.seed(5);
-    let model = MlpConfig { input: 4, hidden: vec![8, 8], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1 }.init(&cpu);
+    let model = MlpConfig { input: 4, hidden: vec![8, 8], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1, init: Default::default() }.init(&cpu);
     let on_cpu = probe_grads(&model, &cpu);
     let on_gpu = probe_grads(&model.clone().fork(&gpu), &gpu);
     for (a, b) in on_cpu.iter().flatten().zip(on_gpu.iter().flatten()) {

@@ -62,6 +62,22 @@ pub fn snapshot_choice(layers: &[LayerInfo], k: usize, seed: u64) -> Vec<Vec<usi
         .collect()
 }
 
+/// [`snapshot_choice`] with `neuron` (clamped to each layer's width) always first among each
+/// layer's: the neuron a reader looks at first (the page's default, a shared link's) is traced.
+pub fn snapshot_choice_with(layers: &[LayerInfo], k: usize, seed: u64, neuron: usize) -> Vec<Vec<usize>> {
+    let mut choice = snapshot_choice(layers, k, seed);
+    for (traced, info) in choice.iter_mut().zip(layers) {
+        if info.neurons == 0 || k == 0 {
+            continue;
+        }
+        let n = neuron.min(info.neurons - 1);
+        traced.retain(|&t| t != n);
+        traced.truncate(k.min(info.neurons) - 1);
+        traced.insert(0, n);
+    }
+    choice
+}
+
 /// The fixed set of training samples whose signs and pre-activations are followed.
 pub struct TrackedSet {
     /// Indices into the training set.

@@ -1,7 +1,8 @@
 //! One training step and evaluation, shared by the native trainer and the web worker.
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, RmsPropConfig, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,48 @@ pub struct TrainConfig {
     /// Gradients of samples whose true-class probability is at least `1 - epsilon` count as
     /// exact zeros (see [`crate::recording::DEFAULT_CERTAINTY_EPSILON`]).
     pub certainty_epsilon: f32,
+    #[serde(default)]
+    pub optimizer: Optimizer,
+}
+
+/// The optimizer. The paper does not name its own; Adam is our default, SGD and RMSprop are the
+/// other two a Keras user of 2017 would pick, set up as Keras set them up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// burn's Adam: betas 0.9 and 0.999, epsilon 1e-5.
+    #[default]
+    Adam,
+    /// SGD with momentum 0.9 (no dampening, as Keras' `SGD(momentum=0.9)` and PyTorch's).
+    Sgd,
+    /// Keras' RMSprop: rho 0.9, epsilon 1e-7, no momentum.
+    Rmsprop,
+}
+
+impl Optimizer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Adam => "adam",
+            Optimizer::Sgd => "sgd",
+            Optimizer::Rmsprop => "rmsprop",
+        }
+    }
+
+    /// Keras' default learning rate for this optimizer (0.01 for SGD, 0.001 otherwise).
+    pub fn default_learning_rate(self) -> f64 {
+        match self {
+            Optimizer::Sgd => 1e-2,
+            Optimizer::Adam | Optimizer::Rmsprop => 1e-3,
+        }
+    }
+
+    pub fn init(self) -> ModuleOptimizer {
+        match self {
+            Optimizer::Adam => adam(),
+            Optimizer::Sgd => SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0))).init(),
+            Optimizer::Rmsprop => RmsPropConfig::new().with_alpha(0.9).with_momentum(0.0).with_epsilon(1e-7).init(),
+        }
+    }
 }
 
 impl TrainConfig {
@@ -46,6 +89,7 @@ impl TrainConfig {
             tracked_samples: 1000,
             snapshot_neurons: 4,
             certainty_epsilon: crate::recording::DEFAULT_CERTAINTY_EPSILON,
+            optimizer: Optimizer::Adam,
         }
     }
 

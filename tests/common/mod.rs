@@ -12,7 +12,7 @@ use hidden_neurons::model::{Activation, Mlp, MlpConfig, Tap};
 /// A 5-3 classification MLP with hidden widths 4 and 6, seeded, no dropout.
 pub fn tiny_model(activation: Activation, device: &Device) -> Mlp {
     device.seed(3);
-    MlpConfig { input: 5, hidden: vec![4, 6], classes: 3, activation, dropout: 0.0, first_index: 1 }.init(device)
+    MlpConfig { input: 5, hidden: vec![4, 6], classes: 3, activation, dropout: 0.0, first_index: 1, init: Default::default() }.init(device)
 }
 
 /// `n` samples of 5 features for [`tiny_model`], labels cycling through the 3 classes.

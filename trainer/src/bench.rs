@@ -1,18 +1,19 @@
 //! `trainer bench`: training throughput and what recording costs, measured in one run.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use hidden_neurons::backend;
+
 use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, CIFAR_SIDE, Split, epoch_order, load_mnist_dir};
 use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
-use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, MNIST_WIDTHS, MlpConfig, TappedModel};
+use hidden_neurons::model::{CIFAR_WIDTHS, Cnn, CnnConfig, MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::train::{ModuleOptimizer, adam, train_step};
 
-use crate::{BenchArgs, ModelFamily, default_data_dir};
+use crate::{BenchArgs, ModelArg, ModelFamily, default_data_dir};
 
 const WARMUP_STEPS: usize = 5;
 const RECORDINGS: usize = 5;
@@ -20,76 +21,127 @@ const RECORDINGS: usize = 5;
 /// Most timed steps.
 const MAX_STEPS: usize = 100_000;
 
-/// The bench's flags, checked by the same rules as `reproduce`'s before anything is built.
-fn check(args: &BenchArgs, widths: &[usize], train_len: usize, footprint: Footprint) -> Result<()> {
-    if args.steps == 0 || args.steps > MAX_STEPS {
-        bail!("--steps: {} is out of range; allowed: 1 to {MAX_STEPS}", args.steps);
+/// One model to time: what `trainer bench`'s flags and each entry of bench/workloads.json name.
+pub struct Workload {
+    pub model: ModelArg,
+    pub hidden: Option<Vec<usize>>,
+    pub batch: usize,
+    pub steps: usize,
+    pub tracked: usize,
+    pub data: Option<PathBuf>,
+}
+
+impl Workload {
+    fn from_args(args: &BenchArgs) -> Self {
+        Self { model: args.model, hidden: args.hidden.clone(), batch: args.batch, steps: args.steps, tracked: args.tracked, data: args.data.clone() }
     }
-    if args.batch == 0 || args.batch > train_len.min(settings::MAX_BATCH) {
-        bail!("--batch: {} is out of range; allowed: 1 to {} (the training samples)", args.batch, train_len.min(settings::MAX_BATCH));
+}
+
+/// A workload's model, built on the autodiff device, with the data it trains on.
+pub enum Prepared {
+    Mlp(Split, Mlp),
+    Cnn(Split, Cnn, CnnConfig),
+}
+
+/// The workload's settings, checked by the same rules as `reproduce`'s before anything is built.
+fn check(w: &Workload, widths: &[usize], train_len: usize, footprint: Footprint) -> Result<()> {
+    if w.steps == 0 || w.steps > MAX_STEPS {
+        bail!("--steps: {} is out of range; allowed: 1 to {MAX_STEPS}", w.steps);
     }
-    if args.tracked == 0 || args.tracked > settings::MAX_TRACKED {
-        bail!(SettingError::new(Setting::Tracked, format!("{} is out of range", args.tracked)));
+    if w.batch == 0 || w.batch > train_len.min(settings::MAX_BATCH) {
+        bail!("--batch: {} is out of range; allowed: 1 to {} (the training samples)", w.batch, train_len.min(settings::MAX_BATCH));
     }
-    match args.model.family() {
+    if w.tracked == 0 || w.tracked > settings::MAX_TRACKED {
+        bail!(SettingError::new(Setting::Tracked, format!("{} is out of range", w.tracked)));
+    }
+    match w.model.family() {
         ModelFamily::Mnist => settings::check_mlp_widths(widths)?,
         ModelFamily::Cifar => settings::check_cnn_widths(widths, CIFAR_SIDE)?,
     }
-    settings::check_memory(footprint.bytes(args.batch.max(500), train_len + args.tracked, 0), crate::reproduce::memory_budget())?;
+    settings::check_memory(footprint.bytes(w.batch.max(500), train_len + w.tracked, 0), crate::reproduce::memory_budget())?;
     Ok(())
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
-    let chosen = backend::choose(args.backend.into());
-    println!("backend: {}", chosen.reason);
-    let device = chosen.device.clone().autodiff();
-    device.seed(1);
-    let activation = args.model.activation();
-    match args.model.family() {
+/// Checks `w`, loads or makes its data and builds its model on `device` (with autodiff).
+pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
+    let activation = w.model.activation();
+    match w.model.family() {
         ModelFamily::Mnist => {
-            let dir = args.data.clone().unwrap_or_else(default_data_dir);
+            let dir = w.data.clone().unwrap_or_else(default_data_dir);
             let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
-            let widths = args.hidden.clone().unwrap_or_else(|| MNIST_WIDTHS.to_vec());
+            let widths = w.hidden.clone().unwrap_or_else(|| MNIST_WIDTHS.to_vec());
             let cfg = MlpConfig::mnist(activation, widths.clone());
-            check(&args, &widths, split.train.len(), Footprint::mlp(&cfg))?;
+            check(w, &widths, split.train.len(), Footprint::mlp(&cfg))?;
             if split.train.features != cfg.input {
                 bail!("--data {}: its images have {} values each; the MNIST MLPs take 784 (28x28)", dir.display(), split.train.features);
             }
-            let model = MlpConfig::mnist(activation, widths.clone()).init(&device);
-            bench_model(&args, &split, model, &device, &format!("mlp {} {widths:?}", activation.suffix()))
+            Ok(Prepared::Mlp(split, cfg.init(device)))
         }
         ModelFamily::Cifar => {
             // Throughput does not depend on pixel values: random CIFAR-shaped images will do.
             let split = Split::synthetic("random cifar-shaped", 5_000, 1_000, CIFAR_PIXELS, CIFAR_CHANNELS, 1);
-            let widths = args.hidden.clone().unwrap_or_else(|| CIFAR_WIDTHS.to_vec());
-            check(&args, &widths, split.train.len(), Footprint::cnn(&CnnConfig::cifar(activation, widths.clone())))?;
-            let model = CnnConfig::cifar(activation, widths.clone()).init(&device);
-            bench_model(&args, &split, model, &device, &format!("cnn {} {widths:?}", activation.suffix()))
+            let widths = w.hidden.clone().unwrap_or_else(|| CIFAR_WIDTHS.to_vec());
+            let cfg = CnnConfig::cifar(activation, widths.clone());
+            check(w, &widths, split.train.len(), Footprint::cnn(&cfg))?;
+            Ok(Prepared::Cnn(split, cfg.init(device), cfg))
         }
     }
 }
 
-fn bench_model<M: TappedModel>(args: &BenchArgs, split: &Split, model: M, device: &Device, what: &str) -> Result<()> {
-    let mut model = model;
-    let mut optim = adam();
-    let order = epoch_order(split.train.len(), 1, 0);
-    let batches: Vec<Vec<usize>> = Batches::new(order, args.batch).map(|b| b.samples).filter(|b| b.len() == args.batch).collect();
-    let mut next = batches.iter().cycle();
-    let inner = device.clone().inner();
+pub fn run(args: BenchArgs) -> Result<()> {
+    let chosen = hidden_neurons::backend::choose(args.backend.into());
+    println!("backend: {}", chosen.reason);
+    let device = chosen.device.clone().autodiff();
+    device.seed(1);
+    let w = Workload::from_args(&args);
+    let what = |widths: Vec<usize>, kind: &str| format!("{kind} {} {widths:?}", w.model.activation().suffix());
+    match prepare(&w, &device)? {
+        Prepared::Mlp(split, model) => {
+            let widths = model.layers().iter().map(|l| l.neurons).collect();
+            bench_model(&w, &split, model, &device, &what(widths, "mlp"))
+        }
+        Prepared::Cnn(split, model, cfg) => {
+            if args.profile {
+                crate::profile::profile_convs(&cfg, w.batch, &chosen.device);
+                crate::profile::profile_others(&cfg, w.batch, &chosen.device);
+            }
+            bench_model(&w, &split, model, &device, &what(cfg.widths.clone(), "cnn"))
+        }
+    }
+}
 
-    let mut recorder = Recorder::new(RecordingMode::Online, model.layers(), split.train.len(), 0, vec![vec![]; model.layers().len()], device);
-    let mut steps = |model: M, optim: &mut ModuleOptimizer, n: usize, online: bool, recorder: &mut Recorder| -> (M, f64) {
+/// Times training steps on `split`'s full batches, cycling through one epoch's order.
+pub struct Stepper<'a> {
+    split: &'a Split,
+    batches: Vec<Vec<usize>>,
+    next: usize,
+    pub optim: ModuleOptimizer,
+    pub lr: f64,
+}
+
+impl<'a> Stepper<'a> {
+    pub fn new(split: &'a Split, batch: usize, optim: ModuleOptimizer, lr: f64) -> Self {
+        let order = epoch_order(split.train.len(), 1, 0);
+        let batches = Batches::new(order, batch).map(|b| b.samples).filter(|b| b.len() == batch).collect();
+        Self { split, batches, next: 0, optim, lr }
+    }
+
+    /// Runs `n` steps (online recording into `recorder` when given) and returns the model and
+    /// the seconds they took, waiting for the device's queued work.
+    pub fn steps<M: TappedModel>(&mut self, model: M, n: usize, mut recorder: Option<&mut Recorder>, device: &Device) -> (M, f64) {
+        let inner = device.clone().inner();
         let started = Instant::now();
         let mut model = model;
         let mut last = None;
         for _ in 0..n {
-            let idx = next.next().expect("cycled");
-            let (x, y) = split.train.batch(idx, split.norm, device);
-            let rows = online.then(|| {
+            let idx = &self.batches[self.next % self.batches.len()];
+            self.next += 1;
+            let (x, y) = self.split.train.batch(idx, self.split.norm, device);
+            let rows = recorder.as_deref_mut().map(|recorder| {
                 let r: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-                (&mut *recorder, Tensor::<1, Int>::from_data(TensorData::new(r, [idx.len()]), &inner))
+                (recorder, Tensor::<1, Int>::from_data(TensorData::new(r, [idx.len()]), &inner))
             });
-            let (m, loss, _) = train_step(model, optim, 1e-3, x, y, rows);
+            let (m, loss, _) = train_step(model, &mut self.optim, self.lr, x, y, rows);
             model = m;
             last = Some(loss);
         }
@@ -97,21 +149,24 @@ fn bench_model<M: TappedModel>(args: &BenchArgs, split: &Split, model: M, device
             read_f32(l); // waits for the queued work
         }
         (model, started.elapsed().as_secs_f64())
-    };
+    }
+}
 
-    (model, _) = steps(model, &mut optim, WARMUP_STEPS, false, &mut recorder);
-    let (m, plain) = steps(model, &mut optim, args.steps, false, &mut recorder);
-    (model, _) = steps(m, &mut optim, WARMUP_STEPS, true, &mut recorder);
-    let (m, online) = steps(model, &mut optim, args.steps, true, &mut recorder);
-    model = m;
-    let samples = (args.steps * args.batch) as f64;
+fn bench_model<M: TappedModel>(w: &Workload, split: &Split, model: M, device: &Device, what: &str) -> Result<()> {
+    let mut stepper = Stepper::new(split, w.batch, adam(), 1e-3);
+    let mut recorder = Recorder::new(RecordingMode::Online, model.layers(), split.train.len(), 0, vec![vec![]; model.layers().len()], device);
+    let (model, _) = stepper.steps(model, WARMUP_STEPS, None, device);
+    let (model, plain) = stepper.steps(model, w.steps, None, device);
+    let (model, _) = stepper.steps(model, WARMUP_STEPS, Some(&mut recorder), device);
+    let (model, online) = stepper.steps(model, w.steps, Some(&mut recorder), device);
+    let samples = (w.steps * w.batch) as f64;
     let per_sample = plain / samples;
     println!(
         "training: {:.0} samples/s ({} steps of {}, {:.2} ms/step), model {what}",
         samples / plain,
-        args.steps,
-        args.batch,
-        1e3 * plain / args.steps as f64,
+        w.steps,
+        w.batch,
+        1e3 * plain / w.steps as f64,
     );
     println!(
         "online recording: {:.0} samples/s, {:.2}x the time of plain training",
@@ -119,7 +174,7 @@ fn bench_model<M: TappedModel>(args: &BenchArgs, split: &Split, model: M, device
         online / plain
     );
 
-    let tracked_idx: Vec<usize> = (0..args.tracked.min(split.train.len())).collect();
+    let tracked_idx: Vec<usize> = (0..w.tracked.min(split.train.len())).collect();
     let tracked = TrackedSet::new(&split.train, tracked_idx, split.norm, 500, device);
     let neurons: Vec<Vec<usize>> = model.layers().iter().map(|l| (0..4.min(l.neurons)).collect()).collect();
     let mut rec = Recorder::new(RecordingMode::Tracked, model.layers(), tracked.len(), tracked.len(), neurons, device);

@@ -3,8 +3,10 @@
 
 mod bench;
 mod checkpoint;
+mod compare;
 mod files;
 mod output;
+mod profile;
 mod reproduce;
 
 use std::path::PathBuf;
@@ -26,6 +28,9 @@ enum Command {
     Reproduce(ReproduceArgs),
     /// Print training samples/s and the cost of recording for one model.
     Bench(BenchArgs),
+    /// Training samples/s of ours and PyTorch's side by side (bench/workloads.json; PyTorch's
+    /// side is scripts/torch_bench.py and needs Python with torch).
+    Compare(CompareArgs),
     /// Check that a results.json (from this trainer or exported by the web page) follows the schema.
     Validate {
         /// The results.json to read.
@@ -56,6 +61,8 @@ pub enum BackendArg {
     /// wgpu on a real GPU adapter; otherwise burn's CPU backend.
     Auto,
     Wgpu,
+    /// burn's flex CPU backend (the fastest of burn's CPU backends measured here; see
+    /// docs/performance.md).
     Cpu,
 }
 
@@ -65,6 +72,38 @@ impl From<BackendArg> for BackendChoice {
             BackendArg::Auto => BackendChoice::Auto,
             BackendArg::Wgpu => BackendChoice::Wgpu,
             BackendArg::Cpu => BackendChoice::Cpu,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitArg {
+    Burn,
+    Keras,
+}
+
+impl From<InitArg> for hidden_neurons::model::Init {
+    fn from(i: InitArg) -> Self {
+        match i {
+            InitArg::Burn => Self::Burn,
+            InitArg::Keras => Self::Keras,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    Adam,
+    Sgd,
+    Rmsprop,
+}
+
+impl From<OptimizerArg> for hidden_neurons::train::Optimizer {
+    fn from(o: OptimizerArg) -> Self {
+        match o {
+            OptimizerArg::Adam => Self::Adam,
+            OptimizerArg::Sgd => Self::Sgd,
+            OptimizerArg::Rmsprop => Self::Rmsprop,
         }
     }
 }
@@ -150,9 +189,15 @@ pub struct ReproduceArgs {
     /// Override the batch size (1 to 65536).
     #[arg(long)]
     batch: Option<usize>,
-    /// Override the learning rate (above 0, at most 10).
+    /// Override the learning rate (above 0, at most 10; default: the preset's, 0.01 for SGD).
     #[arg(long)]
     learning_rate: Option<f64>,
+    /// Initial weights: burn's defaults, or Keras' (Glorot-uniform weights, zero biases).
+    #[arg(long, value_enum, default_value = "burn")]
+    init: InitArg,
+    /// The optimizer: adam (ours), sgd (momentum 0.9) or rmsprop (Keras' rho 0.9, eps 1e-7).
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerArg,
     /// Override the recording cadence (batches between recordings, 1 to 1000000).
     #[arg(long)]
     every: Option<usize>,
@@ -206,6 +251,40 @@ pub struct BenchArgs {
     /// MNIST-style folder (default: the repo's MNIST). For CNNs the bench uses random images.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// CNNs: also time each conv layer's forward, input-gradient and weight-gradient products
+    /// alone, beside a matrix product of the same size.
+    #[arg(long)]
+    profile: bool,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct CompareArgs {
+    /// The workloads (default: bench/workloads.json of this repository).
+    #[arg(long)]
+    workloads: Option<PathBuf>,
+    /// Run only this workload (repeatable; default: all).
+    #[arg(long)]
+    only: Vec<String>,
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// MNIST-style folder for the MLP workloads (default: the repo's MNIST).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The Python that has torch.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// PyTorch's device (cpu, cuda).
+    #[arg(long, default_value = "cpu")]
+    torch_device: String,
+    /// torch.compile PyTorch's model.
+    #[arg(long)]
+    torch_compile: bool,
+    /// Only our side (no Python run).
+    #[arg(long)]
+    ours_only: bool,
+    /// Also write the numbers to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// The repo's MNIST: `data/mnist` under the current folder, else beside the workspace this binary
@@ -228,6 +307,7 @@ fn main() {
     let result = match cli.command {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Validate { file } => validate(&file),
     };
     if let Err(e) = result {

@@ -6,11 +6,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Int, Tensor, TensorData};
 use hidden_neurons::analysis::{figures, layer_signs};
-use hidden_neurons::backend::{self, Chosen};
+use hidden_neurons::backend::Chosen;
 use hidden_neurons::data::{Batches, Split, epoch_order, load_cifar, load_mnist_dir};
 use hidden_neurons::experiments::{self, ExperimentConfig};
 use hidden_neurons::figures::NamedFigure;
-use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, LAYERS_PER_STAGE, MNIST_WIDTHS, MlpConfig, TappedModel};
+use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, Init, LAYERS_PER_STAGE, MNIST_WIDTHS, MlpConfig, TappedModel};
 use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
@@ -18,7 +18,7 @@ use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_ch
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
 use hidden_neurons::stats::read_f32;
-use hidden_neurons::train::{TrainConfig, accuracy, adam, train_step};
+use hidden_neurons::train::{Optimizer, TrainConfig, accuracy, train_step};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{Checkpoint, Progress};
@@ -48,7 +48,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     if args.stop_after == Some(0) {
         bail!(SettingError::new(Setting::StopAfter, "0 epochs would stop before starting"));
     }
-    let chosen = backend::choose(args.backend.into());
+    let chosen = hidden_neurons::backend::choose(args.backend.into());
     println!("backend: {}", chosen.reason);
     let mut split = load_data(&args)?;
     let (train_subset, test_subset) = default_subset(&args);
@@ -173,7 +173,7 @@ impl Spec {
         let (shape, experiment_layers, figure_layers) = match m.family() {
             ModelFamily::Mnist => {
                 let all: Vec<usize> = (0..widths.len()).collect();
-                (Shape::Mlp(MlpConfig::mnist(m.activation(), widths.clone())), all.clone(), all)
+                (Shape::Mlp(MlpConfig::mnist(m.activation(), widths.clone()).with_init(args.init.into())), all.clone(), all)
             }
             ModelFamily::Cifar => {
                 // With the paper's four stages: experiments on stage0layer0, an intermediate layer
@@ -187,7 +187,7 @@ impl Spec {
                 };
                 let experiments = pick(vec![0, (2 * LAYERS_PER_STAGE - 1).min(last), last]);
                 let figures = pick(vec![0, (widths.len().saturating_sub(1) * LAYERS_PER_STAGE).saturating_sub(1), last]);
-                (Shape::Cnn(CnnConfig::cifar(m.activation(), widths.clone())), experiments, figures)
+                (Shape::Cnn(CnnConfig::cifar(m.activation(), widths.clone()).with_init(args.init.into())), experiments, figures)
             }
         };
         let id = match m {
@@ -250,7 +250,19 @@ impl Spec {
     fn fingerprint(&self, args: &ReproduceArgs, split: &Split) -> String {
         let t = &self.train;
         let e = &self.experiments;
-        format!(
+        // Non-default choices only, so that runs from before they existed keep their fingerprint.
+        let init = match &self.shape {
+            Shape::Mlp(cfg) => cfg.init,
+            Shape::Cnn(cfg) => cfg.init,
+        };
+        let mut extra = String::new();
+        if init != Init::Burn {
+            extra += &format!(" init={}", init.name());
+        }
+        if t.optimizer != Optimizer::Adam {
+            extra += &format!(" optimizer={}", t.optimizer.name());
+        }
+        let base = format!(
             "{} preset={} seed={} data={} widths={:?} augment={} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={} test={} certainty={} experiments=(stats {} ranks {:?} centres {:?} width {} retrain {}x{} batch {} lr {})",
             self.id,
             self.preset,
@@ -275,7 +287,8 @@ impl Spec {
             e.retrain_epochs,
             e.batch_size,
             e.learning_rate
-        )
+        );
+        base + &extra
     }
 }
 
@@ -300,6 +313,10 @@ pub fn memory_budget() -> u64 {
 
 fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut ExperimentConfig) {
     train.mode = args.recording.into();
+    train.optimizer = args.optimizer.into();
+    if train.optimizer != Optimizer::Adam {
+        train.learning_rate = train.optimizer.default_learning_rate();
+    }
     if let Some(e) = args.epochs {
         train.epochs = e;
     }
@@ -390,11 +407,11 @@ fn run_model<M: TappedModel>(
     };
     let (mut model, mut optim, mut recorder, mut progress) = if args.resume && ckpt.exists() {
         let limit = (64 << 20) + 2 * spec.needed_bytes(split);
-        let (m, o, r, p) = ckpt.load(model, adam(), &device, &fingerprint, &layers, items, train_cfg.mode, limit)?;
+        let (m, o, r, p) = ckpt.load(model, train_cfg.optimizer.init(), &device, &fingerprint, &layers, items, train_cfg.mode, limit)?;
         println!("{id}: resuming after epoch {} (step {}, {} recordings)", p.epochs_done, p.step, r.recordings);
         (m, o, r, p)
     } else {
-        (model, adam(), fresh(), Progress { fingerprint: fingerprint.clone(), ..Default::default() })
+        (model, train_cfg.optimizer.init(), fresh(), Progress { fingerprint: fingerprint.clone(), ..Default::default() })
     };
 
     let batches_per_epoch = Batches::count(n_train, train_cfg.batch_size);

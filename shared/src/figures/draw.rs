@@ -169,7 +169,8 @@ pub fn draw_evolution<DB: DrawingBackend>(
     let traj_values = fig.highlighted.iter().flat_map(|t| &t.values);
     let y = padded_range(band_values.chain(traj_values).map(|&v| v as f64), 0.05);
 
-    let subtitle = format!("{}, neuron {}", fig.layer, fig.neuron);
+    // An empty figure (a page's placeholder) names no neuron.
+    let subtitle = if fig.layer.is_empty() { String::new() } else { format!("{}, neuron {}", fig.layer, fig.neuron) };
     let room = plot.dim_in_pixel().0.saturating_sub(2 * theme.px(10.0));
     let (subtitle, subtitle_style) = theme.fit(&plot, &subtitle, 16.0, room)?;
     let mut chart = ChartBuilder::on(&plot)
@@ -626,6 +627,9 @@ struct LegendEntry {
 }
 
 fn evolution_legend(fig: &EvolutionFigure) -> Vec<LegendEntry> {
+    if fig.steps.is_empty() {
+        return Vec::new();
+    }
     let mut entries = vec![
         LegendEntry {
             label: format!("high (n={})", fig.high.samples),
@@ -655,10 +659,12 @@ fn evolution_legend(fig: &EvolutionFigure) -> Vec<LegendEntry> {
 }
 
 fn curve_legend(fig: &CurveFigure) -> Vec<LegendEntry> {
+    // An unlabelled curve (a placeholder's, which only sets the axes) has no entry.
     let mut entries: Vec<LegendEntry> = fig
         .curves
         .iter()
         .enumerate()
+        .filter(|(_, c)| !c.label.is_empty())
         .map(|(i, c)| LegendEntry {
             label: c.label.clone(),
             color: PALETTE[i % PALETTE.len()],

@@ -9,7 +9,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Activation, LayerInfo, Tap, TappedModel};
+use super::{Activation, Init, LayerInfo, Tap, TappedModel};
 
 /// Conv layers per stage.
 pub const LAYERS_PER_STAGE: usize = 3;
@@ -27,11 +27,17 @@ pub struct CnnConfig {
     pub widths: Vec<usize>,
     pub classes: usize,
     pub activation: Activation,
+    #[serde(default)]
+    pub init: Init,
 }
 
 impl CnnConfig {
     pub fn cifar(activation: Activation, widths: Vec<usize>) -> Self {
-        Self { channels: 3, side: 32, widths, classes: 10, activation }
+        Self { channels: 3, side: 32, widths, classes: 10, activation, init: Init::Burn }
+    }
+
+    pub fn with_init(self, init: Init) -> Self {
+        Self { init, ..self }
     }
 
     pub fn init(&self, device: &Device) -> Cnn {
@@ -46,7 +52,7 @@ impl CnnConfig {
                 }
             })
             .collect();
-        Cnn::build(&plan, self.channels, self.side, false, self.classes, self.activation, device)
+        Cnn::build(&plan, self.channels, self.side, false, self.classes, self.activation, self.init, device)
     }
 }
 
@@ -77,33 +83,46 @@ pub struct Cnn {
     /// rather than channel, height, width (images).
     #[module(skip)]
     input_hwc: bool,
+    /// How a fresh suffix starts.
+    #[module(skip)]
+    init: Init,
 }
 
 impl Cnn {
-    fn build(plan: &[Block], channels: usize, side: usize, input_hwc: bool, classes: usize, activation: Activation, device: &Device) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    fn build(plan: &[Block], channels: usize, side: usize, input_hwc: bool, classes: usize, activation: Activation, init: Init, device: &Device) -> Self {
         let mut c_in = channels;
         let mut convs = Vec::new();
         let mut norms = Vec::new();
         for b in plan {
-            convs.push(
-                Conv2dConfig::new([c_in, b.channels], [3, 3])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device),
-            );
+            let mut cfg = Conv2dConfig::new([c_in, b.channels], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
+            if let Some(w) = init.weights() {
+                cfg = cfg.with_initializer(w);
+            }
+            let mut conv = cfg.init(device);
+            conv.bias = init.bias(conv.bias);
+            convs.push(conv);
             norms.push(BatchNormConfig::new(b.channels).init(device));
             c_in = b.channels;
         }
+        let mut head = LinearConfig::new(c_in, classes);
+        if let Some(w) = init.weights() {
+            head = head.with_initializer(w);
+        }
+        let mut head = head.init(device);
+        head.bias = init.bias(head.bias);
         Cnn {
             convs,
             norms,
             pool: MaxPool2dConfig::new([2, 2]).init(),
             gap: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            head: LinearConfig::new(c_in, classes).init(device),
+            head,
             names: plan.iter().map(|b| b.name.clone()).collect(),
             pool_before: plan.iter().map(|b| b.pool_before).collect(),
             activation,
             input: [channels, side],
             input_hwc,
+            init,
         }
     }
 
@@ -172,6 +191,6 @@ impl TappedModel for Cnn {
         let plan = self.plan();
         let side = self.sides()[layer];
         let classes = self.head.weight.val().dims()[1];
-        Cnn::build(&plan[layer + 1..], plan[layer].channels, side, true, classes, self.activation, device)
+        Cnn::build(&plan[layer + 1..], plan[layer].channels, side, true, classes, self.activation, self.init, device)
     }
 }

@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Activation, LayerInfo, Tap, TappedModel};
+use super::{Activation, Init, LayerInfo, Tap, TappedModel};
 
 /// Hidden widths of the paper preset's MNIST MLP.
 pub const MNIST_WIDTHS: [usize; 2] = [512, 512];
@@ -23,24 +23,41 @@ pub struct MlpConfig {
     /// Index of the first hidden layer in the paper's naming (`dense{first_index}`); a suffix
     /// retrained after `dense1` starts at `dense2`.
     pub first_index: usize,
+    #[serde(default)]
+    pub init: Init,
 }
 
 impl MlpConfig {
     pub fn mnist(activation: Activation, hidden: Vec<usize>) -> Self {
-        Self { input: 784, hidden, classes: 10, activation, dropout: 0.5, first_index: 1 }
+        Self { input: 784, hidden, classes: 10, activation, dropout: 0.5, first_index: 1, init: Init::Burn }
+    }
+
+    pub fn with_init(self, init: Init) -> Self {
+        Self { init, ..self }
+    }
+
+    fn linear(&self, d_in: usize, d_out: usize, device: &Device) -> Linear {
+        let mut cfg = LinearConfig::new(d_in, d_out);
+        if let Some(w) = self.init.weights() {
+            cfg = cfg.with_initializer(w);
+        }
+        let mut linear = cfg.init(device);
+        linear.bias = self.init.bias(linear.bias);
+        linear
     }
 
     pub fn init(&self, device: &Device) -> Mlp {
         let mut widths = vec![self.input];
         widths.extend(&self.hidden);
-        let hidden = widths.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect();
+        let hidden = widths.windows(2).map(|w| self.linear(w[0], w[1], device)).collect();
         let last = *widths.last().unwrap();
         Mlp {
             hidden,
-            out: LinearConfig::new(last, self.classes).init(device),
+            out: self.linear(last, self.classes, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             activation: self.activation,
             first_index: self.first_index,
+            init: self.init,
         }
     }
 }
@@ -54,6 +71,9 @@ pub struct Mlp {
     activation: Activation,
     #[module(skip)]
     first_index: usize,
+    /// How a fresh suffix starts.
+    #[module(skip)]
+    init: Init,
 }
 
 impl Mlp {
@@ -105,6 +125,7 @@ impl TappedModel for Mlp {
             activation: self.activation,
             dropout: self.dropout.prob,
             first_index: self.first_index + layer + 1,
+            init: self.init,
         }
         .init(device)
     }

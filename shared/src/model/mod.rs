@@ -19,6 +19,44 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+/// How weights and biases start. The paper used Keras and does not say more; `Keras` is what its
+/// `Dense` and `Conv2D` layers do by default, `Burn` is burn's default (our first choice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// burn's defaults: Kaiming-uniform weights (gain 1/sqrt(3)), biases drawn from the same law.
+    #[default]
+    Burn,
+    /// Keras' defaults: Glorot-uniform weights (limit sqrt(6 / (fan_in + fan_out)), a conv's fans
+    /// counting its kernel positions), zero biases.
+    Keras,
+}
+
+impl Init {
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Burn => "burn",
+            Init::Keras => "keras",
+        }
+    }
+
+    /// The weight initializer for a dense or conv layer; `None` keeps burn's.
+    pub(crate) fn weights(self) -> Option<burn::nn::Initializer> {
+        match self {
+            Init::Burn => None,
+            Init::Keras => Some(burn::nn::Initializer::XavierUniform { gain: 1.0 }),
+        }
+    }
+
+    /// A freshly initialised bias as this scheme wants it.
+    pub(crate) fn bias(self, bias: Option<burn::module::Param<Tensor<1>>>) -> Option<burn::module::Param<Tensor<1>>> {
+        match self {
+            Init::Burn => bias,
+            Init::Keras => bias.map(|b| b.map(|t| t.zeros_like())),
+        }
+    }
+}
+
 /// The activation function of a model's studied layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -34,6 +34,9 @@ pub fn FigureCard(id: FigureId, #[prop(optional)] embed: bool) -> impl IntoView 
         // Track the figure here; draw in a task of its own, so that a live update of several
         // figures never makes one long main-thread task, and several updates draw once.
         state.figure(id);
+        if matches!(id, FigureId::Fig2 | FigureId::Fig2At) {
+            state.live.track(); // its hint names the traced neurons
+        }
         if pending.replace(true) {
             return;
         }
@@ -43,7 +46,8 @@ pub fn FigureCard(id: FigureId, #[prop(optional)] embed: bool) -> impl IntoView 
                 pending.set(false);
                 if let Some(c) = canvas.get_untracked() {
                     let started = now_ms();
-                    *drawn.borrow_mut() = draw(&c, state.figure_untracked(id).as_ref(), id, embed);
+                    let hint = empty_text(id, state);
+                    *drawn.borrow_mut() = draw(&c, state.figure_untracked(id).as_ref(), id, &hint, embed);
                     note_draw_time(id, now_ms() - started);
                 }
             },
@@ -103,8 +107,8 @@ pub fn FigureCard(id: FigureId, #[prop(optional)] embed: bool) -> impl IntoView 
     }
 }
 
-/// Sizes the canvas to its box and draws `fig` (or a hint when there is no data yet).
-fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&Figure>, id: FigureId, embed: bool) -> Vec<PlotArea> {
+/// Sizes the canvas to its box and draws `fig`, or `hint` on the figure's empty axes.
+fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&Figure>, id: FigureId, hint: &str, embed: bool) -> Vec<PlotArea> {
     let width = c.client_width().max(320) as u32;
     let height = if embed { c.client_height().max(200) as u32 } else { HEIGHT };
     // Resizing clears and reallocates the canvas: only when its box changed.
@@ -120,7 +124,7 @@ fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&Figure>, id: FigureId, embe
         // code once at page load, where V8's first compilation of its large (LTO-inlined)
         // functions costs a one-off 50-80 ms that would otherwise land in the middle of training.
         None => {
-            let _ = draw_figure_mapped(&area, &placeholder(id));
+            let _ = draw_figure_mapped(&area, &placeholder(id, hint));
             Vec::new()
         }
     };
@@ -128,8 +132,9 @@ fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&Figure>, id: FigureId, embe
     placed
 }
 
-fn placeholder(id: FigureId) -> Figure {
-    let title = empty_text(id).to_string();
+/// The figure's own axes, no data, `hint` as its title.
+fn placeholder(id: FigureId, hint: &str) -> Figure {
+    let title = hint.to_string();
     match id {
         FigureId::Fig1 | FigureId::Fig5 | FigureId::Fig2At | FigureId::Fig8 => {
             let (lo, x_label) = match id {
@@ -153,13 +158,23 @@ fn placeholder(id: FigureId) -> Figure {
             low: Band { samples: 0, p10: Vec::new(), p50: Vec::new(), p90: Vec::new() },
             highlighted: Vec::new(),
         }),
-        _ => Figure::Curves(CurveFigure {
-            title,
-            x_label: String::new(),
-            y_label: String::new(),
-            curves: vec![Curve { label: "no data yet".into(), xs: vec![0.0], ys: vec![0.5], reference: Some(0.5), marker: Some(0.0) }],
-            marker_label: None,
-        }),
+        _ => {
+            let (x_label, y_label, xs) = match id {
+                FigureId::Fig3 => ("percentile rank of the threshold", "test accuracy", [0.0, 100.0]),
+                FigureId::Fig4 => ("window centre (percentile rank)", "test accuracy", [0.0, 100.0]),
+                FigureId::Loss => ("epoch", "training loss", [0.0, 1.0]),
+                FigureId::Neurons => ("neuron", "share of clear-cut samples", [0.0, 1.0]),
+                _ => ("epoch", "accuracy", [0.0, 1.0]),
+            };
+            // An unlabelled curve with no finite point: it only sets the x axis.
+            Figure::Curves(CurveFigure {
+                title,
+                x_label: x_label.into(),
+                y_label: y_label.into(),
+                curves: vec![Curve { label: String::new(), xs: xs.to_vec(), ys: vec![f64::NAN; 2], reference: None, marker: None }],
+                marker_label: None,
+            })
+        }
     }
 }
 
@@ -189,11 +204,18 @@ fn note_draw_time(id: FigureId, ms: f64) {
     let _ = js_sys::Reflect::set(&table, &key, &JsValue::from_f64(old.max(ms)));
 }
 
-fn empty_text(id: FigureId) -> &'static str {
+/// What to do to fill figure `id`, in words.
+fn empty_text(id: FigureId, state: AppState) -> String {
     match id {
-        FigureId::Fig3 | FigureId::Fig4 | FigureId::Fig8 => "Press Analyze (during or after training)",
-        FigureId::Fig2 | FigureId::Fig2At => "For traced neurons (listed above), once training records",
-        _ => "Press Train: this fills in as the network learns",
+        FigureId::Fig3 | FigureId::Fig4 | FigureId::Fig8 => "Press Analyze (during or after training) to run this experiment".into(),
+        FigureId::Fig2 | FigureId::Fig2At => state.live.with_untracked(|l| match l {
+            Some(l) if !l.traced.contains(&l.view.neuron) => {
+                format!("Neuron {} is not traced: pick a traced neuron (listed under the neuron selector)", l.view.neuron)
+            }
+            Some(_) => "Fills in at the first recording".into(),
+            None => "Press Train: fills in as the network learns".into(),
+        }),
+        _ => "Press Train: fills in as the network learns".into(),
     }
 }
 

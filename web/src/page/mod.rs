@@ -189,7 +189,13 @@ fn Controls() -> impl IntoView {
                     <input id="neuron" type="number" min="0" prop:value=move || state.url.with(|u| u.view.neuron.to_string())
                         on:change=move |ev| { if let Ok(n) = event_target_value(&ev).parse::<usize>() { select_neuron(state, n) } }/>
                 </label>
-                <span class="traced">{move || state.live.with(|l| l.as_ref().map(|l| format!("traced for figure 2: {}", l.traced.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "))).unwrap_or_default())}</span>
+                <span class="traced">{move || state.live.with(|l| l.as_ref().map(|l| {
+                    let traced = l.traced.clone();
+                    view! {
+                        "traced for figure 2 (click one): "
+                        {traced.into_iter().map(|n| view! { <button class="neuron-link" aria-label=format!("view neuron {n}") on:click=move |_| select_neuron(state, n)>{n.to_string()}</button> }).collect_view()}
+                    }
+                }))}</span>
             </fieldset>
             <fieldset>
                 <legend>"Embed in a blog post"</legend>

@@ -12,7 +12,7 @@ use hidden_neurons::analysis::{
 use hidden_neurons::data::{Split, epoch_order};
 use hidden_neurons::experiments::{self, CentreAccuracy, ExperimentConfig, RankAccuracy};
 use hidden_neurons::model::{MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
-use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
+use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice_with, tracked_indices};
 use hidden_neurons::readback::{copy_module, read_f32_async};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
 use hidden_neurons::train::{ModuleOptimizer, accuracy_async, adam, train_step};
@@ -97,7 +97,7 @@ impl Session {
         let tracked = TrackedSet::new(&split.train, tracked_indices(n, settings.tracked_samples, settings.seed), split.norm, CHUNK, &device);
         let cfg = settings.train_config();
         let mut recorder =
-            Recorder::new(RecordingMode::Tracked, layers.clone(), tracked.len(), tracked.len(), snapshot_choice(&layers, TRACED, settings.seed), &device);
+            Recorder::new(RecordingMode::Tracked, layers.clone(), tracked.len(), tracked.len(), snapshot_choice_with(&layers, TRACED, settings.seed, view.neuron), &device);
         recorder.certainty_epsilon = cfg.certainty_epsilon;
         recorder.deferred_reads = backend.plan.webgpu;
         let per_epoch = n.div_ceil(settings.batch_size) as u64;

@@ -1,0 +1,147 @@
+//! `trainer bench --profile`: where a CNN training step spends its time, op by op.
+//!
+//! Each conv layer's three products (forward, gradient of the input, gradient of the weights) are
+//! timed alone with the same backend calls burn's autodiff makes, beside one matrix product of the
+//! same size: the speed the conv would have if it ran at the backend's matmul speed.
+
+use std::time::Instant;
+
+use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, Distribution, Tensor};
+use hidden_neurons::model::{CnnConfig, LAYERS_PER_STAGE};
+use hidden_neurons::stats::read_f32;
+
+/// Repeats per timed op; the median is reported.
+const REPEATS: usize = 5;
+
+fn median_ms(mut f: impl FnMut() -> Tensor<4>) -> f64 {
+    read_f32(f().sum()); // warm-up: allocations, autotune
+    let mut times: Vec<f64> = (0..REPEATS)
+        .map(|_| {
+            let started = Instant::now();
+            read_f32(f().sum());
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[REPEATS / 2]
+}
+
+fn median_ms2(mut f: impl FnMut() -> Tensor<2>) -> f64 {
+    median_ms(|| f().unsqueeze::<4>())
+}
+
+/// One conv layer's shape: input channels, output channels, side of the (square) feature map.
+#[derive(Clone, Copy, Debug)]
+struct ConvShape {
+    c_in: usize,
+    c_out: usize,
+    side: usize,
+}
+
+fn conv_shapes(cfg: &CnnConfig) -> Vec<ConvShape> {
+    let mut c_in = cfg.channels;
+    let mut side = cfg.side;
+    let mut shapes = Vec::new();
+    for (stage, &w) in cfg.widths.iter().enumerate() {
+        if stage > 0 {
+            side /= 2;
+        }
+        for _ in 0..LAYERS_PER_STAGE {
+            shapes.push(ConvShape { c_in, c_out: w, side });
+            c_in = w;
+        }
+    }
+    shapes
+}
+
+/// Milliseconds (median) of `op` forward and backward through autodiff on `x`'s shape, the
+/// incoming gradient a fixed random tensor.
+fn fwd_bwd_ms(shape: [usize; 4], op: impl Fn(Tensor<4>) -> Tensor<4>, device: &Device) -> f64 {
+    let ad = device.clone().autodiff();
+    let x0 = Tensor::<4>::random(shape, Distribution::Default, &ad);
+    let g = op(x0.clone()).detach().random_like(Distribution::Default);
+    median_ms(|| {
+        let x = x0.clone().detach().require_grad();
+        let grads = (op(x.clone()) * g.clone()).sum().backward();
+        x.grad(&grads).expect("x takes part").inner()
+    })
+}
+
+/// Times the other ops of each conv layer (batch-norm, activation, pooling) forward and backward.
+/// Returns their summed milliseconds per training step.
+pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) -> f64 {
+    use burn::nn::BatchNormConfig;
+    use burn::nn::pool::MaxPool2dConfig;
+    let ad = device.clone().autodiff();
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    println!("layer (channels @ side)   batch-norm  activation  max-pool (before the layer)   [ms, forward + backward]");
+    let (mut bn, mut act, mut mp) = (0.0, 0.0, 0.0);
+    for (i, s) in conv_shapes(cfg).iter().enumerate() {
+        let shape = [batch, s.c_out, s.side, s.side];
+        let norm = BatchNormConfig::new(s.c_out).init(&ad);
+        let t_bn = fwd_bwd_ms(shape, |x| norm.forward(x), device);
+        let t_act = fwd_bwd_ms(shape, |x| cfg.activation.apply(x), device);
+        let t_pool = if i > 0 && i % LAYERS_PER_STAGE == 0 {
+            fwd_bwd_ms([batch, s.c_in, 2 * s.side, 2 * s.side], |x| pool.forward(x), device)
+        } else {
+            0.0
+        };
+        println!("{i:>2}: {:>4} @ {:>2}x{:<2}           {t_bn:>8.1} {t_act:>11.1} {t_pool:>9.1}", s.c_out, s.side, s.side);
+        bn += t_bn;
+        act += t_act;
+        mp += t_pool;
+    }
+    println!("all layers: batch-norm {bn:.0} ms, activation {act:.0} ms, max-pool {mp:.0} ms = {:.0} ms per step", bn + act + mp);
+    bn + act + mp
+}
+
+/// Times each conv layer's products on `device` (no autodiff) and prints a table with totals.
+/// Returns the summed conv milliseconds of one training step.
+pub fn profile_convs(cfg: &CnnConfig, batch: usize, device: &Device) -> f64 {
+    let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let gflop = |s: &ConvShape| 2.0 * (batch * s.side * s.side * s.c_out * s.c_in * 9) as f64 / 1e9;
+    println!("conv layer (c_in -> c_out @ side)   forward  grad-input  grad-weight   [ms]   matmul of the same size [ms]   GFLOP/s fwd / matmul");
+    let (mut fwd, mut dx, mut dw, mut mm, mut flops) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let shapes = conv_shapes(cfg);
+    for (i, s) in shapes.iter().enumerate() {
+        let x = Tensor::<4>::random([batch, s.c_in, s.side, s.side], Distribution::Default, device);
+        let w = Tensor::<4>::random([s.c_out, s.c_in, 3, 3], Distribution::Default, device);
+        let g = Tensor::<4>::random([batch, s.c_out, s.side, s.side], Distribution::Default, device);
+        let t_fwd = median_ms(|| conv2d(x.clone(), w.clone(), None, options()));
+        let t_dx = median_ms(|| conv_transpose2d(g.clone(), w.clone(), None, ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1)));
+        let t_dw = median_ms(|| conv2d_weight_backward(x.clone(), w.clone(), g.clone(), options()));
+        let a = Tensor::<2>::random([batch * s.side * s.side, 9 * s.c_in], Distribution::Default, device);
+        let b = Tensor::<2>::random([9 * s.c_in, s.c_out], Distribution::Default, device);
+        let t_mm = median_ms2(|| a.clone().matmul(b.clone()));
+        let f = gflop(s);
+        println!(
+            "{:>2}: {:>4} -> {:>4} @ {:>2}x{:<2}            {:>8.1} {:>10.1} {:>12.1}          {:>8.1}                      {:>6.1} / {:.1}",
+            i,
+            s.c_in,
+            s.c_out,
+            s.side,
+            s.side,
+            t_fwd,
+            t_dx,
+            t_dw,
+            t_mm,
+            f / t_fwd * 1e3,
+            f / t_mm * 1e3
+        );
+        fwd += t_fwd;
+        dx += t_dx;
+        dw += t_dw;
+        mm += t_mm;
+        flops += f;
+    }
+    let total = fwd + dx + dw;
+    println!(
+        "all conv layers: forward {fwd:.0} ms, grad-input {dx:.0} ms, grad-weight {dw:.0} ms = {total:.0} ms per step of {batch}; \
+         the same products as matmuls: about {:.0} ms ({:.1} GFLOP per step)",
+        3.0 * mm,
+        3.0 * flops
+    );
+    total
+}
