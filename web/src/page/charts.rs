@@ -120,16 +120,58 @@ fn draw(c: &web_sys::HtmlCanvasElement, fig: Option<&Figure>, id: FigureId, hint
     let area = backend.into_drawing_area();
     let placed = match fig {
         Some(f) => draw_figure_mapped(&area, f).unwrap_or_default(),
-        // Empty axes of the figure's own kind: they tell what will come, and they run the drawing
-        // code once at page load, where V8's first compilation of its large (LTO-inlined)
-        // functions costs a one-off 50-80 ms that would otherwise land in the middle of training.
+        // Empty axes of the figure's own kind, saying what will come. Before the first of them,
+        // the same kind of figure with made-up data is drawn and painted over: V8 compiles the
+        // drawing code's large (LTO-inlined) functions on first use, a one-off 50-150 ms that
+        // would otherwise land in the middle of training, when its first data arrives.
         None => {
+            if WARMED.with(|w| w.borrow_mut().insert(id)) {
+                let _ = draw_figure_mapped(&area, &with_data(placeholder(id, "warm-up")));
+            }
             let _ = draw_figure_mapped(&area, &placeholder(id, hint));
             Vec::new()
         }
     };
     let _ = area.present();
     placed
+}
+
+thread_local! {
+    /// Figures whose drawing code has run once with data (see [`draw`]).
+    static WARMED: RefCell<std::collections::HashSet<FigureId>> = RefCell::default();
+}
+
+/// `fig` (a placeholder) with made-up data in every part the real figure draws: bars, lines,
+/// points, bands, reference lines, markers and legends.
+fn with_data(fig: Figure) -> Figure {
+    match fig {
+        Figure::Histograms(mut h) => {
+            for p in &mut h.panels {
+                p.histogram.counts = (1..=p.histogram.counts.len() as u64).collect();
+            }
+            Figure::Histograms(h)
+        }
+        Figure::Curves(mut c) => {
+            for curve in &mut c.curves {
+                curve.label = "warm-up".into();
+                curve.ys = (0..curve.xs.len()).map(|i| 0.4 + 0.1 * i as f64).collect();
+                curve.reference = Some(0.5);
+                curve.marker = curve.xs.first().copied();
+            }
+            Figure::Curves(c)
+        }
+        Figure::Evolution(mut e) => {
+            e.layer = "warm-up".into();
+            e.steps = vec![0, 1, 2];
+            for (band, at) in [(&mut e.high, 1.0), (&mut e.low, -1.0)] {
+                band.samples = 1;
+                band.p10 = vec![at - 0.5; 3];
+                band.p50 = vec![at; 3];
+                band.p90 = vec![at + 0.5; 3];
+            }
+            Figure::Evolution(e)
+        }
+    }
 }
 
 /// The figure's own axes, no data, `hint` as its title.
