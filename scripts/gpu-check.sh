@@ -9,7 +9,7 @@
 #   bash scripts/gpu-check.sh run OUT_DIR      # on the GPU machine: writes OUT_DIR/gpu-check.log,
 #                                              # compare.json, and the CIFAR run's outputs
 # .gpu/ is git-ignored; carry it. The CIFAR archive (about 160 MB) is over a carry's 64 MiB,
-# so `prepare` splits it into parts of 60 MB (.gpu/cifar.partN) to be carried one per call
+# so `prepare` splits it into parts of 40 MB (.gpu/cifar.partN; with the 14 MB tree each fits a carry) to be carried one per call
 # into the same warm machine (`run` joins them when all are there); without it the CIFAR step
 # is skipped and says so.
 # Budget: compare about 3 minutes, CIFAR the rest (RUN_SECONDS, default 360).
@@ -25,7 +25,7 @@ prepare)
     gzip -c "$CARGO_TARGET_DIR/release/trainer" >"$GPU/trainer.gz"
     cifar=${CIFAR:-../shared/data/cifar10/cifar-10-binary.tar.gz}
     if [ -f "$cifar" ]; then
-        split -b 60M -d -a 1 "$cifar" "$GPU/cifar.part"
+        split -b 40M -d -a 1 "$cifar" "$GPU/cifar.part"
         sha256sum "$cifar" | cut -d' ' -f1 >"$GPU/cifar.sha256"
     fi
     ls -la "$GPU"
