@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-
 use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, CIFAR_SIDE, Split, epoch_order, load_mnist_dir};
 use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
 use hidden_neurons::model::{CIFAR_WIDTHS, Cnn, CnnConfig, MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
@@ -115,8 +114,8 @@ pub struct Stepper<'a> {
     split: &'a Split,
     batches: Vec<Vec<usize>>,
     next: usize,
-    pub optim: ModuleOptimizer,
-    pub lr: f64,
+    optim: ModuleOptimizer,
+    lr: f64,
 }
 
 impl<'a> Stepper<'a> {

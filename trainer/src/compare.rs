@@ -3,21 +3,20 @@
 //! Both sides read bench/workloads.json; PyTorch's side is scripts/torch_bench.py, run as a child
 //! process after our side of each workload so that the two never share the cores.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use burn::optim::AdamConfig;
-use clap::ValueEnum;
 use burn::tensor::Device;
-
+use clap::ValueEnum;
 use hidden_neurons::data::Split;
 use hidden_neurons::model::TappedModel;
 use hidden_neurons::train::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::{Prepared, Stepper, Workload, prepare};
-use crate::{CompareArgs, ModelArg, files};
+use crate::{CompareArgs, ModelArg, files, in_repo};
 
 /// bench/workloads.json.
 #[derive(Debug, Deserialize)]
@@ -65,16 +64,6 @@ struct TorchLine {
     device: String,
     threads: usize,
     compiled: bool,
-}
-
-/// A file beside the sources: under the current folder, else beside the workspace this binary
-/// was built from.
-fn in_repo(relative: &str) -> PathBuf {
-    let here = PathBuf::from(relative);
-    if here.exists() {
-        return here;
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
 }
 
 fn read_workloads(path: &Path) -> Result<Workloads> {

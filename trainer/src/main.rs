@@ -287,14 +287,19 @@ pub struct CompareArgs {
     json: Option<PathBuf>,
 }
 
-/// The repo's MNIST: `data/mnist` under the current folder, else beside the workspace this binary
-/// was built from.
-pub fn default_data_dir() -> PathBuf {
-    let here = PathBuf::from("data/mnist");
-    if here.is_dir() {
+/// A path of this repository: under the current folder, else beside the workspace this binary was
+/// built from.
+pub fn in_repo(relative: &str) -> PathBuf {
+    let here = PathBuf::from(relative);
+    if here.exists() {
         return here;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/mnist")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
+/// The repo's MNIST.
+pub fn default_data_dir() -> PathBuf {
+    in_repo("data/mnist")
 }
 
 fn main() {

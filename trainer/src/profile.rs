@@ -69,9 +69,9 @@ fn fwd_bwd_ms(shape: [usize; 4], op: impl Fn(Tensor<4>) -> Tensor<4>, device: &D
     })
 }
 
-/// Times the other ops of each conv layer (batch-norm, activation, pooling) forward and backward.
-/// Returns their summed milliseconds per training step.
-pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) -> f64 {
+/// Times the other ops of each conv layer (batch-norm, activation, pooling) forward and backward
+/// and prints a table with totals.
+pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) {
     use burn::nn::BatchNormConfig;
     use burn::nn::pool::MaxPool2dConfig;
     let ad = device.clone().autodiff();
@@ -94,12 +94,10 @@ pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) -> f64 {
         mp += t_pool;
     }
     println!("all layers: batch-norm {bn:.0} ms, activation {act:.0} ms, max-pool {mp:.0} ms = {:.0} ms per step", bn + act + mp);
-    bn + act + mp
 }
 
 /// Times each conv layer's products on `device` (no autodiff) and prints a table with totals.
-/// Returns the summed conv milliseconds of one training step.
-pub fn profile_convs(cfg: &CnnConfig, batch: usize, device: &Device) -> f64 {
+pub fn profile_convs(cfg: &CnnConfig, batch: usize, device: &Device) {
     let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
     let gflop = |s: &ConvShape| 2.0 * (batch * s.side * s.side * s.c_out * s.c_in * 9) as f64 / 1e9;
     println!("conv layer (c_in -> c_out @ side)   forward  grad-input  grad-weight   [ms]   matmul of the same size [ms]   GFLOP/s fwd / matmul");
@@ -143,5 +141,4 @@ pub fn profile_convs(cfg: &CnnConfig, batch: usize, device: &Device) -> f64 {
         3.0 * mm,
         3.0 * flops
     );
-    total
 }

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -95,28 +95,17 @@ impl Cnn {
         let mut convs = Vec::new();
         let mut norms = Vec::new();
         for b in plan {
-            let mut cfg = Conv2dConfig::new([c_in, b.channels], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
-            if let Some(w) = init.weights() {
-                cfg = cfg.with_initializer(w);
-            }
-            let mut conv = cfg.init(device);
-            conv.bias = init.bias(conv.bias);
-            convs.push(conv);
+            let cfg = Conv2dConfig::new([c_in, b.channels], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
+            convs.push(init.conv(cfg, device));
             norms.push(BatchNormConfig::new(b.channels).init(device));
             c_in = b.channels;
         }
-        let mut head = LinearConfig::new(c_in, classes);
-        if let Some(w) = init.weights() {
-            head = head.with_initializer(w);
-        }
-        let mut head = head.init(device);
-        head.bias = init.bias(head.bias);
         Cnn {
             convs,
             norms,
             pool: MaxPool2dConfig::new([2, 2]).init(),
             gap: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            head,
+            head: init.linear(c_in, classes, device),
             names: plan.iter().map(|b| b.name.clone()).collect(),
             pool_before: plan.iter().map(|b| b.pool_before).collect(),
             activation,

@@ -2,7 +2,7 @@
 //! output (the softmax lives in the cross-entropy loss).
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -36,24 +36,14 @@ impl MlpConfig {
         Self { init, ..self }
     }
 
-    fn linear(&self, d_in: usize, d_out: usize, device: &Device) -> Linear {
-        let mut cfg = LinearConfig::new(d_in, d_out);
-        if let Some(w) = self.init.weights() {
-            cfg = cfg.with_initializer(w);
-        }
-        let mut linear = cfg.init(device);
-        linear.bias = self.init.bias(linear.bias);
-        linear
-    }
-
     pub fn init(&self, device: &Device) -> Mlp {
         let mut widths = vec![self.input];
         widths.extend(&self.hidden);
-        let hidden = widths.windows(2).map(|w| self.linear(w[0], w[1], device)).collect();
+        let hidden = widths.windows(2).map(|w| self.init.linear(w[0], w[1], device)).collect();
         let last = *widths.last().unwrap();
         Mlp {
             hidden,
-            out: self.linear(last, self.classes, device),
+            out: self.init.linear(last, self.classes, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             activation: self.activation,
             first_index: self.first_index,

@@ -40,8 +40,29 @@ impl Init {
         }
     }
 
-    /// The weight initializer for a dense or conv layer; `None` keeps burn's.
-    pub(crate) fn weights(self) -> Option<burn::nn::Initializer> {
+    /// A dense layer started this way.
+    pub(crate) fn linear(self, d_in: usize, d_out: usize, device: &Device) -> burn::nn::Linear {
+        let mut cfg = burn::nn::LinearConfig::new(d_in, d_out);
+        if let Some(w) = self.weights() {
+            cfg = cfg.with_initializer(w);
+        }
+        let mut linear = cfg.init(device);
+        linear.bias = self.bias(linear.bias);
+        linear
+    }
+
+    /// A conv layer of `cfg`'s shape started this way.
+    pub(crate) fn conv(self, mut cfg: burn::nn::conv::Conv2dConfig, device: &Device) -> burn::nn::conv::Conv2d {
+        if let Some(w) = self.weights() {
+            cfg = cfg.with_initializer(w);
+        }
+        let mut conv = cfg.init(device);
+        conv.bias = self.bias(conv.bias);
+        conv
+    }
+
+    /// The weight initializer; `None` keeps burn's.
+    fn weights(self) -> Option<burn::nn::Initializer> {
         match self {
             Init::Burn => None,
             Init::Keras => Some(burn::nn::Initializer::XavierUniform { gain: 1.0 }),
@@ -49,7 +70,7 @@ impl Init {
     }
 
     /// A freshly initialised bias as this scheme wants it.
-    pub(crate) fn bias(self, bias: Option<burn::module::Param<Tensor<1>>>) -> Option<burn::module::Param<Tensor<1>>> {
+    fn bias(self, bias: Option<burn::module::Param<Tensor<1>>>) -> Option<burn::module::Param<Tensor<1>>> {
         match self {
             Init::Burn => bias,
             Init::Keras => bias.map(|b| b.map(|t| t.zeros_like())),
