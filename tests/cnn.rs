@@ -5,7 +5,9 @@
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use hidden_neurons::data::{Dataset, Normalization};
 use hidden_neurons::model::{Activation, Cnn, CnnConfig, ProbeTap, TappedModel, flatten_items};
+use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, position_choice};
 use hidden_neurons::stats::read_f32;
 
 #[path = "common/mod.rs"]
@@ -127,4 +129,69 @@ fn suffix_takes_a_binarized_layer_per_sample() {
     model.forward_tapped(x, &mut tap);
     let z = flatten_items(tap.pre[2].take().unwrap());
     assert_eq!(z.dims(), [2 * 256, 2]);
+}
+
+#[test]
+fn per_position_signs_are_the_signs_of_each_activation_s_own_derivative() {
+    let ad = Device::flex().autodiff();
+    // Linear: the tiny ReLU network's narrow early layers pass no gradient at all.
+    let model = tiny(Activation::None, &ad);
+    let b = 3;
+    let data = Dataset {
+        features: 3 * SIDE * SIDE,
+        images: (0..(b * 3 * SIDE * SIDE) as u64).map(|i| (i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) >> 56) as u8).collect(),
+        labels: (0..b as u8).collect(),
+    };
+    let norm = Normalization { channels: 3, mean: [0.5; 3], std: [0.25; 3] };
+    let tracked = TrackedSet::new(&data, (0..b).collect(), norm, 2, &ad);
+    let layers = model.layers();
+    let mut rec = Recorder::new(RecordingMode::Tracked, layers.clone(), b, b, vec![vec![0]; layers.len()], &ad).with_positions(5, 7);
+    rec.certainty_epsilon = 0.0;
+    rec.record_tracked(&model, &tracked, 0);
+
+    // By hand: each activation's own derivative, from a probe per (sample, position, channel).
+    let frozen = model.valid().fork(&ad);
+    let (x, _) = data.range_batch(0, b, norm, &ad);
+    let y = Tensor::<1, Int>::from_data(TensorData::new((0..b as i64).collect::<Vec<_>>(), [b]), &ad);
+    let mut tap = ProbeTap::per_position();
+    let grads = CrossEntropyLossConfig::new().init(&ad).forward(frozen.forward_tapped(x, &mut tap), y).backward();
+    let choice = position_choice(&layers, 5, 7);
+    let (mut plus, mut minus, mut varied) = (0, 0, 0);
+    for layer in [0, 5, 11] {
+        let (p, n) = (layers[layer].positions, layers[layer].neurons);
+        let g = read_f32(tap.position_probes[layer].as_ref().unwrap().grad(&grads).unwrap()); // [b, p, n]
+        let (pos, neg, k) = rec.position_counts_of(layer).unwrap();
+        assert_eq!(k, 5.min(p), "layer {layer}: positions per channel");
+        let (pos, neg) = (read_f32(pos), read_f32(neg));
+        assert_eq!(pos.len(), b * k * n);
+        for c in 0..n {
+            let mut at: Vec<i64> = (0..k).map(|j| choice[layer][j * n + c]).collect();
+            at.sort_unstable();
+            at.dedup();
+            assert_eq!(at.len(), k, "layer {layer}, channel {c}: distinct positions");
+        }
+        let (cpos, cneg) = rec.counts(layer);
+        let (cpos, cneg) = (read_f32(cpos), read_f32(cneg));
+        for s in 0..b {
+            for c in 0..n {
+                let signs: Vec<bool> = (0..k).map(|j| g[(s * p + choice[layer][j * n + c] as usize) * n + c] > 0.0).collect();
+                varied += signs.iter().any(|&x| x != signs[0]) as usize;
+                for j in 0..k {
+                    let v = g[(s * p + choice[layer][j * n + c] as usize) * n + c];
+                    let row = (s * k + j) * n + c;
+                    assert_eq!((pos[row], neg[row]), ((v > 0.0) as u8 as f32, (v < 0.0) as u8 as f32), "layer {layer} sample {s} channel {c} position #{j}");
+                    plus += (v > 0.0) as usize;
+                    minus += (v < 0.0) as usize;
+                }
+                // The per-channel count is the sign of the derivative summed over positions.
+                let sum: f32 = (0..p).map(|q| g[(s * p + q) * n + c]).sum();
+                if sum.abs() > 1e-6 {
+                    assert_eq!((cpos[s * n + c], cneg[s * n + c]), ((sum > 0.0) as u8 as f32, (sum < 0.0) as u8 as f32), "layer {layer} sample {s} channel {c}: channel sign");
+                }
+            }
+        }
+    }
+    assert!(plus > 10 && minus > 10, "both signs occur among the checked activations ({plus} +, {minus} -)");
+    // Signs that differ between a channel's positions, or a wrong position could go unseen.
+    assert!(varied > 5, "only {varied} (sample, channel) pairs have signs that vary over positions");
 }

@@ -84,6 +84,11 @@ fn small_run_writes_every_output_and_resumes_exactly() {
         assert_eq!(l.sliding_window.len(), 19);
         assert_eq!(l.sliding_window[0].center, 5.0);
         assert!(l.quantization.iter().all(|q| (0.0..=1.0).contains(&q.test_accuracy)));
+        // The post-activation variant beside it, and the same-side share per rank.
+        assert_eq!(l.post_quantization.iter().map(|q| q.rank).collect::<Vec<_>>(), l.quantization.iter().map(|q| q.rank).collect::<Vec<_>>());
+        assert!(l.quantization.iter().chain(&l.post_quantization).all(|q| q.same_side_share.is_some_and(|s| (0.0..=1.0).contains(&s))));
+        // At rank 0 and 100 a neuron has one value: both "sides" are that value.
+        assert_eq!(l.quantization[0].same_side_share, Some(1.0), "{name}");
         assert!((0.0..=100.0).contains(&l.zero_percentile_rank));
         assert!(l.class_low_fraction_histogram.total() > 0);
     }
@@ -230,6 +235,41 @@ fn cifar_cnn_runs_and_resumes_exactly() {
         assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
     }
     assert_eq!(resumed.test_accuracy, r.test_accuracy);
+}
+
+#[test]
+fn cifar_signs_per_position_beside_channels_and_resumed_exactly() {
+    let data = out_dir("cifar-pos-data");
+    write_fake_cifar(&data, 40);
+    let full = out_dir("cifar-pos-full");
+    reproduce_cifar(&data, &full, &["--conv-signs", "positions"]);
+    let r = Results::from_json(&std::fs::read_to_string(full.join("cnn-linear/results.json")).unwrap()).unwrap();
+    assert!(r.settings.as_deref().is_some_and(|s| s.contains("conv-signs=positions")));
+    for (name, l) in &r.layers {
+        let p = l.position_signs.as_ref().unwrap_or_else(|| panic!("{name}: no per-position signs"));
+        // 16 positions per channel: every layer of 32x32 images down to 4x4 has at least 16.
+        assert_eq!(p.positions_per_neuron, 16, "{name}");
+        let triples = p.avg_sign_histogram.total();
+        assert!(triples > l.avg_sign_histogram.total() && triples <= 24 * 16 * l.neurons as u64, "{name}: {triples} triples");
+        assert!((0.0..=1.0).contains(&p.outer_fraction));
+    }
+    assert!(full.join("cnn-linear/fig5_positions.svg").is_file() && full.join("cnn-linear/fig5_positions.csv").is_file());
+
+    let split = out_dir("cifar-pos-split");
+    reproduce_cifar(&data, &split, &["--conv-signs", "positions", "--stop-after", "1"]);
+    let stdout = reproduce_cifar(&data, &split, &["--conv-signs", "positions", "--resume"]);
+    assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
+    let resumed = Results::from_json(&std::fs::read_to_string(split.join("cnn-linear/results.json")).unwrap()).unwrap();
+    for (name, l) in &r.layers {
+        assert_eq!(resumed.layers[name].position_signs, l.position_signs, "{name}");
+        assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
+    }
+    // Resuming with the other counting is another run.
+    let e = failed(trainer(["reproduce", "--model", "cifar", "--preset", "fast", "--backend", "cpu", "--only", "cnn-linear", "--hidden", "4,4,8,8", "--epochs", "2", "--every", "3", "--tracked", "24", "--batch", "16", "--retrain-samples", "64", "--quiet", "--data", data.to_str().unwrap(), "--out", split.to_str().unwrap(), "--resume"]));
+    assert!(e.contains("other settings"), "{e}");
+    // Online recording has one derivative per channel only.
+    let e = failed(trainer(["reproduce", "--model", "cifar", "--conv-signs", "positions", "--recording", "online", "--data", data.to_str().unwrap()]));
+    assert!(e.contains("--conv-signs positions needs --recording tracked"), "{e}");
 }
 
 #[test]

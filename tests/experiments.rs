@@ -8,7 +8,7 @@ use hidden_neurons::data::{Batches, Dataset, epoch_order};
 use hidden_neurons::model::{Mlp, MlpConfig};
 use hidden_neurons::train::{adam, train_step};
 use hidden_neurons::experiments::{self, ExperimentConfig, open_ended, window_maps, window_thresholds};
-use hidden_neurons::model::{Activation, CaptureTap, CnnConfig, ReplaceTap, TappedModel, flatten_items};
+use hidden_neurons::model::{Activation, CaptureTap, CnnConfig, ReplacePostTap, ReplaceTap, TappedModel, flatten_items};
 use hidden_neurons::recording::uncertain_mask;
 use hidden_neurons::stats::{class_low_fractions, read_f32, reference};
 
@@ -96,7 +96,7 @@ fn quantization_is_a_forward_pass_with_statistics_from_the_statistics_subset() {
     assert!(test.labels.iter().any(|&l| l != test.labels[0]), "the model's predictions vary");
     let cfg = ExperimentConfig { ranks: vec![10.0, 30.0, 50.0, 70.0, 90.0], batch_size: 7, ..ExperimentConfig::paper(1) };
     for layer in [0, 1] {
-        let got = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &cfg, &device, || {});
+        let got = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &cfg, experiments::QuantizeAt::Pre, &device, || {});
         let from_stats: Vec<f64> = cfg.ranks.iter().map(|&r| quantized_accuracy_by_hand(&model, layer, &stats, &test, r, &device)).collect();
         let from_test: Vec<f64> = cfg.ranks.iter().map(|&r| quantized_accuracy_by_hand(&model, layer, &test, &test, r, &device)).collect();
         let got: Vec<f64> = got.iter().map(|r| r.test_accuracy).collect();
@@ -104,6 +104,69 @@ fn quantization_is_a_forward_pass_with_statistics_from_the_statistics_subset() {
         // The two fits must tell apart, or the line above could not catch test-set statistics.
         assert_ne!(from_stats, from_test, "layer {layer}: statistics from the test set would give other numbers");
     }
+}
+
+/// The post-activation variant by hand: sides split at the pre-activation's percentile of
+/// `stats`, each test activation (ReLU) replaced by the mean ReLU activation of its side.
+fn post_quantized_by_hand(model: &impl TappedModel, layer: usize, stats: &Dataset, test: &Dataset, rank: f64, device: &Device) -> (f64, f64) {
+    let z = captured(model, layer, stats, device);
+    let neurons = z[0].len();
+    let thresholds: Vec<f32> = (0..neurons).map(|n| reference::percentile(&z, n, rank)).collect();
+    let side_means = |n: usize, f: &dyn Fn(f32) -> f32| {
+        let (hi, lo): (Vec<f32>, Vec<f32>) = z.iter().map(|r| r[n]).partition(|&v| v >= thresholds[n]);
+        let mean = |v: &[f32]| v.iter().map(|&x| f(x) as f64).sum::<f64>() / v.len() as f64;
+        match (hi.is_empty(), lo.is_empty()) {
+            (false, false) => (mean(&lo), mean(&hi)),
+            (true, _) => (mean(&lo), mean(&lo)),
+            (_, true) => (mean(&hi), mean(&hi)),
+        }
+    };
+    let relu_means: Vec<(f64, f64)> = (0..neurons).map(|n| side_means(n, &|v| v.max(0.0))).collect();
+    let same_side = (0..neurons)
+        .filter(|&n| {
+            let (lo, hi) = side_means(n, &|v| v);
+            (lo as f32 > 0.0) == (hi as f32 > 0.0)
+        })
+        .count() as f64
+        / neurons as f64;
+    let (x, _) = test.range_batch(0, test.len(), TOY_NORM, device);
+    let replace = |zt: Tensor<2>, _a: Tensor<2>| {
+        let q: Vec<f32> = rows(zt)
+            .iter()
+            .flat_map(|row| row.iter().enumerate().map(|(n, &v)| if v >= thresholds[n] { relu_means[n].1 as f32 } else { relu_means[n].0 as f32 }).collect::<Vec<_>>())
+            .collect();
+        Tensor::<2>::from_data(TensorData::new(q, [test.len(), neurons]), device)
+    };
+    let logits = rows(model.forward_tapped(x, &mut ReplacePostTap::new(layer, replace)));
+    let hits = logits.iter().zip(&test.labels).filter(|&(l, &y)| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 == y as usize).count();
+    (hits as f64 / test.len() as f64, same_side)
+}
+
+#[test]
+fn post_activation_quantization_replaces_activations_by_their_side_s_mean_activation() {
+    let device = Device::flex();
+    let model = trained_model(&device);
+    let stats = samples(80, 13, 7, 255);
+    let mut test = samples(120, 11, 101, 255);
+    let (x, _) = test.range_batch(0, test.len(), TOY_NORM, &device);
+    test.labels = rows(model.forward(x)).iter().map(|l| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u8).collect();
+    let cfg = ExperimentConfig { ranks: vec![10.0, 30.0, 50.0, 70.0, 90.0], batch_size: 7, ..ExperimentConfig::paper(1) };
+    let mut differ = false;
+    for layer in [0, 1] {
+        let post = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &cfg, experiments::QuantizeAt::Post, &device, || {});
+        let pre = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &cfg, experiments::QuantizeAt::Pre, &device, || {});
+        for (i, &r) in cfg.ranks.iter().enumerate() {
+            let (acc, same_side) = post_quantized_by_hand(&model, layer, &stats, &test, r, &device);
+            assert_eq!(post[i].test_accuracy, acc, "layer {layer}, rank {r}: accuracy");
+            // The share is a property of the pre-activation means, whichever variant ran.
+            for got in [&post[i], &pre[i]] {
+                assert!((got.same_side_share.unwrap() - same_side).abs() < 1e-6, "layer {layer}, rank {r}: same-side share {:?} != {same_side}", got.same_side_share);
+            }
+        }
+        let accs = |v: &[experiments::RankAccuracy]| v.iter().map(|r| r.test_accuracy).collect::<Vec<_>>();
+        differ |= accs(&post) != accs(&pre);
+    }
+    assert!(differ, "the two variants must differ somewhere, or this test could not tell them apart");
 }
 
 #[test]

@@ -47,10 +47,11 @@ fn apply(mut bytes: Vec<u8>, damages: &[Damage]) -> Vec<u8> {
 fn valid_state() -> RecorderState {
     use hidden_neurons::model::LayerInfo;
     use hidden_neurons::recording::RecordingMode;
-    let layer = |name: &str, neurons| LayerInfo { name: name.into(), neurons, positions: 1 };
+    let layer = |name: &str, neurons, positions| LayerInfo { name: name.into(), neurons, positions };
     RecorderState {
         mode: RecordingMode::Tracked,
-        layers: vec![layer("dense1-relu", 2), layer("dense2-relu", 3)],
+        // The second has 4 positions, counted per position too (2 per channel).
+        layers: vec![layer("dense1-relu", 2, 1), layer("conv-relu", 3, 4)],
         items: 3,
         tracked: 3,
         certainty_epsilon: 1e-7,
@@ -60,6 +61,9 @@ fn valid_state() -> RecorderState {
         pos: vec![vec![1.0; 6], vec![2.0; 9]],
         neg: vec![vec![0.0; 6], vec![1.0; 9]],
         snapshots: vec![vec![vec![0.5; 3]; 2], vec![vec![-0.5; 6]; 2]],
+        position_choice: vec![vec![], vec![0, 1, 2, 3, 0, 1]],
+        position_pos: vec![vec![], vec![1.0; 18]],
+        position_neg: vec![vec![], vec![2.0; 18]],
     }
 }
 

@@ -8,7 +8,7 @@ use crate::figures::{
     Trajectory,
 };
 use crate::recording::{Recorder, RecordingMode, TrackedSet};
-use crate::results::Results;
+use crate::results::{PositionSigns, Results};
 use crate::stats::{average_sign, class_low_fractions, outer_fraction_per_neuron, read_f32, sign_histogram};
 
 /// Bins of every average-sign histogram (the results.json schema fixes 20 over [-1, 1]).
@@ -32,6 +32,8 @@ pub struct LayerSigns {
     pub class_low_fraction: Histogram,
     /// Per snapshot neuron, per tracked sample: its average sign (None when undefined).
     pub tracked_signs: Vec<Vec<Option<f32>>>,
+    /// Where counted: the signs per (sample, position, neuron).
+    pub position: Option<PositionSigns>,
 }
 
 /// Summarises the recorder's counts layer by layer. `item_labels` are the labels of the count
@@ -69,8 +71,6 @@ pub fn layer_signs_with(
             let example_neuron = examples.get(l).copied().unwrap_or(0).min(info.neurons.saturating_sub(1));
             let col = |t: Tensor<2>| t.narrow(1, example_neuron, 1);
             let example_histogram = sign_histogram(col(avg.clone()), defined.clone().narrow(1, example_neuron, 1), SIGN_BINS);
-            let total = histogram.total().max(1) as f64;
-            let outer = histogram.counts[..2].iter().chain(&histogram.counts[SIGN_BINS - 2..]).sum::<u64>() as f64;
             let neuron_outer_fraction = outer_fraction_per_neuron(avg.clone(), defined.clone(), OUTER_SIGN);
             let fractions = class_low_fractions(avg.clone(), defined.clone(), labels.clone(), CLASSES);
             let class_low_fraction =
@@ -85,18 +85,31 @@ pub fn layer_signs_with(
                     a.into_iter().zip(d).map(|(a, d)| (d > 0.0).then_some(a)).collect()
                 })
                 .collect();
+            let position = recorder.position_counts_of(l).map(|(pos, neg, k)| {
+                let (avg, defined) = average_sign(pos, neg);
+                let h = sign_histogram(avg, defined, SIGN_BINS);
+                PositionSigns { positions_per_neuron: k, outer_fraction: outer_share(&h), avg_sign_histogram: h }
+            });
+            let outer_fraction = outer_share(&histogram);
             LayerSigns {
+                position,
                 name: info.name.clone(),
                 histogram,
                 example_neuron,
                 example_histogram,
-                outer_fraction: outer / total,
+                outer_fraction,
                 neuron_outer_fraction,
                 class_low_fraction,
                 tracked_signs,
             }
         })
         .collect()
+}
+
+/// Share of a [`SIGN_BINS`]-bin average-sign histogram in its two outermost bins on each side.
+fn outer_share(h: &Histogram) -> f64 {
+    let outer = h.counts[..2].iter().chain(&h.counts[SIGN_BINS - 2..]).sum::<u64>() as f64;
+    outer / h.total().max(1) as f64
 }
 
 /// Figure 2/6 data for snapshot neuron `j` of layer `l`.
@@ -268,20 +281,35 @@ pub fn quantization_figure(results: &Results, all_signs: &[LayerSigns]) -> Named
     NamedFigure {
         stem: "fig3_quantization".into(),
         caption: format!(
-            "Figure 3 ({m}): test accuracy when one layer's pre-activations are quantized to two values (the means below and above each neuron's r-th percentile). Horizontal line: unquantized accuracy; vertical line: average percentile rank of the zero pre-activation."
+            "Figure 3 ({m}): test accuracy when one layer's pre-activations are quantized to two values (the means below and above each neuron's r-th percentile). Curves marked \"after the activation\" (where present) replace each activation by its side's mean activation instead. Horizontal line: unquantized accuracy; vertical line: average percentile rank of the zero pre-activation."
         ),
         figure: Figure::Curves(CurveFigure {
             title: format!("{m}: two-value quantization"),
             x_label: "percentile rank of the threshold".into(),
             y_label: "test accuracy".into(),
-            curves: layer_curves(results, all_signs, &|name| {
-                let l = &results.layers[name];
-                (
-                    l.quantization.iter().map(|q| q.rank).collect(),
-                    l.quantization.iter().map(|q| q.test_accuracy).collect(),
-                    Some(l.zero_percentile_rank),
-                )
-            }),
+            curves: {
+                let mut curves = layer_curves(results, all_signs, &|name| {
+                    let l = &results.layers[name];
+                    (
+                        l.quantization.iter().map(|q| q.rank).collect(),
+                        l.quantization.iter().map(|q| q.test_accuracy).collect(),
+                        Some(l.zero_percentile_rank),
+                    )
+                });
+                // The post-activation variant, where it ran, beside the paper's.
+                let post = all_signs.iter().filter_map(|s| {
+                    let l = results.layers.get(&s.name).filter(|l| !l.post_quantization.is_empty())?;
+                    Some(Curve {
+                        label: format!("{}, after the activation", s.name),
+                        xs: l.post_quantization.iter().map(|q| q.rank).collect(),
+                        ys: l.post_quantization.iter().map(|q| q.test_accuracy).collect(),
+                        reference: Some(results.test_accuracy),
+                        marker: None,
+                    })
+                });
+                curves.extend(post.collect::<Vec<_>>());
+                curves
+            },
             marker_label: None,
         }),
     }
@@ -350,8 +378,31 @@ pub fn figures(results: &Results, recorder: &Recorder, all_signs: &[LayerSigns],
             out.push(evolution_figure(m, recorder, s, l, j, stem, fig));
         }
     }
+    if signs.iter().any(|s| s.position.is_some()) {
+        out.push(position_figure(m, &signs));
+    }
     out.push(quantization_figure(results, all_signs));
     out.push(window_figure(results, all_signs));
     out.push(class_figure(m, &signs));
     out
+}
+
+/// Figure 5 with one sign per activation: (sample, position, channel) triples of the conv layers
+/// counted per position.
+pub fn position_figure(model: &str, signs: &[&LayerSigns]) -> NamedFigure {
+    let k = signs.iter().find_map(|s| s.position.as_ref()).map_or(0, |p| p.positions_per_neuron);
+    NamedFigure {
+        stem: "fig5_positions".into(),
+        caption: format!(
+            "Figure 5, per position ({model}): average gradient sign of each (sample, position, channel) triple, at {k} fixed random positions per channel; Figure 5 proper sums each channel's derivative over its positions."
+        ),
+        figure: histogram_figure(
+            format!("{model}: average sign per position"),
+            "average sign of dLoss/dActivation",
+            signs
+                .iter()
+                .filter_map(|s| Some(HistogramPanel { label: format!("{} (per position)", s.name), histogram: s.position.as_ref()?.avg_sign_histogram.clone() }))
+                .collect(),
+        ),
+    }
 }

@@ -6,8 +6,8 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batches, Dataset, Normalization, epoch_order};
-use crate::model::{CaptureTap, ReplaceTap, TappedModel, flatten_items};
-use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, zero_percentile_ranks};
+use crate::model::{CaptureTap, ReplacePostTap, ReplaceTap, TappedModel, flatten_items};
+use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, read_f32, zero_percentile_ranks};
 use crate::train::{accuracy_with, adam, correct_count, train_step};
 
 /// Settings of the test-time experiments.
@@ -84,6 +84,22 @@ pub struct RankAccuracy {
     pub rank: f64,
     #[serde(with = "crate::json::opt_f64")]
     pub test_accuracy: f64,
+    /// Share of the layer's neurons whose two quantized values lie on the same side of 0 (see
+    /// [`TwoValueQuantizer::same_side_share`]); absent where not measured (older runs, the page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_side_share: Option<f64>,
+}
+
+/// Where experiment 3 puts its two values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantizeAt {
+    /// The paper's: each pre-activation replaced by its side's mean pre-activation, then the
+    /// activation function applied.
+    Pre,
+    /// Each activation replaced by its side's mean activation (sides still split at the
+    /// pre-activation's percentile): what the next layer would see if the neuron really
+    /// answered with one of two values.
+    Post,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,21 +112,32 @@ pub struct CentreAccuracy {
 /// Pre-activations `[samples * positions, neurons]` of studied layer `layer` for all of `data`,
 /// on the model's inner device (dropout off, batch-norm in inference mode).
 pub fn capture_pre<M: TappedModel>(model: &M, layer: usize, data: &Dataset, norm: Normalization, device: &Device, batch: usize) -> Tensor<2> {
+    capture(model, layer, data, norm, device, batch, false).0
+}
+
+/// Pre-activations and, when `with_post`, activations (`[samples * positions, neurons]` each).
+fn capture<M: TappedModel>(model: &M, layer: usize, data: &Dataset, norm: Normalization, device: &Device, batch: usize, with_post: bool) -> (Tensor<2>, Option<Tensor<2>>) {
     let valid = model.valid();
     let inner = device.clone().inner();
-    let parts: Vec<Tensor<2>> = (0..data.len())
+    let (pre, post): (Vec<Tensor<2>>, Vec<Option<Tensor<2>>>) = (0..data.len())
         .step_by(batch.max(1))
         .map(|start| {
             let (x, _) = data.range_batch(start, start + batch, norm, &inner);
-            let mut tap = CaptureTap::only(vec![layer]);
+            let tap = CaptureTap::only(vec![layer]);
+            let mut tap = if with_post { tap.with_post() } else { tap };
             valid.forward_tapped(x, &mut tap);
-            flatten_items(tap.pre[layer].take().expect("layer captured"))
+            let post = tap.post.as_mut().and_then(|p| p.get_mut(layer)?.take()).map(flatten_items);
+            (flatten_items(tap.pre[layer].take().expect("layer captured")), post)
         })
-        .collect();
-    Tensor::cat(parts, 0)
+        .unzip();
+    let post = post.into_iter().collect::<Option<Vec<_>>>().filter(|_| with_post).map(|p| Tensor::cat(p, 0));
+    (Tensor::cat(pre, 0), post)
 }
 
-/// Experiment 3: test accuracy with layer `layer` quantized to two values at each rank.
+/// Experiment 3: test accuracy with layer `layer` quantized to two values at each rank, before
+/// or after the activation function, and each rank's share of neurons whose two values lie on
+/// the same side of 0.
+#[allow(clippy::too_many_arguments)]
 pub fn quantization<M: TappedModel>(
     model: &M,
     layer: usize,
@@ -118,10 +145,11 @@ pub fn quantization<M: TappedModel>(
     test: &Dataset,
     norm: Normalization,
     cfg: &ExperimentConfig,
+    at: QuantizeAt,
     device: &Device,
     mut tick: impl FnMut(),
 ) -> Vec<RankAccuracy> {
-    let z = capture_pre(model, layer, stats_set, norm, device, cfg.batch_size);
+    let (z, a) = capture(model, layer, stats_set, norm, device, cfg.batch_size, at == QuantizeAt::Post);
     let thresholds = percentiles(z.clone(), &cfg.ranks); // [ranks, N]
     let valid = model.valid();
     let inner = device.clone().inner();
@@ -130,12 +158,19 @@ pub fn quantization<M: TappedModel>(
         .enumerate()
         .map(|(i, &rank)| {
             let t = thresholds.clone().narrow(0, i, 1);
-            let q = TwoValueQuantizer::fit(z.clone(), t);
-            let acc = accuracy_with(test, norm, &inner, cfg.batch_size, |x| {
-                valid.forward_tapped(x, &mut ReplaceTap { layer, f: |z| q.apply(z) })
-            });
+            let pre = TwoValueQuantizer::fit(z.clone(), t.clone());
+            // A property of the pre-activation means, whichever variant runs.
+            let same_side = read_f32(pre.same_side_share()).first().map(|&s| s as f64);
+            let q = match &a {
+                Some(a) => TwoValueQuantizer::fit_values(z.clone(), a.clone(), t),
+                None => pre,
+            };
+            let acc = match at {
+                QuantizeAt::Pre => accuracy_with(test, norm, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplaceTap { layer, f: |z| q.apply(z) })),
+                QuantizeAt::Post => accuracy_with(test, norm, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplacePostTap::new(layer, |z, _| q.apply(z)))),
+            };
             tick();
-            RankAccuracy { rank, test_accuracy: acc }
+            RankAccuracy { rank, test_accuracy: acc, same_side_share: same_side }
         })
         .collect()
 }

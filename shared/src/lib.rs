@@ -13,9 +13,11 @@
 //! - [`experiments`]: experiments 3, 4 and 5.
 //! - [`settings`]: the one validation of a run's settings (trainer flags, the page's form).
 //! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
+//! - [`claims`]: the paper's claims as criteria on a run's results (`trainer study`).
 
 pub mod analysis;
 pub mod backend;
+pub mod claims;
 pub mod data;
 pub mod experiments;
 pub mod figures;

@@ -78,6 +78,63 @@ pub fn snapshot_choice_with(layers: &[LayerInfo], k: usize, seed: u64, neuron: u
     choice
 }
 
+/// Positions sampled per channel when a conv layer's signs are also counted per position
+/// (`--conv-signs positions`).
+pub const POSITIONS_PER_CHANNEL: usize = 16;
+
+/// Per layer, `min(k, positions)` distinct positions per neuron, a seeded choice per neuron, as
+/// `[k, neurons]` row-major; empty for a layer with one position (a dense layer).
+pub fn position_choice(layers: &[LayerInfo], k: usize, seed: u64) -> Vec<Vec<i64>> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(l, info)| {
+            if info.positions <= 1 || k == 0 {
+                return Vec::new();
+            }
+            let k = k.min(info.positions);
+            let mut out = vec![0i64; k * info.neurons];
+            for n in 0..info.neurons {
+                let order = crate::data::epoch_order(info.positions, seed.wrapping_add(53 + 1000 * l as u64), n);
+                for (j, &p) in order.iter().take(k).enumerate() {
+                    out[j * info.neurons + n] = p as i64;
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// Sign counts per (sample, sampled position, neuron) of the layers with several positions.
+struct PositionCounts {
+    /// Per layer: see [`position_choice`].
+    choice: Vec<Vec<i64>>,
+    /// Per layer: `[items * k, neurons]`, row `item * k + j` for the neuron's `j`-th position;
+    /// `None` for a layer with one position.
+    pos: Vec<Option<Tensor<2>>>,
+    neg: Vec<Option<Tensor<2>>>,
+}
+
+impl PositionCounts {
+    /// Positions per neuron of layer `layer` (0 when it has one position).
+    fn k(&self, layer: usize, neurons: usize) -> usize {
+        self.choice[layer].len() / neurons.max(1)
+    }
+}
+
+/// Adds the signs of `grad` (`[rows.len(), neurons]`) to rows `rows` of `pos` and `neg`.
+fn add_signs(pos: &mut Tensor<2>, neg: &mut Tensor<2>, rows: Tensor<1, Int>, grad: Tensor<2>) {
+    // Moved out, not cloned: a uniquely held tensor is updated in place, while a shared one
+    // would be copied whole at every step (the online counts span the training set).
+    let add = |counts: &mut Tensor<2>, signs: Tensor<2>, rows: Tensor<1, Int>| {
+        let placeholder = Tensor::<2>::empty([0, 0], &counts.device());
+        let old = std::mem::replace(counts, placeholder);
+        *counts = old.select_assign(0, rows, signs, IndexingUpdateOp::Add);
+    };
+    add(pos, grad.clone().greater_elem(0.0).float(), rows.clone());
+    add(neg, grad.lower_elem(0.0).float(), rows);
+}
+
 /// The fixed set of training samples whose signs and pre-activations are followed.
 pub struct TrackedSet {
     /// Indices into the training set.
@@ -157,6 +214,8 @@ pub struct Recorder {
     pub deferred_reads: bool,
     /// Snapshots taken but not read yet: (step, one `[tracked, k]` tensor per layer).
     pending: Vec<(u64, Vec<Tensor<2>>)>,
+    /// Conv layers' signs per sampled position too (tracked mode), beside the per-channel ones.
+    positions: Option<PositionCounts>,
 }
 
 impl Recorder {
@@ -177,22 +236,52 @@ impl Recorder {
             steps: Vec::new(),
             deferred_reads: false,
             pending: Vec::new(),
+            positions: None,
         }
+    }
+
+    /// Also counts the signs of the conv layers per position, at `k` seeded positions per
+    /// channel ([`position_choice`]); tracked mode only.
+    pub fn with_positions(mut self, k: usize, seed: u64) -> Self {
+        let choice = position_choice(&self.layers, k, seed);
+        self.positions = Some(self.position_counts(choice));
+        self
+    }
+
+    fn position_counts(&self, choice: Vec<Vec<i64>>) -> PositionCounts {
+        let zeros = |(l, info): (usize, &LayerInfo)| {
+            let k = choice[l].len() / info.neurons.max(1);
+            (k > 0).then(|| Tensor::<2>::zeros([self.items * k, info.neurons], &self.pos[l].device()))
+        };
+        let pos = self.layers.iter().enumerate().map(zeros).collect();
+        let neg = self.layers.iter().enumerate().map(zeros).collect();
+        PositionCounts { choice, pos, neg }
+    }
+
+    /// Whether signs are counted per position too.
+    pub fn counts_positions(&self) -> bool {
+        self.positions.is_some()
     }
 
     /// Adds the signs of `grad` (`[rows.len(), neurons]`) to rows `rows` of layer `layer`.
     pub fn accumulate(&mut self, layer: usize, rows: Tensor<1, Int>, grad: Tensor<2>) {
-        let pos = grad.clone().greater_elem(0.0).float();
-        let neg = grad.lower_elem(0.0).float();
-        // Moved out, not cloned: a uniquely held tensor is updated in place, while a shared one
-        // would be copied whole at every step (the online counts span the training set).
-        let add = |counts: &mut Tensor<2>, signs: Tensor<2>, rows: Tensor<1, Int>| {
-            let placeholder = Tensor::<2>::empty([0, 0], &counts.device());
-            let old = std::mem::replace(counts, placeholder);
-            *counts = old.select_assign(0, rows, signs, IndexingUpdateOp::Add);
-        };
-        add(&mut self.pos[layer], pos, rows.clone());
-        add(&mut self.neg[layer], neg, rows);
+        add_signs(&mut self.pos[layer], &mut self.neg[layer], rows, grad);
+    }
+
+    /// Adds the signs of the per-position gradient `grad` (`[batch, positions, neurons]`, already
+    /// masked) at each neuron's sampled positions to the position counts of rows `rows`.
+    fn accumulate_positions(&mut self, layer: usize, rows: Tensor<1, Int>, grad: Tensor<3>) {
+        let neurons = self.layers[layer].neurons;
+        let Some(pc) = self.positions.as_mut() else { return };
+        let k = pc.k(layer, neurons);
+        let (Some(pos), Some(neg)) = (pc.pos[layer].as_mut(), pc.neg[layer].as_mut()) else { return };
+        let [b, _, n] = grad.dims();
+        let device = grad.device();
+        let idx = Tensor::<3, Int>::from_data(TensorData::new(pc.choice[layer].clone(), [1, k, n]), &device).expand([b, k, n]);
+        let g = grad.gather(1, idx).reshape([b * k, n]); // row item * k + j
+        let offsets = Tensor::<1, Int>::arange(0..k as i64, &device).reshape([1, k]).expand([b, k]);
+        let rows = (rows.reshape([b, 1]).mul_scalar(k as i64).expand([b, k]) + offsets).reshape([b * k]);
+        add_signs(pos, neg, rows, g);
     }
 
     /// One recording in tracked mode: per-sample dLoss/dActivation for the whole tracked set with
@@ -204,15 +293,25 @@ impl Recorder {
         let frozen = model.valid().fork(&tracked.device);
         let mut snaps: Vec<Vec<Tensor<2>>> = vec![Vec::new(); self.layers.len()];
         for (x, y, rows) in &tracked.chunks {
-            let mut tap = ProbeTap::default();
+            let mut tap = if self.positions.is_some() { ProbeTap::per_position() } else { ProbeTap::default() };
             let logits = frozen.forward_tapped(x.clone(), &mut tap);
             let uncertain = uncertain_mask(logits.clone().inner(), y.clone().inner(), self.certainty_epsilon);
             let loss = CrossEntropyLossConfig::new().init(&x.device()).forward(logits, y.clone());
             let mut grads = loss.backward();
             for layer in 0..self.layers.len() {
-                let probe = tap.probes[layer].take().expect("every studied layer is probed");
-                let g = probe.grad_remove(&mut grads).expect("probe takes part in the loss");
-                self.accumulate(layer, rows.clone(), g * uncertain.clone());
+                let g = match tap.position_probes.get_mut(layer).and_then(Option::take) {
+                    Some(probe) => {
+                        let g = probe.grad_remove(&mut grads).expect("probe takes part in the loss") * uncertain.clone().unsqueeze_dim::<3>(2);
+                        self.accumulate_positions(layer, rows.clone(), g.clone());
+                        // The per-channel derivative: the probe broadcast over positions gets the sum.
+                        g.sum_dim(1).squeeze_dim(1)
+                    }
+                    None => {
+                        let probe = tap.probes.get_mut(layer).and_then(Option::take).expect("every studied layer is probed");
+                        probe.grad_remove(&mut grads).expect("probe takes part in the loss") * uncertain.clone()
+                    }
+                };
+                self.accumulate(layer, rows.clone(), g);
                 let z = tap.pre[layer].take().expect("pre-activation kept").inner();
                 snaps[layer].push(self.select_snapshot(layer, z));
             }
@@ -285,6 +384,13 @@ impl Recorder {
         (self.pos[layer].clone(), self.neg[layer].clone())
     }
 
+    /// The per-position count matrices of a layer (`[items * k, neurons]`) and `k`, where counted.
+    pub fn position_counts_of(&self, layer: usize) -> Option<(Tensor<2>, Tensor<2>, usize)> {
+        let pc = self.positions.as_ref()?;
+        let k = pc.k(layer, self.layers[layer].neurons);
+        Some((pc.pos[layer].clone()?, pc.neg[layer].clone()?, k))
+    }
+
     /// Everything needed to resume, on the host (blocking reads).
     pub fn to_state(&self) -> RecorderState {
         let mut state = self.state_with(
@@ -292,6 +398,12 @@ impl Recorder {
             self.neg.iter().map(|t| read_f32(t.clone())).collect(),
             true,
         );
+        if let Some(pc) = &self.positions {
+            let read = |v: &[Option<Tensor<2>>]| v.iter().map(|t| t.clone().map(read_f32).unwrap_or_default()).collect();
+            state.position_choice = pc.choice.clone();
+            state.position_pos = read(&pc.pos);
+            state.position_neg = read(&pc.neg);
+        }
         for (step, layers) in &self.pending {
             state.steps.push(*step);
             for (l, t) in layers.iter().enumerate() {
@@ -328,6 +440,9 @@ impl Recorder {
             pos,
             neg,
             snapshots: if with_snapshots { self.snapshots.clone() } else { vec![Vec::new(); self.layers.len()] },
+            position_choice: Vec::new(),
+            position_pos: Vec::new(),
+            position_neg: Vec::new(),
         }
     }
 
@@ -336,7 +451,17 @@ impl Recorder {
         let upload = |v: Vec<f32>, l: &LayerInfo| Tensor::<2>::from_data(TensorData::new(v, [state.items, l.neurons]), &inner);
         let pos = state.pos.into_iter().zip(&state.layers).map(|(v, l)| upload(v, l)).collect();
         let neg = state.neg.into_iter().zip(&state.layers).map(|(v, l)| upload(v, l)).collect();
+        let positions = (!state.position_choice.is_empty()).then(|| {
+            let upload = |v: &[Vec<f32>]| {
+                v.iter()
+                    .zip(&state.layers)
+                    .map(|(v, l)| (!v.is_empty()).then(|| Tensor::<2>::from_data(TensorData::new(v.clone(), [v.len() / l.neurons.max(1), l.neurons]), &inner)))
+                    .collect()
+            };
+            PositionCounts { choice: state.position_choice.clone(), pos: upload(&state.position_pos), neg: upload(&state.position_neg) }
+        });
         Self {
+            positions,
             mode: state.mode,
             layers: state.layers,
             items: state.items,
@@ -368,6 +493,14 @@ pub struct RecorderState {
     pub pos: Vec<Vec<f32>>,
     pub neg: Vec<Vec<f32>>,
     pub snapshots: Vec<Vec<Vec<f32>>>,
+    /// Per-position counting (see [`position_choice`]); empty when off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub position_choice: Vec<Vec<i64>>,
+    /// Per layer `[items * k, neurons]` (empty for a layer without positions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub position_pos: Vec<Vec<f32>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub position_neg: Vec<Vec<f32>>,
 }
 
 /// Why a saved recorder state could not be read back.
@@ -389,13 +522,13 @@ impl RecorderState {
     /// Compact binary form: magic, a JSON header without the big arrays, then the arrays as
     /// little-endian f32 (counts, then snapshots) in a fixed order.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let header = RecorderState { pos: vec![], neg: vec![], snapshots: vec![], ..self.clone() };
+        let header = RecorderState { pos: vec![], neg: vec![], snapshots: vec![], position_pos: vec![], position_neg: vec![], ..self.clone() };
         let json = serde_json::to_vec(&header).expect("header serializes");
         let mut out = Vec::with_capacity(16 + json.len());
         out.extend_from_slice(STATE_MAGIC);
         out.extend_from_slice(&(json.len() as u64).to_le_bytes());
         out.extend_from_slice(&json);
-        let arrays = self.pos.iter().chain(&self.neg).chain(self.snapshots.iter().flatten());
+        let arrays = self.pos.iter().chain(&self.neg).chain(self.snapshots.iter().flatten()).chain(&self.position_pos).chain(&self.position_neg);
         for v in arrays {
             for x in v {
                 out.extend_from_slice(&x.to_le_bytes());
@@ -438,6 +571,22 @@ impl RecorderState {
             .iter()
             .map(|k| (0..recordings).map(|_| take(tracked.saturating_mul(k.len()), "snapshots")).collect())
             .collect::<Result<_, _>>()?;
+        if !state.position_choice.is_empty() {
+            if state.position_choice.len() != state.layers.len() {
+                return Err(StateError::Inconsistent("one position choice per layer expected".into()));
+            }
+            let mut sizes = Vec::new();
+            for (choice, l) in state.position_choice.iter().zip(&state.layers) {
+                let n = l.neurons.max(1);
+                let bad = choice.len() % n != 0 || choice.len() / n > l.positions || choice.iter().any(|&p| p < 0 || p as usize >= l.positions);
+                if bad {
+                    return Err(StateError::Inconsistent(format!("{}: position choice out of range", l.name)));
+                }
+                sizes.push(state.items.saturating_mul(choice.len()));
+            }
+            state.position_pos = sizes.iter().map(|&n| take(n, "position counts")).collect::<Result<_, _>>()?;
+            state.position_neg = sizes.iter().map(|&n| take(n, "position counts")).collect::<Result<_, _>>()?;
+        }
         if !rest.is_empty() {
             return Err(StateError::Inconsistent(format!("{} trailing bytes", rest.len())));
         }

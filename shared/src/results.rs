@@ -70,11 +70,33 @@ pub struct LayerResults {
     /// `null` when undefined (a layer without values).
     #[serde(with = "crate::json::opt_f64")]
     pub zero_percentile_rank: f64,
+    /// Experiment 3 as the paper ran it: pre-activations quantized.
     pub quantization: Vec<RankAccuracy>,
+    /// Experiment 3 after the activation function: each activation replaced by its side's mean
+    /// activation. Empty where not run (the page, older runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_quantization: Vec<RankAccuracy>,
     pub sliding_window: Vec<CentreAccuracy>,
     /// Over (neuron, class) pairs: the fraction of the class's samples in the neuron's low
     /// category, 20 bins over [0, 1].
     pub class_low_fraction_histogram: Histogram,
+    /// A conv layer's signs counted per position (`--conv-signs positions`), beside the
+    /// per-channel ones above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_signs: Option<PositionSigns>,
+}
+
+/// Average signs of (sample, position, channel) triples: one sign per activation, as the paper
+/// counts each position as an activation of the neuron.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PositionSigns {
+    /// Positions sampled per channel (a fixed, seeded choice per channel).
+    pub positions_per_neuron: usize,
+    /// 20 equal bins over [-1, 1] of all triples with a defined average sign.
+    pub avg_sign_histogram: Histogram,
+    /// Share of defined triples with |average sign| >= 0.8.
+    #[serde(with = "crate::json::opt_f64")]
+    pub outer_fraction: f64,
 }
 
 impl LayerResults {
@@ -88,9 +110,18 @@ impl LayerResults {
             outer_fraction: signs.outer_fraction,
             zero_percentile_rank,
             quantization,
+            post_quantization: Vec::new(),
             sliding_window,
             class_low_fraction_histogram: signs.class_low_fraction.clone(),
+            position_signs: signs.position.clone(),
         }
+    }
+}
+
+impl LayerResults {
+    pub fn with_post_quantization(mut self, post: Vec<RankAccuracy>) -> Self {
+        self.post_quantization = post;
+        self
     }
 }
 

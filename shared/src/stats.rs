@@ -42,12 +42,19 @@ impl TwoValueQuantizer {
     /// `z` is `[samples, neurons]`, `threshold` `[1, neurons]`. A side with no samples (rank 0 or
     /// 100) takes the other side's mean, so the layer then outputs one constant per neuron.
     pub fn fit(z: Tensor<2>, threshold: Tensor<2>) -> Self {
+        Self::fit_values(z.clone(), z, threshold)
+    }
+
+    /// Sides from the pre-activations `z`, means of `values` (`[samples, neurons]` each): with
+    /// `values` the activations, the post-activation variant (each activation replaced by its
+    /// side's mean activation; [`TwoValueQuantizer::apply`] still takes `z`).
+    pub fn fit_values(z: Tensor<2>, values: Tensor<2>, threshold: Tensor<2>) -> Self {
         let [samples, _] = z.dims();
-        let above = z.clone().greater_equal(threshold.clone().expand(z.dims())).float();
+        let above = z.greater_equal(threshold.clone().expand(values.dims())).float();
         let n_high = above.clone().sum_dim(0); // [1, N]
         let n_low = n_high.clone().neg().add_scalar(samples as f32);
-        let sum_all = z.clone().sum_dim(0);
-        let sum_high = (z * above).sum_dim(0);
+        let sum_all = values.clone().sum_dim(0);
+        let sum_high = (values * above).sum_dim(0);
         let sum_low = sum_all - sum_high.clone();
         let high = sum_high / n_high.clone().clamp_min(1.0);
         let low = sum_low / n_low.clone().clamp_min(1.0);
@@ -60,6 +67,15 @@ impl TwoValueQuantizer {
         let dims = z.dims();
         let above = z.greater_equal(self.threshold.clone().expand(dims));
         self.low.clone().expand(dims).mask_where(above, self.high.clone().expand(dims))
+    }
+
+    /// Share of neurons whose two values lie on the same side of 0 (both above, or both at or
+    /// below): for pre-activation values, the neurons a ReLU or a sigmoid cannot tell apart by
+    /// side; under ReLU, two values at or below 0 make the neuron a constant 0.
+    pub fn same_side_share(&self) -> Tensor<1> {
+        let on_low = self.low.clone().greater_elem(0.0);
+        let on_high = self.high.clone().greater_elem(0.0);
+        on_low.equal(on_high).float().mean().reshape([1])
     }
 }
 

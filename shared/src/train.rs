@@ -32,6 +32,22 @@ pub struct TrainConfig {
     pub certainty_epsilon: f32,
     #[serde(default)]
     pub optimizer: Optimizer,
+    /// How a conv layer's gradient signs are counted.
+    #[serde(default)]
+    pub conv_signs: ConvSigns,
+}
+
+/// How the signs of a conv layer (a neuron per channel, an activation per position) are counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvSigns {
+    /// One sign per (sample, channel): the derivative summed over the channel's positions.
+    #[default]
+    Channel,
+    /// Also one sign per (sample, position, channel) at a fixed random sample of positions per
+    /// channel ([`crate::recording::POSITIONS_PER_CHANNEL`]), as the paper counts each position
+    /// as an activation; tracked recording only.
+    Positions,
 }
 
 /// The optimizer. The paper does not name its own; Adam is our default, SGD and RMSprop are the
@@ -90,6 +106,7 @@ impl TrainConfig {
             snapshot_neurons: 4,
             certainty_epsilon: crate::recording::DEFAULT_CERTAINTY_EPSILON,
             optimizer: Optimizer::Adam,
+            conv_signs: ConvSigns::Channel,
         }
     }
 

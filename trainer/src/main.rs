@@ -8,6 +8,7 @@ mod files;
 mod output;
 mod profile;
 mod reproduce;
+mod study;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,9 @@ enum Command {
     /// Training samples/s of ours and PyTorch's side by side (bench/workloads.json; PyTorch's
     /// side is scripts/torch_bench.py and needs Python with torch).
     Compare(CompareArgs),
+    /// The paper's claims across settings and seeds: a grid of `reproduce` runs (each resumable,
+    /// in its own folder), then a verdict per claim, setting and layer (study.md, study.html).
+    Study(StudyArgs),
     /// Check that a results.json (from this trainer or exported by the web page) follows the schema.
     Validate {
         /// The results.json to read.
@@ -104,6 +108,23 @@ impl From<OptimizerArg> for hidden_neurons::train::Optimizer {
             OptimizerArg::Adam => Self::Adam,
             OptimizerArg::Sgd => Self::Sgd,
             OptimizerArg::Rmsprop => Self::Rmsprop,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConvSignsArg {
+    /// One sign per (sample, channel): the derivative summed over positions.
+    Channel,
+    /// Also one per (sample, position, channel), at 16 fixed random positions per channel.
+    Positions,
+}
+
+impl From<ConvSignsArg> for hidden_neurons::train::ConvSigns {
+    fn from(c: ConvSignsArg) -> Self {
+        match c {
+            ConvSignsArg::Channel => Self::Channel,
+            ConvSignsArg::Positions => Self::Positions,
         }
     }
 }
@@ -198,6 +219,10 @@ pub struct ReproduceArgs {
     /// The optimizer: adam (ours), sgd (momentum 0.9) or rmsprop (Keras' rho 0.9, eps 1e-7).
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerArg,
+    /// CNNs: count gradient signs per channel (the derivative summed over positions), or per
+    /// position too (tracked recording; 16 fixed random positions per channel), reported beside.
+    #[arg(long, value_enum, default_value = "channel")]
+    conv_signs: ConvSignsArg,
     /// Override the recording cadence (batches between recordings, 1 to 1000000).
     #[arg(long)]
     every: Option<usize>,
@@ -287,6 +312,37 @@ pub struct CompareArgs {
     json: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Clone, Debug)]
+pub struct StudyArgs {
+    /// Which models (picks the built-in grid when --grid is not given).
+    #[arg(long, value_enum)]
+    model: Option<ModelFamily>,
+    /// A grid file (JSON: description, model, preset, flags, axes), or a built-in grid: mnist
+    /// (the default), cifar.
+    #[arg(long)]
+    grid: Option<String>,
+    /// Seeds per setting (1 to 100): seeds 1..=N.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// The study's folder: runs/<setting>/seed<k>/ and the reports.
+    #[arg(long, default_value = "study")]
+    out: PathBuf,
+    /// Run only share i of n of the runs (e.g. a job array's index: --shard 3/8).
+    #[arg(long)]
+    shard: Option<study::Shard>,
+    /// Run nothing: judge the runs the folder holds (e.g. every shard's folder copied into one).
+    #[arg(long)]
+    merge: bool,
+    /// List the runs and their reproduce flags, run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Passed to every run (see reproduce --data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+}
+
 /// A path of this repository: under the current folder, else beside the workspace this binary was
 /// built from.
 pub fn in_repo(relative: &str) -> PathBuf {
@@ -313,6 +369,7 @@ fn main() {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Study(args) => study::run(args),
         Command::Validate { file } => validate(&file),
     };
     if let Err(e) = result {

@@ -71,6 +71,20 @@ pub fn summary(r: &Results) -> Vec<(String, String)> {
     ];
     for (name, l) in &r.layers {
         rows.push((format!("{name}: |avg sign| >= 0.8"), format!("{:.1}% of pairs", 100.0 * l.outer_fraction)));
+        if let Some(p) = &l.position_signs {
+            rows.push((
+                format!("{name}: |avg sign| >= 0.8, per position"),
+                format!("{:.1}% of (sample, position, channel) triples ({} positions per channel)", 100.0 * p.outer_fraction, p.positions_per_neuron),
+            ));
+        }
+        let at50 = |v: &[hidden_neurons::experiments::RankAccuracy]| v.iter().find(|q| q.rank == 50.0).cloned();
+        if let (Some(pre), Some(post)) = (at50(&l.quantization), at50(&l.post_quantization)) {
+            let same = pre.same_side_share.map(|s| format!("; {:.0}% of neurons have both values on one side of 0", 100.0 * s)).unwrap_or_default();
+            rows.push((
+                format!("{name}: quantized at r = 50"),
+                format!("{:.4} before the activation, {:.4} after it{same}", pre.test_accuracy, post.test_accuracy),
+            ));
+        }
     }
     rows
 }

@@ -8,17 +8,17 @@ use burn::tensor::{Int, Tensor, TensorData};
 use hidden_neurons::analysis::{figures, layer_signs};
 use hidden_neurons::backend::Chosen;
 use hidden_neurons::data::{Batches, Split, epoch_order, load_cifar, load_mnist_dir};
-use hidden_neurons::experiments::{self, ExperimentConfig};
+use hidden_neurons::experiments::{self, ExperimentConfig, QuantizeAt};
 use hidden_neurons::figures::NamedFigure;
 use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, Init, LAYERS_PER_STAGE, MNIST_WIDTHS, MlpConfig, TappedModel};
 use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
+use hidden_neurons::recording::{POSITIONS_PER_CHANNEL, Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
 use hidden_neurons::stats::read_f32;
-use hidden_neurons::train::{Optimizer, TrainConfig, accuracy, train_step};
+use hidden_neurons::train::{ConvSigns, Optimizer, TrainConfig, accuracy, train_step};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{Checkpoint, Progress};
@@ -44,6 +44,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     // Every flag is checked before any data is read or memory reserved.
     for spec in &specs {
         spec.check_settings()?;
+    }
+    if args.conv_signs == crate::ConvSignsArg::Positions && args.recording == crate::ModeArg::Online {
+        bail!("--conv-signs positions needs --recording tracked: online recording reads the training batches' own backward pass, which carries one derivative per channel");
     }
     if args.stop_after == Some(0) {
         bail!(SettingError::new(Setting::StopAfter, "0 epochs would stop before starting"));
@@ -239,6 +242,9 @@ impl Spec {
             RecordingMode::Tracked => tracked,
             RecordingMode::Online => split.train.len(),
         };
+        // Per-position counts: up to that many more rows per conv layer (an over-estimate for
+        // dense layers, which have one position).
+        let rows = if self.train.conv_signs == ConvSigns::Positions { rows * (1 + POSITIONS_PER_CHANNEL) } else { rows };
         let exp = &self.experiments;
         let captured = exp.stats_samples.min(split.train.len()) + exp.retrain_samples.min(split.train.len()) + split.test.len();
         let steps = (Batches::count(split.train.len(), self.train.batch_size) as u64).saturating_mul(self.train.epochs as u64);
@@ -261,6 +267,9 @@ impl Spec {
         }
         if t.optimizer != Optimizer::Adam {
             extra += &format!(" optimizer={}", t.optimizer.name());
+        }
+        if t.conv_signs != ConvSigns::Channel {
+            extra += " conv-signs=positions";
         }
         let base = format!(
             "{} preset={} seed={} data={} widths={:?} augment={} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={} test={} certainty={} experiments=(stats {} ranks {:?} centres {:?} width {} retrain {}x{} batch {} lr {})",
@@ -314,6 +323,7 @@ pub fn memory_budget() -> u64 {
 fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut ExperimentConfig) {
     train.mode = args.recording.into();
     train.optimizer = args.optimizer.into();
+    train.conv_signs = args.conv_signs.into();
     if train.optimizer != Optimizer::Adam {
         train.learning_rate = train.optimizer.default_learning_rate();
     }
@@ -403,6 +413,9 @@ fn run_model<M: TappedModel>(
     let fresh = || {
         let mut r = Recorder::new(train_cfg.mode, layers.clone(), items, tracked.len(), snapshot_neurons.clone(), &device);
         r.certainty_epsilon = train_cfg.certainty_epsilon;
+        if train_cfg.conv_signs == ConvSigns::Positions {
+            r = r.with_positions(POSITIONS_PER_CHANNEL, args.seed);
+        }
         r
     };
     let (mut model, mut optim, mut recorder, mut progress) = if args.resume && ckpt.exists() {
@@ -496,16 +509,18 @@ fn run_model<M: TappedModel>(
     let mut layer_results = BTreeMap::new();
     for (l, s) in signs.iter().enumerate() {
         let zero = experiments::zero_percentile_rank(&model, l, &stats_set, split.norm, &device, CHUNK);
-        let (quantization, window) = if spec.experiment_layers.contains(&l) {
+        let (quantization, post, window) = if spec.experiment_layers.contains(&l) {
             pb.set_message(format!("{} quantization", s.name));
-            let q = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
+            let q = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &exp_cfg, QuantizeAt::Pre, &device, || pb.inc(1));
+            let post = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &exp_cfg, QuantizeAt::Post, &device, || {});
             pb.set_message(format!("{} sliding window", s.name));
             let w = experiments::sliding_window(&model, l, &split.train, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
-            (q, w)
+            (q, post, w)
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         };
-        layer_results.insert(s.name.clone(), LayerResults::new(s, layers[l].neurons, zero, quantization, window));
+        let entry = LayerResults::new(s, layers[l].neurons, zero, quantization, window).with_post_quantization(post);
+        layer_results.insert(s.name.clone(), entry);
     }
     pb.finish();
     let results = Results {

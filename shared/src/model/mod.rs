@@ -13,7 +13,7 @@ mod taps;
 
 pub use cnn::{CIFAR_WIDTHS, Cnn, CnnConfig, LAYERS_PER_STAGE};
 pub use mlp::{MNIST_WIDTHS, Mlp, MlpConfig};
-pub use taps::{CaptureTap, NoTap, ProbeTap, ReplaceTap, flatten_items};
+pub use taps::{CaptureTap, NoTap, ProbeTap, ReplacePostTap, ReplaceTap, flatten_items};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

@@ -332,7 +332,7 @@ impl Session {
             };
             let split = &self.split;
             let zero = experiments::zero_percentile_rank(&model, l, &stats_set, split.norm, &dev, CHUNK);
-            let q = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &config, &dev, || tick("quantization"));
+            let q = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &config, experiments::QuantizeAt::Pre, &dev, || tick("quantization"));
             let w = experiments::sliding_window(&model, l, &split.train, &split.test, split.norm, &config, &dev, || tick("sliding window"));
             out.push((zero, q, w));
         }

@@ -1,0 +1,151 @@
+//! `trainer study` end to end on a tiny grid: shards and merge, skipping finished runs, a failed
+//! run reported and not fatal, and verdicts that follow from the runs' own results.json.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hidden_neurons::claims::{Claim, Metrics, Verdict, run_metrics};
+use hidden_neurons::results::Results;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hn-study-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Two activations x two optimizers, tiny MLPs on 600 MNIST images: seconds per run.
+const GRID: &str = r#"{
+  "description": "tiny",
+  "model": "mnist",
+  "preset": "fast",
+  "flags": ["--train-samples", "600", "--test-samples", "300", "--tracked", "60", "--every", "5",
+            "--retrain-samples", "300", "--hidden", "16,16", "--epochs", "1"],
+  "axes": [
+    { "name": "activation", "values": ["relu", "sigmoid"] },
+    { "name": "optimizer", "values": ["adam", "sgd"] }
+  ]
+}"#;
+
+fn study(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer")).args(["study", "--backend", "cpu"]).args(args).env("RUST_BACKTRACE", "0").output().expect("trainer runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn ok(o: Output) -> String {
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    t
+}
+
+fn results_of(run: &Path) -> Vec<Results> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(run).unwrap() {
+        let p = e.unwrap().path().join("results.json");
+        if p.is_file() {
+            out.push(Results::from_json(&std::fs::read_to_string(p).unwrap()).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn shards_merge_into_verdicts_that_follow_from_the_runs() {
+    let dir = scratch("shards");
+    let grid = dir.join("grid.json");
+    std::fs::write(&grid, GRID).unwrap();
+    let out = dir.join("study");
+    let (g, o) = (grid.to_str().unwrap(), out.to_str().unwrap());
+    // Two machines' shares of 4 settings x 2 seeds, into one folder.
+    let first = ok(study(&["--grid", g, "--seeds", "2", "--out", o, "--shard", "1/2"]));
+    assert!(first.contains("shard 1/2: 4 runs"), "{first}");
+    assert!(!out.join("study.md").exists(), "a shard judges nothing");
+    ok(study(&["--grid", g, "--seeds", "2", "--out", o, "--shard", "2/2"]));
+    let merged = ok(study(&["--merge", "--seeds", "2", "--out", o]));
+    assert!(merged.contains("8 of 8 runs judged (0 failed, 0 not run)"), "{merged}");
+
+    // Running again runs nothing.
+    let again = ok(study(&["--grid", g, "--seeds", "2", "--out", o]));
+    assert_eq!(again.matches("done earlier").count(), 8, "{again}");
+
+    // The report's numbers are the runs' own: recompute one row's mean and verdicts by hand.
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("study.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    let row = rows.iter().find(|r| r["label"] == "mlp-sigmoid, optimizer sgd").expect("a row per model and setting");
+    let per_seed: Vec<_> = (1..=2)
+        .map(|s| {
+            let r = results_of(&out.join(format!("runs/activation-sigmoid__optimizer-sgd/seed{s}")));
+            assert_eq!(r.len(), 1);
+            run_metrics(&r[0])
+        })
+        .collect();
+    for layer in ["dense1", "dense2"] {
+        let mean = Metrics::mean(&per_seed.iter().map(|m| &m[layer]).collect::<Vec<_>>());
+        let got: Metrics = serde_json::from_value(row["layers"][layer]["mean"].clone()).unwrap();
+        assert_eq!(got.0.keys().collect::<Vec<_>>(), mean.0.keys().collect::<Vec<_>>(), "{layer}: the metrics measured");
+        for (k, v) in &mean.0 {
+            assert!((got.0[k] - v).abs() <= 1e-12 * v.abs().max(1.0), "{layer}: {k:?} {} != {v}", got.0[k]);
+        }
+        for c in Claim::ALL {
+            let key = serde_json::to_value(c).unwrap();
+            let v: Verdict = serde_json::from_value(row["layers"][layer]["verdicts"][key.as_str().unwrap()].clone()).unwrap();
+            assert_eq!(v, c.verdict(&mean), "{layer}: {c:?}");
+        }
+    }
+    let md = std::fs::read_to_string(out.join("study.md")).unwrap();
+    for want in ["## Verdicts: dense1", "## Verdicts: dense2", "## Criteria", "## Zero rank against the best quantization rank", "mlp-relu, optimizer adam"] {
+        assert!(md.contains(want), "study.md lacks {want:?}");
+    }
+    let html = std::fs::read_to_string(out.join("study.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), Claim::ALL.len(), "a plot per claim");
+    for c in ["constant_signs", "quantization", "zero_rank_far"] {
+        assert!(out.join(format!("plots/{c}.svg")).is_file());
+    }
+}
+
+#[test]
+fn a_failed_run_is_reported_and_the_study_goes_on() {
+    let dir = scratch("failed");
+    // A width whose memory no machine has: reproduce refuses it after the study started it.
+    let grid = GRID.replace(r#""--hidden", "16,16", "#, "").replace(
+        r#"{ "name": "optimizer", "values": ["adam", "sgd"] }"#,
+        r#"{ "name": "hidden", "values": ["16,16", "65536,65536,65536,65536,65536,65536,65536,65536"] }"#,
+    );
+    let file = dir.join("grid.json");
+    std::fs::write(&file, grid).unwrap();
+    let out = dir.join("study");
+    let o = study(&["--grid", file.to_str().unwrap(), "--seeds", "1", "--out", out.to_str().unwrap()]);
+    let t = ok(o);
+    assert_eq!(t.matches("FAILED").count(), 2, "{t}");
+    assert!(t.contains("2 of 4 runs judged (2 failed, 0 not run)"), "{t}");
+    let md = std::fs::read_to_string(out.join("study.md")).unwrap();
+    assert!(md.contains("## Runs that failed") && md.contains("memory"), "{md}");
+}
+
+#[test]
+fn bad_grids_are_refused_before_anything_runs() {
+    let dir = scratch("bad");
+    let out = dir.join("study");
+    let o = out.to_str().unwrap();
+    let file = dir.join("grid.json");
+    // A value reproduce would refuse.
+    std::fs::write(&file, GRID.replace(r#"["adam", "sgd"]"#, r#"["adam", "lbfgs"]"#)).unwrap();
+    let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o]));
+    assert!(e.contains("error:") && e.contains("optimizer=lbfgs"), "{e}");
+    assert!(!out.join("runs").exists(), "nothing ran");
+    // Not JSON.
+    std::fs::write(&file, "{").unwrap();
+    let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o]));
+    assert!(e.contains("error:") && e.contains("grid.json") && e.contains("not a study grid"), "{e}");
+    // Another grid into a folder that holds one.
+    std::fs::write(&file, GRID).unwrap();
+    ok(study(&["--grid", file.to_str().unwrap(), "--out", o, "--dry-run"]));
+    let e = text(&study(&["--grid", "mnist", "--out", o, "--dry-run"]));
+    assert!(e.contains("holds another grid"), "{e}");
+    let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o, "--shard", "3/2"]));
+    assert!(e.contains("error") && e.contains("3/2"), "{e}");
+}
