@@ -13,6 +13,7 @@
 //! - [`experiments`]: experiments 3, 4 and 5.
 //! - [`settings`]: the one validation of a run's settings (trainer flags, the page's form).
 //! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
+//! - [`weights`]: pretrained weights in torchvision's layout (native builds).
 //! - [`claims`]: the paper's claims as criteria on a run's results (`trainer study`).
 
 pub mod analysis;
@@ -30,3 +31,5 @@ pub mod results;
 pub mod settings;
 pub mod stats;
 pub mod train;
+#[cfg(feature = "native")]
+pub mod weights;

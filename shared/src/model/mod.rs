@@ -9,10 +9,12 @@
 
 mod cnn;
 mod mlp;
+mod resnet;
 mod taps;
 
 pub use cnn::{CIFAR_WIDTHS, Cnn, CnnConfig, LAYERS_PER_STAGE};
 pub use mlp::{MNIST_WIDTHS, Mlp, MlpConfig};
+pub use resnet::{Bottleneck, Downsample, LinearProbe, RESNET50_BLOCKS, ResNet, ResNetConfig};
 pub use taps::{CaptureTap, NoTap, ProbeTap, ReplacePostTap, ReplaceTap, flatten_items};
 
 use burn::module::Module;
