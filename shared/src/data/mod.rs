@@ -3,6 +3,8 @@
 mod batches;
 mod cifar;
 mod idx;
+#[cfg(feature = "native")]
+mod imagenet;
 mod mnist;
 
 pub use batches::{Batch, Batches, epoch_order};
@@ -11,6 +13,10 @@ pub use cifar::{
     cifar_from_archive_reader, cifar_from_files, load_cifar, parse_cifar_batch,
 };
 pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, decoded, maybe_gunzip, parse_idx_u8, read_capped, read_file_capped, read_idx_u8};
+#[cfg(feature = "native")]
+pub use imagenet::{
+    CROP, IMAGENET_MEAN, IMAGENET_STD, ImageBatch, ImageFolder, ImageNetError, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, RESIZE_SHORTER, StreamConfig, preprocess, stream,
+};
 pub use mnist::{CLASSES, Dataset, MAX_CHANNELS, MNIST_FILES, MnistBytes, Normalization, Split, load_mnist_dir};
 
 use std::path::PathBuf;
