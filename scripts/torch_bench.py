@@ -20,7 +20,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def build(workload, nn):
     """The model of `workload`, as shared/src/model builds it."""
-    model, hidden = workload["model"], workload["hidden"]
+    model, hidden = workload["model"], workload.get("hidden", [])
+    if model == "resnet50":
+        # shared/src/model/resnet.rs is torchvision's layout (tests/resnet.rs checks it).
+        import torchvision
+
+        side = workload.get("side", 224)
+        return torchvision.models.resnet50(), (3, side, side)
     family, activation = model.split("-")
     act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "linear": nn.Identity}[activation]
     layers = []
@@ -60,7 +66,7 @@ def run(workload, config, args, torch):
     loss_fn = nn.CrossEntropyLoss()
     batch = workload["batch"]
     # Like `trainer bench`: uint8 images in host memory, each batch gathered and normalised.
-    samples = 60_000 if shape == (784,) else 5_000
+    samples = {1: 60_000, 3: 5_000}[len(shape)] if shape[-1] <= 32 or len(shape) == 1 else 64
     images = torch.randint(0, 256, (samples, *shape), dtype=torch.uint8)
     labels = torch.randint(0, 10, (samples,))
     order = torch.randperm(samples)

@@ -102,9 +102,23 @@ fn the_committed_workloads_name_the_issue_s_models() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/workloads.json");
     let w: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let names: Vec<&str> = w["workloads"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["mlp", "cnn-fast", "cnn-paper"]);
+    assert_eq!(names, ["mlp", "cnn-fast", "cnn-paper", "resnet50"]);
     // The trainer reads it too (every model known, every setting in range).
     let dir = scratch("committed");
     let o = compare(&dir, &std::fs::read_to_string(&path).unwrap(), &["--ours-only", "--only", "no-such"]);
-    assert!(text(&o).contains("mlp, cnn-fast, cnn-paper"), "{}", text(&o));
+    assert!(text(&o).contains("mlp, cnn-fast, cnn-paper, resnet50"), "{}", text(&o));
+}
+
+#[test]
+fn resnet50_trains_on_small_images_and_bad_sides_are_refused() {
+    let dir = scratch("resnet");
+    let small = r#"{ "adam": { "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-5 }, "warmup_steps": 1,
+      "workloads": [ { "name": "r", "model": "resnet50", "side": 32, "batch": 2, "steps": 1 } ] }"#;
+    let json = dir.join("out.json");
+    let o = compare(&dir, small, &["--ours-only", "--json", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(rows[0]["ours_samples_per_s"].as_f64().is_some_and(|v| v > 0.0 && v.is_finite()));
+    let o = compare(&dir, &small.replace("\"side\": 32", "\"side\": 8"), &["--ours-only"]);
+    assert!(!o.status.success() && text(&o).contains("--side: 8 is out of range"), "{}", text(&o));
 }

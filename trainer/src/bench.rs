@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, CIFAR_SIDE, Split, epoch_order, load_mnist_dir};
 use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
-use hidden_neurons::model::{CIFAR_WIDTHS, Cnn, CnnConfig, MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
+use hidden_neurons::model::{CIFAR_WIDTHS, Cnn, CnnConfig, MNIST_WIDTHS, Mlp, MlpConfig, ResNet, ResNetConfig, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::train::{ModuleOptimizer, adam, train_step};
@@ -16,6 +16,8 @@ use crate::{BenchArgs, ModelArg, ModelFamily, default_data_dir};
 
 const WARMUP_STEPS: usize = 5;
 const RECORDINGS: usize = 5;
+/// Random images a ResNet50 workload cycles through.
+const RESNET_IMAGES: usize = 64;
 
 /// Most timed steps.
 const MAX_STEPS: usize = 100_000;
@@ -28,11 +30,13 @@ pub struct Workload {
     pub steps: usize,
     pub tracked: usize,
     pub data: Option<PathBuf>,
+    /// ResNet50's input side.
+    pub side: usize,
 }
 
 impl Workload {
     fn from_args(args: &BenchArgs) -> Self {
-        Self { model: args.model, hidden: args.hidden.clone(), batch: args.batch, steps: args.steps, tracked: args.tracked, data: args.data.clone() }
+        Self { model: args.model, hidden: args.hidden.clone(), batch: args.batch, steps: args.steps, tracked: args.tracked, data: args.data.clone(), side: args.side }
     }
 }
 
@@ -40,6 +44,7 @@ impl Workload {
 pub enum Prepared {
     Mlp(Split, Mlp),
     Cnn(Split, Cnn, CnnConfig),
+    ResNet(Split, ResNet),
 }
 
 /// The workload's settings, checked by the same rules as `reproduce`'s before anything is built.
@@ -54,8 +59,9 @@ fn check(w: &Workload, widths: &[usize], train_len: usize, footprint: Footprint)
         bail!(SettingError::new(Setting::Tracked, format!("{} is out of range", w.tracked)));
     }
     match w.model.family() {
-        ModelFamily::Mnist => settings::check_mlp_widths(widths)?,
-        ModelFamily::Cifar => settings::check_cnn_widths(widths, CIFAR_SIDE)?,
+        Some(ModelFamily::Mnist) => settings::check_mlp_widths(widths)?,
+        Some(ModelFamily::Cifar) => settings::check_cnn_widths(widths, CIFAR_SIDE)?,
+        None => {}
     }
     settings::check_memory(footprint.bytes(w.batch.max(500), train_len + w.tracked, 0), crate::reproduce::memory_budget())?;
     Ok(())
@@ -65,7 +71,25 @@ fn check(w: &Workload, widths: &[usize], train_len: usize, footprint: Footprint)
 pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
     let activation = w.model.activation();
     match w.model.family() {
-        ModelFamily::Mnist => {
+        None => {
+            if !(32..=1024).contains(&w.side) {
+                bail!("--side: {} is out of range; allowed: 32 to 1024", w.side);
+            }
+            if w.steps == 0 || w.steps > MAX_STEPS {
+                bail!("--steps: {} is out of range; allowed: 1 to {MAX_STEPS}", w.steps);
+            }
+            if w.batch == 0 || w.batch > RESNET_IMAGES {
+                bail!("--batch: {} is out of range; allowed: 1 to {RESNET_IMAGES}", w.batch);
+            }
+            // About 25.6 M parameters with their gradients and Adam's two moments, and a batch's
+            // activations (about 25 M values per 224x224 image kept for the backward pass).
+            let params: u64 = 25_600_000 * 4 * 4;
+            let activations = (w.batch as u64) * 25_000_000 * 4 * (w.side as u64 * w.side as u64) / (224 * 224);
+            settings::check_memory(params + activations, crate::reproduce::memory_budget())?;
+            let split = Split::synthetic("random imagenet-shaped", RESNET_IMAGES, 1, 3 * w.side * w.side, 3, 1);
+            Ok(Prepared::ResNet(split, ResNetConfig { side: w.side, ..ResNetConfig::resnet50() }.init(device)))
+        }
+        Some(ModelFamily::Mnist) => {
             let dir = w.data.clone().unwrap_or_else(default_data_dir);
             let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
             let widths = w.hidden.clone().unwrap_or_else(|| MNIST_WIDTHS.to_vec());
@@ -76,7 +100,7 @@ pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
             }
             Ok(Prepared::Mlp(split, cfg.init(device)))
         }
-        ModelFamily::Cifar => {
+        Some(ModelFamily::Cifar) => {
             // Throughput does not depend on pixel values: random CIFAR-shaped images will do.
             let split = Split::synthetic("random cifar-shaped", 5_000, 1_000, CIFAR_PIXELS, CIFAR_CHANNELS, 1);
             let widths = w.hidden.clone().unwrap_or_else(|| CIFAR_WIDTHS.to_vec());
@@ -106,6 +130,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             bench_model(&w, &split, model, &device, &what(cfg.widths.clone(), "cnn"))
         }
+        Prepared::ResNet(split, model) => bench_model(&w, &split, model, &device, &format!("resnet50 at {}x{}", w.side, w.side)),
     }
 }
 

@@ -38,9 +38,17 @@ struct Adam {
 struct Entry {
     name: String,
     model: String,
+    #[serde(default)]
     hidden: Vec<usize>,
+    /// ResNet50's input side.
+    #[serde(default = "default_side")]
+    side: usize,
     batch: usize,
     steps: usize,
+}
+
+fn default_side() -> usize {
+    224
 }
 
 /// One workload's numbers, as `--json` writes them.
@@ -74,7 +82,7 @@ fn read_workloads(path: &Path) -> Result<Workloads> {
     }
     for e in &w.workloads {
         ModelArg::from_str(&e.model, false)
-            .map_err(|_| anyhow::anyhow!("{}: workload '{}': unknown model '{}' (mlp-relu, mlp-sigmoid, cnn-relu, cnn-linear)", path.display(), e.name, e.model))?;
+            .map_err(|_| anyhow::anyhow!("{}: workload '{}': unknown model '{}' (mlp-relu, mlp-sigmoid, cnn-relu, cnn-linear, resnet50)", path.display(), e.name, e.model))?;
     }
     Ok(w)
 }
@@ -133,10 +141,11 @@ pub fn run(args: CompareArgs) -> Result<()> {
     for e in config.workloads.iter().filter(|e| args.only.is_empty() || args.only.contains(&e.name)) {
         device.seed(1);
         let model = ModelArg::from_str(&e.model, false).expect("checked when read");
-        let w = Workload { model, hidden: Some(e.hidden.clone()), batch: e.batch, steps: e.steps, tracked: 1, data: args.data.clone() };
+        let w = Workload { model, hidden: Some(e.hidden.clone()), batch: e.batch, steps: e.steps, tracked: 1, data: args.data.clone(), side: e.side };
         let seconds = match prepare(&w, &device).with_context(|| format!("workload '{}'", e.name))? {
             Prepared::Mlp(split, model) => timed(&split, model, e, &config, adam(), &device),
             Prepared::Cnn(split, model, _) => timed(&split, model, e, &config, adam(), &device),
+            Prepared::ResNet(split, model) => timed(&split, model, e, &config, adam(), &device),
         };
         let ours = (e.steps * e.batch) as f64 / seconds;
         let torch = torch_side(&args, &path, &e.name);

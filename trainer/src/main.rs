@@ -152,20 +152,25 @@ pub enum ModelArg {
     MlpSigmoid,
     CnnRelu,
     CnnLinear,
+    /// torchvision's ResNet50 (bench and compare only: training throughput on random images).
+    Resnet50,
 }
 
 impl ModelArg {
-    pub fn family(self) -> ModelFamily {
+    /// The `reproduce --model` family it belongs to; none for ResNet50, whose reproduction is
+    /// not in `reproduce` yet.
+    pub fn family(self) -> Option<ModelFamily> {
         match self {
-            ModelArg::MlpRelu | ModelArg::MlpSigmoid => ModelFamily::Mnist,
-            ModelArg::CnnRelu | ModelArg::CnnLinear => ModelFamily::Cifar,
+            ModelArg::MlpRelu | ModelArg::MlpSigmoid => Some(ModelFamily::Mnist),
+            ModelArg::CnnRelu | ModelArg::CnnLinear => Some(ModelFamily::Cifar),
+            ModelArg::Resnet50 => None,
         }
     }
 
     pub fn activation(self) -> hidden_neurons::model::Activation {
         use hidden_neurons::model::Activation;
         match self {
-            ModelArg::MlpRelu | ModelArg::CnnRelu => Activation::Relu,
+            ModelArg::MlpRelu | ModelArg::CnnRelu | ModelArg::Resnet50 => Activation::Relu,
             ModelArg::MlpSigmoid => Activation::Sigmoid,
             ModelArg::CnnLinear => Activation::None,
         }
@@ -280,6 +285,9 @@ pub struct BenchArgs {
     /// alone, beside a matrix product of the same size.
     #[arg(long)]
     profile: bool,
+    /// ResNet50: the side of its (random) input images.
+    #[arg(long, default_value_t = 224)]
+    side: usize,
 }
 
 #[derive(clap::Args, Clone, Debug)]

@@ -37,7 +37,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     } else {
         args.only.clone()
     };
-    if let Some(m) = models.iter().find(|m| m.family() != args.model) {
+    if let Some(m) = models.iter().find(|m| m.family() != Some(args.model)) {
         bail!("--only {m:?} is not a model of --model {:?}", args.model);
     }
     let specs: Vec<Spec> = models.iter().map(|&m| Spec::new(&args, m)).collect();
@@ -160,20 +160,20 @@ struct Spec {
 impl Spec {
     fn new(args: &ReproduceArgs, m: ModelArg) -> Self {
         let seed = args.seed;
-        let (mut train, mut experiments, preset) = match (m.family(), args.preset) {
+        let (mut train, mut experiments, preset) = match (args.model, args.preset) {
             (ModelFamily::Mnist, Preset::Paper) => (TrainConfig::paper(seed), ExperimentConfig::paper(seed), "paper"),
             (ModelFamily::Mnist, Preset::Fast) => (TrainConfig::fast(seed), ExperimentConfig::fast(seed), "fast"),
             (ModelFamily::Cifar, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed), "paper"),
             (ModelFamily::Cifar, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed), "fast"),
         };
         override_configs(args, &mut train, &mut experiments);
-        let (widths, augment) = match (m.family(), args.preset) {
+        let (widths, augment) = match (args.model, args.preset) {
             (ModelFamily::Mnist, _) => (MNIST_WIDTHS.to_vec(), false),
             (ModelFamily::Cifar, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true),
             (ModelFamily::Cifar, Preset::Fast) => (vec![16, 32, 64, 128], true),
         };
         let widths = args.hidden.clone().unwrap_or(widths);
-        let (shape, experiment_layers, figure_layers) = match m.family() {
+        let (shape, experiment_layers, figure_layers) = match args.model {
             ModelFamily::Mnist => {
                 let all: Vec<usize> = (0..widths.len()).collect();
                 (Shape::Mlp(MlpConfig::mnist(m.activation(), widths.clone()).with_init(args.init.into())), all.clone(), all)
@@ -198,6 +198,7 @@ impl Spec {
             ModelArg::MlpSigmoid => "mlp-sigmoid",
             ModelArg::CnnRelu => "cnn-relu",
             ModelArg::CnnLinear => "cnn-linear",
+            ModelArg::Resnet50 => "resnet50",
         };
         Self { id: id.into(), widths, shape, augment, train, experiments, preset, experiment_layers, figure_layers }
     }
