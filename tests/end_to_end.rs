@@ -73,6 +73,13 @@ fn small_run_writes_every_output_and_resumes_exactly() {
     assert_eq!(r.recording.tracked_samples, 200);
     let names: Vec<&String> = r.layers.keys().collect();
     assert_eq!(names, ["dense1-relu", "dense2-relu"]);
+    // Layer rotation: every weighted layer, every epoch, a cosine distance that training moved.
+    let rotated: Vec<&str> = r.layer_rotation.iter().map(|l| l.layer.as_str()).collect();
+    assert_eq!(rotated, ["dense1", "dense2", "output"]);
+    for l in &r.layer_rotation {
+        assert_eq!(l.per_epoch.len(), 2, "{}", l.layer);
+        assert!(l.per_epoch.iter().all(|&d| d > 1e-4 && d < 1.0), "{}: {:?}", l.layer, l.per_epoch);
+    }
     for (name, l) in &r.layers {
         let h = &l.avg_sign_histogram;
         assert_eq!(h.edges.len(), 21, "{name}");
@@ -135,6 +142,7 @@ fn small_run_writes_every_output_and_resumes_exactly() {
         assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
     }
     assert_eq!(resumed.test_accuracy, r.test_accuracy);
+    assert_eq!(resumed.layer_rotation, r.layer_rotation, "a resumed run rebuilds the initial weights");
 
     // A finished run is not redone.
     let stdout = reproduce(&split, &["--resume"]);
@@ -154,6 +162,19 @@ fn keras_settings_train_and_resume_with_their_own_optimizer() {
     assert!(r.test_accuracy > 0.6, "RMSprop with Keras' init, 2 epochs: {}", r.test_accuracy);
     let settings = r.settings.unwrap_or_default();
     assert!(settings.contains("init=keras") && settings.contains("optimizer=rmsprop"), "{settings}");
+}
+
+#[test]
+fn the_paper_preset_starts_as_keras_does() {
+    let tiny = ["--backend", "cpu", "--only", "mlp-relu", "--epochs", "1", "--train-samples", "300", "--test-samples", "100", "--tracked", "20", "--hidden", "8,8", "--every", "50", "--retrain-samples", "100", "--retrain-epochs", "1", "--quiet"];
+    for (preset, init) in [("paper", Some("keras")), ("fast", None)] {
+        let out = out_dir(&format!("preset-{preset}"));
+        let mut args = vec!["reproduce", "--preset", preset, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(&tiny);
+        succeeded(trainer(&args));
+        let settings = results(&out).settings.unwrap();
+        assert_eq!(settings.contains(" init=keras"), init.is_some(), "{preset}: {settings}");
+    }
 }
 
 #[test]

@@ -54,16 +54,25 @@ fn quantized_accuracy_by_hand(model: &impl TappedModel, layer: usize, stats: &Da
             .collect();
         Tensor::<2>::from_data(TensorData::new(q, [test.len(), neurons]), device)
     };
-    let logits = rows(model.forward_tapped(x, &mut ReplaceTap { layer, f: replace }));
-    let hits = logits
-        .iter()
-        .zip(&test.labels)
-        .filter(|&(l, &y)| {
-            let best = l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-            best == y as usize
-        })
-        .count();
-    hits as f64 / test.len() as f64
+    accuracy_of(&rows(model.forward_tapped(x, &mut ReplaceTap { layer, f: replace })), &test.labels)
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
+}
+
+/// Share of `logits` rows whose largest entry is the label, counted by hand.
+fn accuracy_of(logits: &[Vec<f32>], labels: &[u8]) -> f64 {
+    logits.iter().zip(labels).filter(|&(l, &y)| argmax(l) == y as usize).count() as f64 / labels.len() as f64
+}
+
+/// `test` labelled with `model`'s own predictions, so that every quantization error shows in the
+/// accuracy.
+fn labelled_by_model(model: &impl TappedModel, mut test: Dataset, device: &Device) -> Dataset {
+    let (x, _) = test.range_batch(0, test.len(), TOY_NORM, device);
+    test.labels = rows(model.forward(x)).iter().map(|l| argmax(l) as u8).collect();
+    assert!(test.labels.iter().any(|&l| l != test.labels[0]), "the model's predictions vary");
+    test
 }
 
 /// A 5-16-16-3 ReLU MLP trained for a while on toy data, so that its predictions depend on its
@@ -88,12 +97,7 @@ fn quantization_is_a_forward_pass_with_statistics_from_the_statistics_subset() {
     let device = Device::flex();
     let model = trained_model(&device);
     let stats = samples(80, 37, 0, 96);
-    // Labelled with the unquantized model's own predictions, so that every quantization error
-    // shows in the accuracy.
-    let mut test = samples(120, 11, 101, 255);
-    let (x, _) = test.range_batch(0, test.len(), TOY_NORM, &device);
-    test.labels = rows(model.forward(x)).iter().map(|l| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u8).collect();
-    assert!(test.labels.iter().any(|&l| l != test.labels[0]), "the model's predictions vary");
+    let test = labelled_by_model(&model, samples(120, 11, 101, 255), &device);
     let cfg = ExperimentConfig { ranks: vec![10.0, 30.0, 50.0, 70.0, 90.0], batch_size: 7, ..ExperimentConfig::paper(1) };
     for layer in [0, 1] {
         let got = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &cfg, experiments::QuantizeAt::Pre, &device, || {});
@@ -137,9 +141,7 @@ fn post_quantized_by_hand(model: &impl TappedModel, layer: usize, stats: &Datase
             .collect();
         Tensor::<2>::from_data(TensorData::new(q, [test.len(), neurons]), device)
     };
-    let logits = rows(model.forward_tapped(x, &mut ReplacePostTap::new(layer, replace)));
-    let hits = logits.iter().zip(&test.labels).filter(|&(l, &y)| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 == y as usize).count();
-    (hits as f64 / test.len() as f64, same_side)
+    (accuracy_of(&rows(model.forward_tapped(x, &mut ReplacePostTap::new(layer, replace))), &test.labels), same_side)
 }
 
 #[test]
@@ -147,9 +149,7 @@ fn post_activation_quantization_replaces_activations_by_their_side_s_mean_activa
     let device = Device::flex();
     let model = trained_model(&device);
     let stats = samples(80, 13, 7, 255);
-    let mut test = samples(120, 11, 101, 255);
-    let (x, _) = test.range_batch(0, test.len(), TOY_NORM, &device);
-    test.labels = rows(model.forward(x)).iter().map(|l| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u8).collect();
+    let test = labelled_by_model(&model, samples(120, 11, 101, 255), &device);
     let cfg = ExperimentConfig { ranks: vec![10.0, 30.0, 50.0, 70.0, 90.0], batch_size: 7, ..ExperimentConfig::paper(1) };
     let mut differ = false;
     for layer in [0, 1] {

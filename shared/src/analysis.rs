@@ -381,10 +381,35 @@ pub fn figures(results: &Results, recorder: &Recorder, all_signs: &[LayerSigns],
     if signs.iter().any(|s| s.position.is_some()) {
         out.push(position_figure(m, &signs));
     }
+    if !results.layer_rotation.is_empty() {
+        out.push(rotation_figure(results));
+    }
     out.push(quantization_figure(results, all_signs));
     out.push(window_figure(results, all_signs));
     out.push(class_figure(m, &signs));
     out
+}
+
+/// Layer rotation: each weighted layer's cosine distance to its initial weights, per epoch.
+pub fn rotation_figure(results: &Results) -> NamedFigure {
+    let m = &results.model;
+    NamedFigure {
+        stem: "layer_rotation".into(),
+        caption: format!(
+            "Layer rotation ({m}): the cosine distance between each layer's weights (biases left out) and their initial values after each epoch (Carbonnelle & De Vleeschouwer, arXiv 1806.01603)."
+        ),
+        figure: Figure::Curves(CurveFigure {
+            title: format!("{m}: layer rotation"),
+            x_label: "epoch".into(),
+            y_label: "cosine distance to the initial weights".into(),
+            curves: results
+                .layer_rotation
+                .iter()
+                .map(|r| Curve { label: r.layer.clone(), xs: (1..=r.per_epoch.len()).map(|e| e as f64).collect(), ys: r.per_epoch.clone(), reference: None, marker: None })
+                .collect(),
+            marker_label: None,
+        }),
+    }
 }
 
 /// Figure 5 with one sign per activation: (sample, position, channel) triples of the conv layers

@@ -14,6 +14,7 @@
 //! - [`settings`]: the one validation of a run's settings (trainer flags, the page's form).
 //! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
 //! - [`weights`]: pretrained weights in torchvision's layout (native builds).
+//! - [`rotation`]: layer rotation, the cosine distance of each layer's weights to their start.
 //! - [`claims`]: the paper's claims as criteria on a run's results (`trainer study`).
 
 pub mod analysis;
@@ -28,6 +29,7 @@ pub mod readback;
 pub mod recording;
 pub mod report;
 pub mod results;
+pub mod rotation;
 pub mod settings;
 pub mod stats;
 pub mod train;

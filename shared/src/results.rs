@@ -38,6 +38,10 @@ pub struct Results {
     pub train_seconds: f64,
     #[serde(with = "crate::json::opt_f64")]
     pub experiment_seconds: f64,
+    /// Per weighted layer, its rotation (cosine distance to its initial weights) after each
+    /// epoch; empty where not measured (the page).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layer_rotation: Vec<crate::rotation::LayerRotation>,
     /// Every setting that shaped these numbers, in one line (the native trainer's run
     /// fingerprint): `--resume` keeps a finished model only when it matches. Absent in the page's
     /// export.

@@ -31,6 +31,9 @@ pub struct Progress {
     pub epoch_loss: Vec<f64>,
     pub epoch_test_accuracy: Vec<f64>,
     pub train_seconds: f64,
+    /// Per epoch, each weighted layer's rotation (see `hidden_neurons::rotation`).
+    #[serde(default)]
+    pub layer_rotation: Vec<Vec<f64>>,
     /// Identifies the run's settings; resuming with other settings is refused.
     pub fingerprint: String,
     /// Suffix of the part files of this checkpoint (alternates so the previous one survives).

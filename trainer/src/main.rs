@@ -218,9 +218,10 @@ pub struct ReproduceArgs {
     /// Override the learning rate (above 0, at most 10; default: the preset's, 0.01 for SGD).
     #[arg(long)]
     learning_rate: Option<f64>,
-    /// Initial weights: burn's defaults, or Keras' (Glorot-uniform weights, zero biases).
-    #[arg(long, value_enum, default_value = "burn")]
-    init: InitArg,
+    /// Initial weights: burn's defaults, or Keras' (Glorot-uniform weights, zero biases). Default:
+    /// keras for the paper preset (the paper used Keras), burn for the fast preset.
+    #[arg(long, value_enum)]
+    init: Option<InitArg>,
     /// The optimizer: adam (ours), sgd (momentum 0.9) or rmsprop (Keras' rho 0.9, eps 1e-7).
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerArg,

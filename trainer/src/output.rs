@@ -69,6 +69,10 @@ pub fn summary(r: &Results) -> Vec<(String, String)> {
         ("training time".into(), format!("{:.0} s", r.train_seconds)),
         ("experiments time".into(), format!("{:.0} s", r.experiment_seconds)),
     ];
+    if !r.layer_rotation.is_empty() {
+        let last = r.layer_rotation.iter().map(|l| format!("{} {:.3}", l.layer, l.per_epoch.last().copied().unwrap_or(f64::NAN))).collect::<Vec<_>>();
+        rows.push(("layer rotation after the last epoch".into(), last.join(", ")));
+    }
     for (name, l) in &r.layers {
         rows.push((format!("{name}: |avg sign| >= 0.8"), format!("{:.1}% of pairs", 100.0 * l.outer_fraction)));
         if let Some(p) = &l.position_signs {

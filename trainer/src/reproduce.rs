@@ -17,6 +17,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use hidden_neurons::recording::{POSITIONS_PER_CHANNEL, Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
+use hidden_neurons::rotation::{self, LayerRotation};
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::train::{ConvSigns, Optimizer, TrainConfig, accuracy, train_step};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -173,10 +174,16 @@ impl Spec {
             (ModelFamily::Cifar, Preset::Fast) => (vec![16, 32, 64, 128], true),
         };
         let widths = args.hidden.clone().unwrap_or(widths);
+        // The paper used Keras, whose layers start Glorot-uniform with zero biases: the paper
+        // preset does too; the fast preset keeps burn's defaults (see the README's presets).
+        let init = args.init.map(Init::from).unwrap_or(match args.preset {
+            Preset::Paper => Init::Keras,
+            Preset::Fast => Init::Burn,
+        });
         let (shape, experiment_layers, figure_layers) = match args.model {
             ModelFamily::Mnist => {
                 let all: Vec<usize> = (0..widths.len()).collect();
-                (Shape::Mlp(MlpConfig::mnist(m.activation(), widths.clone()).with_init(args.init.into())), all.clone(), all)
+                (Shape::Mlp(MlpConfig::mnist(m.activation(), widths.clone()).with_init(init)), all.clone(), all)
             }
             ModelFamily::Cifar => {
                 // With the paper's four stages: experiments on stage0layer0, an intermediate layer
@@ -190,7 +197,7 @@ impl Spec {
                 };
                 let experiments = pick(vec![0, (2 * LAYERS_PER_STAGE - 1).min(last), last]);
                 let figures = pick(vec![0, (widths.len().saturating_sub(1) * LAYERS_PER_STAGE).saturating_sub(1), last]);
-                (Shape::Cnn(CnnConfig::cifar(m.activation(), widths.clone()).with_init(args.init.into())), experiments, figures)
+                (Shape::Cnn(CnnConfig::cifar(m.activation(), widths.clone()).with_init(init)), experiments, figures)
             }
         };
         let id = match m {
@@ -390,6 +397,8 @@ fn run_model<M: TappedModel>(
     device.seed(args.seed);
     let model = init();
     let layers = model.layers();
+    // The initial weights: a resumed run rebuilds them by the same seeded initialisation.
+    let start_weights = rotation::snapshot(model.weight_layers());
 
     let n_train = split.train.len();
     let tracked_idx = tracked_indices(n_train, train_cfg.tracked_samples, args.seed);
@@ -488,6 +497,7 @@ fn run_model<M: TappedModel>(
         progress.epochs_done = epoch + 1;
         progress.epoch_loss.push(mean as f64);
         progress.epoch_test_accuracy.push(acc);
+        progress.layer_rotation.push(rotation::cosine_distances(&model.weight_layers(), &start_weights));
         progress.train_seconds += started.elapsed().as_secs_f64();
         pb.set_message(format!("epoch {} loss {mean:.4} test acc {acc:.4}", epoch + 1));
         progress = ckpt.save(&model, &optim, &recorder, &progress)?;
@@ -547,6 +557,11 @@ fn run_model<M: TappedModel>(
         train_seconds: progress.train_seconds,
         experiment_seconds: started.elapsed().as_secs_f64(),
         settings: Some(fingerprint),
+        layer_rotation: start_weights
+            .iter()
+            .enumerate()
+            .map(|(i, (layer, _))| LayerRotation { layer: layer.clone(), per_epoch: progress.layer_rotation.iter().map(|e| e.get(i).copied().unwrap_or(f64::NAN)).collect() })
+            .collect(),
     };
     let figs = figures(&results, &recorder, &signs, &spec.figure_layers);
     output::write_model(&dir, &results, &figs)?;

@@ -176,6 +176,17 @@ impl TappedModel for Cnn {
         self.head.forward(self.gap.forward(h).reshape([b, ch])) // [batch, classes]
     }
 
+    fn weight_layers(&self) -> Vec<(String, Tensor<1>)> {
+        let mut out: Vec<(String, Tensor<1>)> = self
+            .convs
+            .iter()
+            .zip(&self.names)
+            .map(|(c, name)| (crate::claims::layer_base(name).to_string(), c.weight.val().flatten::<1>(0, 3)))
+            .collect();
+        out.push(("output".into(), self.head.weight.val().flatten::<1>(0, 1)));
+        out
+    }
+
     fn fresh_suffix(&self, layer: usize, device: &Device) -> Cnn {
         let plan = self.plan();
         let side = self.sides()[layer];

@@ -106,6 +106,13 @@ impl TappedModel for Mlp {
         self.out.forward(h) // [batch, classes]
     }
 
+    fn weight_layers(&self) -> Vec<(String, Tensor<1>)> {
+        let flat = |l: &Linear| l.weight.val().flatten::<1>(0, 1);
+        let mut out: Vec<(String, Tensor<1>)> = self.hidden.iter().enumerate().map(|(i, l)| (format!("dense{}", i + self.first_index), flat(l))).collect();
+        out.push(("output".into(), flat(&self.out)));
+        out
+    }
+
     fn fresh_suffix(&self, layer: usize, device: &Device) -> Mlp {
         let widths: Vec<usize> = self.hidden.iter().map(|l| Self::width(l)[1]).collect();
         MlpConfig {

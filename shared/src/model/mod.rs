@@ -160,6 +160,11 @@ pub trait TappedModel: Module + Sized {
         self.forward_tapped(x, &mut NoTap)
     }
 
+    /// Each weighted layer's weights (biases left out), flattened, by layer name (the studied
+    /// layers' names without the activation suffix, then the output layer): what layer rotation
+    /// compares with their initial values.
+    fn weight_layers(&self) -> Vec<(String, Tensor<1>)>;
+
     /// What [`TappedModel::fresh_suffix`] builds.
     type Suffix: TappedModel;
 

@@ -200,6 +200,21 @@ impl TappedModel for ResNet {
         self.fc.forward(self.avgpool.forward(h).reshape([b, ch])) // [batch, classes]
     }
 
+    fn weight_layers(&self) -> Vec<(String, Tensor<1>)> {
+        let conv = |c: &Conv2d| c.weight.val().flatten::<1>(0, 3);
+        let mut out = vec![("conv1".to_string(), conv(&self.conv1))];
+        for (s, stage) in self.stages().iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                let name = format!("{}{}", s + 2, (b'a' + b as u8) as char);
+                for (part, c) in [("1", &block.conv1), ("2", &block.conv2), ("3", &block.conv3)] {
+                    out.push((format!("{name}.conv{part}"), conv(c)));
+                }
+            }
+        }
+        out.push(("fc".into(), self.fc.weight.val().flatten::<1>(0, 1)));
+        out
+    }
+
     /// A linear classifier probe (Alain & Bengio) on the layer: its channels pooled over positions
     /// (for a binarized layer, the fraction of positions inside the window), then a dense layer to
     /// the classes. Retraining ResNet50's later layers is not what the paper did on ImageNet.
@@ -232,6 +247,10 @@ impl TappedModel for LinearProbe {
         let [b, _] = x.dims();
         let pooled = x.reshape([b, self.positions, self.channels]).mean_dim(1).reshape([b, self.channels]);
         self.linear.forward(pooled)
+    }
+
+    fn weight_layers(&self) -> Vec<(String, Tensor<1>)> {
+        vec![("probe".into(), self.linear.weight.val().flatten::<1>(0, 1))]
     }
 
     fn fresh_suffix(&self, _layer: usize, device: &Device) -> LinearProbe {

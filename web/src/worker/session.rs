@@ -390,6 +390,7 @@ impl Session {
             epoch_test_accuracy: self.epoch_test_accuracy.clone(),
             train_seconds: self.train_ms / 1000.0,
             experiment_seconds: self.analysis.as_ref().map(|a| a.seconds).unwrap_or(0.0),
+            layer_rotation: Vec::new(),
             settings: None,
         })
     }
