@@ -176,7 +176,7 @@ pub fn run(args: StudyArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let study = evaluate(&grid, &runs, args.seeds)?;
+    let study = evaluate(&grid, &runs)?;
     write_study(&args.out, &grid, &study)?;
     println!(
         "{} of {} runs judged ({} failed, {} not run); wrote {}, study.html, study.json",
@@ -333,7 +333,7 @@ struct Study {
     failed: Vec<(String, u64, String)>,
 }
 
-fn evaluate(grid: &Grid, runs: &[Run], seeds: u64) -> Result<Study> {
+fn evaluate(grid: &Grid, runs: &[Run]) -> Result<Study> {
     let settings = grid.settings();
     let mut rows: BTreeMap<(usize, String), Row> = BTreeMap::new();
     let (mut done, mut missing, mut failed) = (0, 0, Vec::new());
@@ -364,7 +364,6 @@ fn evaluate(grid: &Grid, runs: &[Run], seeds: u64) -> Result<Study> {
             missing += 1;
         }
     }
-    let _ = seeds;
     let mut layers: Vec<String> = Vec::new();
     let mut zero_best: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for row in rows.values_mut() {
