@@ -215,9 +215,15 @@ fn decode_batch(chunk: &[(PathBuf, usize)], threads: usize, cfg: StreamConfig) -
     let decoded: Vec<Result<Vec<f32>, ImageNetError>> = std::thread::scope(|s| {
         let handles: Vec<_> = chunk
             .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(|(path, _)| load_one(path, cfg)).collect::<Vec<_>>()))
+            .map(|part| (part, s.spawn(move || part.iter().map(|(path, _)| load_one(path, cfg)).collect::<Vec<_>>())))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        // One result per image, whatever happens to a thread, so that images and labels stay paired.
+        handles
+            .into_iter()
+            .flat_map(|(part, h)| {
+                h.join().unwrap_or_else(|_| part.iter().map(|(path, _)| Err(ImageNetError::BadImage { path: path.clone(), reason: "its decoding thread failed".into() })).collect())
+            })
+            .collect()
     });
     let mut out = ImageBatch { images: Vec::with_capacity(chunk.len() * 3 * (cfg.crop * cfg.crop) as usize), labels: Vec::new(), skipped: Vec::new() };
     for ((path, label), image) in chunk.iter().zip(decoded) {
