@@ -538,13 +538,13 @@ fn markdown(grid: &Grid, s: &Study) -> String {
 /// Each claim's headline number (mean over seeds) against the settings' numbers, one curve per
 /// layer; the dashed line is the threshold at which the claim holds.
 fn plot(s: &Study, c: Claim) -> Figure {
-    let threshold = match c {
-        Claim::ConstantSigns => Some(0.7),
-        Claim::EqualCategories => Some(0.5),
-        Claim::Quantization => Some(3.0),
-        Claim::UShapedWindow => Some(0.5),
-        Claim::ZeroRankFar => Some(50.0),
-        Claim::ClassesWhole => Some(0.6),
+    let (threshold, meaning) = match c {
+        Claim::ConstantSigns => (0.7, "holds at or above"),
+        Claim::EqualCategories => (0.5, "equal sizes"),
+        Claim::Quantization => (3.0, "holds at or below (at r = 50)"),
+        Claim::UShapedWindow => (0.5, "holds at or above"),
+        Claim::ZeroRankFar => (50.0, "the claim: far from it"),
+        Claim::ClassesWhole => (0.6, "holds at or above"),
     };
     // Drops and depths in points, so that they share the plot with their threshold.
     let scale = if matches!(c, Claim::Quantization | Claim::UShapedWindow) { 100.0 } else { 1.0 };
@@ -558,8 +558,15 @@ fn plot(s: &Study, c: Claim) -> Figure {
                 .enumerate()
                 .map(|(i, row)| ((i + 1) as f64, row.layers.get(layer).and_then(|l| l.mean.get(c.headline())).map_or(f64::NAN, |v| v * scale)))
                 .unzip();
-            Curve { label: layer.clone(), xs, ys, reference: threshold, marker: None }
+            Curve { label: layer.clone(), xs, ys, reference: None, marker: None }
         })
+        .chain(std::iter::once(Curve {
+            label: format!("{threshold}: {meaning}"),
+            xs: vec![1.0, s.rows.len().max(1) as f64],
+            ys: vec![threshold; 2],
+            reference: None,
+            marker: None,
+        }))
         .collect();
     Figure::Curves(CurveFigure {
         title: format!("{}: {}", c.title(), c.headline().label()),
