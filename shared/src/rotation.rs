@@ -23,8 +23,14 @@ pub fn snapshot(weights: Vec<(String, Tensor<1>)>) -> Vec<(String, Tensor<1>)> {
 
 /// Per layer of `start`, `1 - cos(now, start)`; computed on the device, read back once.
 pub fn cosine_distances(now: &[(String, Tensor<1>)], start: &[(String, Tensor<1>)]) -> Vec<f64> {
+    cosines(now, start).map(|c| read_f32(c).into_iter().map(|c| 1.0 - c as f64).collect()).unwrap_or_default()
+}
+
+/// Per layer of `start`, `cos(now, start)` as one device tensor (None for no layers): read it
+/// back with an awaited read where blocking reads are not allowed (WebGPU).
+pub fn cosines(now: &[(String, Tensor<1>)], start: &[(String, Tensor<1>)]) -> Option<Tensor<1>> {
     if start.is_empty() {
-        return Vec::new();
+        return None;
     }
     let parts: Vec<Tensor<1>> = now
         .iter()
@@ -36,7 +42,7 @@ pub fn cosine_distances(now: &[(String, Tensor<1>)], start: &[(String, Tensor<1>
             dot / norms
         })
         .collect();
-    read_f32(Tensor::cat(parts, 0)).into_iter().map(|c| 1.0 - c as f64).collect()
+    Some(Tensor::cat(parts, 0))
 }
 
 #[cfg(test)]

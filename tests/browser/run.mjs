@@ -167,6 +167,13 @@ test('first open: every live figure fills in for the default view and for shared
     assert(live.neuron_outer_fraction.length === live.layers[layer][1], `${where}neuron overview has ${live.neuron_outer_fraction.length} neurons`);
     const points = await page.evaluate(() => window.hn.points);
     assert(points.length > 0 && points.every(p => Number.isFinite(p.loss)), `${where}no loss points`);
+    // Layer rotation beside the loss: every weighted layer, a cosine distance in [0, 1) that
+    // training has moved off 0 by the last point.
+    // (It rides on a point every two seconds and at each epoch's end.)
+    const rot = points.map(p => p.rotation).filter(r => r.length > 0);
+    assert(rot.length > 0 && rot.every(r => r.length === 3 && r.every(([, d]) => d >= 0 && d < 1)), `${where}rotation ${JSON.stringify(rot.slice(-1))}`);
+    const last = rot[rot.length - 1];
+    assert(JSON.stringify(last.map(([n]) => n)) === '["dense1","dense2","output"]' && last.some(([, d]) => d > 0), `${where}rotation not moving: ${JSON.stringify(last)}`);
     // Each traced neuron is one click away.
     const links = await page.$$eval('.traced .neuron-link', b => b.map(e => Number(e.innerText)));
     assert(links.length === live.traced.length && links[0] === neuron, `${where}traced links ${links.slice(0, 4)}`);

@@ -264,6 +264,9 @@ pub struct ProgressPoint {
     pub test_accuracy: Option<f64>,
     /// Training throughput since the previous point (recordings included, evaluation excluded).
     pub samples_per_second: f64,
+    /// Layer rotation: per weighted layer, the cosine distance of its weights to their start.
+    #[serde(default)]
+    pub rotation: Vec<(String, f64)>,
 }
 
 /// Figures that grow while the network trains.

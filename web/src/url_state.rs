@@ -12,6 +12,8 @@ pub enum FigureId {
     Loss,
     /// Train and test accuracy.
     Accuracy,
+    /// Layer rotation (Carbonnelle & De Vleeschouwer, arXiv 1806.01603).
+    Rotation,
     /// Per-neuron overview of the viewed layer (click to select).
     Neurons,
     Fig1,
@@ -25,9 +27,10 @@ pub enum FigureId {
 }
 
 impl FigureId {
-    pub const ALL: [FigureId; 10] = [
+    pub const ALL: [FigureId; 11] = [
         FigureId::Loss,
         FigureId::Accuracy,
+        FigureId::Rotation,
         FigureId::Neurons,
         FigureId::Fig1,
         FigureId::Fig5,
@@ -42,6 +45,7 @@ impl FigureId {
         match self {
             FigureId::Loss => "loss",
             FigureId::Accuracy => "accuracy",
+            FigureId::Rotation => "rotation",
             FigureId::Neurons => "neurons",
             FigureId::Fig1 => "fig1",
             FigureId::Fig5 => "fig5",
@@ -62,6 +66,7 @@ impl FigureId {
         match self {
             FigureId::Loss => "Training loss",
             FigureId::Accuracy => "Train and test accuracy",
+            FigureId::Rotation => "Layer rotation: cosine distance of each layer's weights to their start",
             FigureId::Neurons => "Neurons of the layer: share of clear-cut samples (click one)",
             FigureId::Fig1 => "Figure 1: average gradient sign, one neuron",
             FigureId::Fig5 => "Figure 5: average gradient sign, whole layer",

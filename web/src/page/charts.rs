@@ -205,6 +205,7 @@ fn placeholder(id: FigureId, hint: &str) -> Figure {
                 FigureId::Fig3 => ("percentile rank of the threshold", "test accuracy", [0.0, 100.0]),
                 FigureId::Fig4 => ("window centre (percentile rank)", "test accuracy", [0.0, 100.0]),
                 FigureId::Loss => ("epoch", "training loss", [0.0, 1.0]),
+                FigureId::Rotation => ("epoch", "cosine distance to the initial weights", [0.0, 1.0]),
                 FigureId::Neurons => ("neuron", "share of clear-cut samples", [0.0, 1.0]),
                 _ => ("epoch", "accuracy", [0.0, 1.0]),
             };

@@ -273,6 +273,7 @@ fn FullPage() -> impl IntoView {
         <main class="grid">
             <FigureCard id=FigureId::Loss/>
             <FigureCard id=FigureId::Accuracy/>
+            <FigureCard id=FigureId::Rotation/>
             <FigureCard id=FigureId::Fig1/>
             <FigureCard id=FigureId::Fig5/>
             <FigureCard id=FigureId::Neurons/>

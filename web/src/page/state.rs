@@ -40,6 +40,8 @@ pub struct AppState {
     pub data: RwSignal<Option<(usize, usize)>>,
     pub errors: RwSignal<Vec<String>>,
     pub points: RwSignal<Vec<ProgressPoint>>,
+    /// The points that carry layer rotation (every few seconds): its figure redraws only then.
+    pub rotation: RwSignal<Vec<ProgressPoint>>,
     pub live: RwSignal<Option<Live>>,
     pub analysis: RwSignal<Vec<NamedFigure>>,
     pub analysis_progress: RwSignal<Option<(usize, usize, String)>>,
@@ -67,6 +69,7 @@ impl AppState {
             data: RwSignal::new(None),
             errors: RwSignal::new(Vec::new()),
             points: RwSignal::new(Vec::new()),
+            rotation: RwSignal::new(Vec::new()),
             live: RwSignal::new(None),
             analysis: RwSignal::new(Vec::new()),
             analysis_progress: RwSignal::new(None),
@@ -101,7 +104,12 @@ impl AppState {
                 self.data.set(Some((train, test)));
                 self.phase.set(Phase::Ready);
             }
-            WorkerOutput::Progress { point } => self.points.update(|p| p.push(point)),
+            WorkerOutput::Progress { point } => {
+                if !point.rotation.is_empty() {
+                    self.rotation.update(|r| r.push(point.clone()));
+                }
+                self.points.update(|p| p.push(point));
+            }
             WorkerOutput::Live { live } => self.live.set(Some(*live)),
             WorkerOutput::Paused => self.phase.set(Phase::Paused),
             WorkerOutput::Resumed => self.phase.set(Phase::Training),
@@ -165,6 +173,7 @@ impl AppState {
 
     pub fn clear_run(&self) {
         self.points.set(Vec::new());
+        self.rotation.set(Vec::new());
         self.live.set(None);
         self.analysis.set(Vec::new());
         self.analysis_progress.set(None);
@@ -178,6 +187,7 @@ impl AppState {
         match id {
             FigureId::Loss => Some(self.points.with(|p| training_curves(p, true))),
             FigureId::Accuracy => Some(self.points.with(|p| training_curves(p, false))),
+            FigureId::Rotation => self.rotation.with(|p| (!p.is_empty()).then(|| rotation_curves(p))),
             FigureId::Neurons => live().map(|l| neurons_figure(&l)),
             FigureId::Fig1 => live().map(|l| l.fig1.figure),
             FigureId::Fig5 => live().map(|l| l.fig5.figure),
@@ -223,6 +233,30 @@ fn training_curves(points: &[ProgressPoint], loss: bool) -> Figure {
         title: if loss { "Training loss".into() } else { "Accuracy".into() },
         x_label: "epoch".into(),
         y_label: if loss { "cross-entropy".into() } else { "accuracy".into() },
+        curves,
+        marker_label: None,
+    })
+}
+
+/// Layer rotation against epochs, a curve per weighted layer.
+fn rotation_curves(points: &[ProgressPoint]) -> Figure {
+    let with: Vec<&ProgressPoint> = points.iter().filter(|p| !p.rotation.is_empty()).collect();
+    let layers: Vec<String> = with.first().map(|p| p.rotation.iter().map(|r| r.0.clone()).collect()).unwrap_or_default();
+    let curves = layers
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Curve {
+            label: name.clone(),
+            xs: with.iter().map(|p| p.epoch).collect(),
+            ys: with.iter().map(|p| p.rotation.get(i).map_or(f64::NAN, |r| r.1)).collect(),
+            reference: None,
+            marker: None,
+        })
+        .collect();
+    Figure::Curves(CurveFigure {
+        title: "Layer rotation".into(),
+        x_label: "epoch".into(),
+        y_label: "cosine distance to the initial weights".into(),
         curves,
         marker_label: None,
     })

@@ -25,6 +25,9 @@ use crate::protocol::{Live, Plan, ProgressPoint, Settings, TRACED, View, WorkerO
 const CHUNK: usize = 500;
 /// Least time between two progress points, and between two live-figure updates.
 const POINT_MS: f64 = 400.0;
+/// Layer rotation goes with a progress point at most this often (and at every epoch's end): its
+/// read and its figure's redraw are not worth every point.
+const ROTATION_MS: f64 = 2000.0;
 const LIVE_MS: f64 = 1000.0;
 
 pub struct Session {
@@ -39,6 +42,9 @@ pub struct Session {
     plan: Plan,
     /// Taken out for the duration of a step (a step consumes the model).
     model: Option<Mlp>,
+    /// Each weighted layer's initial weights, for layer rotation.
+    start_weights: Vec<(String, Tensor<1>)>,
+    last_rotation: f64,
     optim: ModuleOptimizer,
     recorder: Recorder,
     tracked: TrackedSet,
@@ -93,6 +99,7 @@ impl Session {
         device.seed(settings.seed);
         let model = MlpConfig::mnist(settings.activation, MNIST_WIDTHS.to_vec()).init(&device);
         let layers = model.layers();
+        let start_weights = hidden_neurons::rotation::snapshot(model.weight_layers());
         let n = split.train.len();
         let tracked = TrackedSet::new(&split.train, tracked_indices(n, settings.tracked_samples, settings.seed), split.norm, CHUNK, &device);
         let cfg = settings.train_config();
@@ -112,6 +119,8 @@ impl Session {
             device,
             plan: backend.plan,
             model: Some(model),
+            start_weights,
+            last_rotation: f64::NEG_INFINITY,
             optim: adam(),
             recorder,
             tracked,
@@ -209,7 +218,7 @@ impl Session {
         let acc = self.test_accuracy().await?;
         self.epoch_loss.push(self.epoch_loss_sum / self.epoch_batches.max(1) as f64);
         self.epoch_test_accuracy.push(acc);
-        self.post_point(Some(acc));
+        self.post_point(Some(acc)).await?;
         self.epoch += 1;
         if self.epoch >= self.settings.epochs {
             self.finished = true;
@@ -225,7 +234,7 @@ impl Session {
     pub async fn after_slice(&mut self) -> Result<(), String> {
         let now = js::now();
         if now - self.last_point >= POINT_MS && self.window.steps > 0 {
-            self.post_point(None);
+            self.post_point(None).await?;
         }
         if self.live_due && now - self.last_live >= LIVE_MS {
             self.post_live().await?;
@@ -233,12 +242,23 @@ impl Session {
         Ok(())
     }
 
-    fn post_point(&mut self, test_accuracy: Option<f64>) {
+    async fn post_point(&mut self, test_accuracy: Option<f64>) -> Result<(), String> {
         self.last_point = js::now();
         let Window { loss_sum, correct, samples, steps, ms } = std::mem::take(&mut self.window);
         if steps == 0 && test_accuracy.is_none() {
-            return;
+            return Ok(());
         }
+        // Layer rotation: a few scalars computed on the device, one awaited read.
+        let due = test_accuracy.is_some() || self.last_point - self.last_rotation >= ROTATION_MS;
+        let cosines = if due { hidden_neurons::rotation::cosines(&self.model().weight_layers(), &self.start_weights) } else { None };
+        let rotation = match cosines {
+            Some(c) => {
+                self.last_rotation = self.last_point;
+                let cos = read_f32_async(c).await.map_err(read_failed)?;
+                self.start_weights.iter().zip(cos).map(|((name, _), c)| (name.clone(), 1.0 - c as f64)).collect()
+            }
+            None => Vec::new(),
+        };
         let per_epoch = self.order.len().max(1) as f64;
         js::post(&WorkerOutput::Progress {
             point: ProgressPoint {
@@ -249,8 +269,10 @@ impl Session {
                 train_accuracy: if samples > 0 { correct as f64 / samples as f64 } else { f64::NAN },
                 test_accuracy,
                 samples_per_second: if ms > 0.0 { samples as f64 / (ms / 1000.0) } else { 0.0 },
+                rotation,
             },
         });
+        Ok(())
     }
 
     /// Each layer's sign summary. Also reads every pending snapshot back, so that figure 2 can
