@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiments::RankAccuracy;
+use crate::experiments::at_rank;
 use crate::figures::Histogram;
 use crate::results::{LayerResults, Results};
 
@@ -112,12 +112,11 @@ impl Metrics {
         m.put(Metric::OuterLow, share(&|lo, _| lo >= 0.8 - EPS));
         m.put(Metric::HighShare, share(&|_, hi| hi <= EPS));
 
-        let q = |r: f64| l.quantization.iter().find(|q| (q.rank - r).abs() < 1e-9).map(|q| q.test_accuracy);
+        let q = |r: f64| at_rank(&l.quantization, r).map(|q| q.test_accuracy);
         m.put(Metric::Q50, q(50.0));
         m.put(Metric::Q50Drop, q(50.0).map(|a| reference - a));
-        let at50 = |v: &[RankAccuracy]| v.iter().find(|q| (q.rank - 50.0).abs() < 1e-9).cloned();
-        m.put(Metric::Q50Post, at50(&l.post_quantization).map(|q| q.test_accuracy));
-        m.put(Metric::SameSide50, at50(&l.quantization).and_then(|q| q.same_side_share));
+        m.put(Metric::Q50Post, at_rank(&l.post_quantization, 50.0).map(|q| q.test_accuracy));
+        m.put(Metric::SameSide50, at_rank(&l.quantization, 50.0).and_then(|q| q.same_side_share));
         let drops = l.quantization.iter().filter(|q| (30.0 - EPS..=80.0 + EPS).contains(&q.rank)).map(|q| reference - q.test_accuracy);
         m.put(Metric::QWorstDrop, drops.reduce(f64::max));
         m.put(Metric::BestRank, best_rank(&l.quantization.iter().map(|q| (q.rank, q.test_accuracy)).collect::<Vec<_>>()));

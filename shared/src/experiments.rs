@@ -90,6 +90,11 @@ pub struct RankAccuracy {
     pub same_side_share: Option<f64>,
 }
 
+/// The entry of experiment 3's results at `rank`, if that rank ran.
+pub fn at_rank(results: &[RankAccuracy], rank: f64) -> Option<&RankAccuracy> {
+    results.iter().find(|q| (q.rank - rank).abs() < 1e-9)
+}
+
 /// Where experiment 3 puts its two values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuantizeAt {

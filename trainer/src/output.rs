@@ -81,7 +81,7 @@ pub fn summary(r: &Results) -> Vec<(String, String)> {
                 format!("{:.1}% of (sample, position, channel) triples ({} positions per channel)", 100.0 * p.outer_fraction, p.positions_per_neuron),
             ));
         }
-        let at50 = |v: &[hidden_neurons::experiments::RankAccuracy]| v.iter().find(|q| q.rank == 50.0).cloned();
+        let at50 = |v| hidden_neurons::experiments::at_rank(v, 50.0);
         if let (Some(pre), Some(post)) = (at50(&l.quantization), at50(&l.post_quantization)) {
             let same = pre.same_side_share.map(|s| format!("; {:.0}% of neurons have both values on one side of 0", 100.0 * s)).unwrap_or_default();
             rows.push((
