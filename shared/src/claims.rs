@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn a_layer_s_metrics_come_from_its_histograms_and_curves() {
-        use crate::experiments::CentreAccuracy;
+        use crate::experiments::{CentreAccuracy, RankAccuracy};
         // Average signs: 30 below -0.8, 10 in [-0.8, 0), 20 in [0, 0.8), 40 at or above 0.8.
         let mut signs = Histogram::empty(-1.0, 1.0, 20);
         for (v, n) in [(-0.95, 30), (-0.3, 10), (0.0, 5), (0.5, 15), (0.8, 40)] {
