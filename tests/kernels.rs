@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hidden_neurons::stats::{
-    TwoValueQuantizer, average_sign, binarize_window, class_low_fractions, percentiles, read_f32, reference,
+    TwoValueQuantizer, average_sign, binarize_window, class_low_fractions, percentiles, percentiles_by_sort, percentiles_selected, percentiles_streamed, read_f32, reference,
     outer_fraction_per_neuron, sign_histogram, zero_percentile_ranks,
 };
 use rand::rngs::Xoshiro256PlusPlus;
@@ -174,4 +174,57 @@ fn outer_fraction_per_neuron_matches_a_direct_count() {
         }
         assert!((got[n] - outer as f64 / def as f64).abs() < 1e-9, "neuron {n}: {} vs {outer}/{def}", got[n]);
     }
+}
+
+/// The streamed selection against the sort, on the three kinds of data that break selections:
+/// continuous, heavily tied (a handful of values, exact zeros), constant columns; fed in batches
+/// of uneven size.
+#[test]
+fn streamed_selection_is_the_exact_nearest_rank_percentile() {
+    let device = Device::flex();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    let rows = 3001;
+    let m: Vec<Vec<f32>> = (0..rows)
+        .map(|_| {
+            vec![
+                rng.random_range(-1.0f32..1.0) * 1e-3,
+                rng.random_range(0..4) as f32 - 1.0,
+                0.0,
+                2.5,
+                // Values many orders of magnitude apart: a bucket of a wide interval holds most.
+                if rng.random_bool(0.5) { rng.random_range(0.0f32..1e-30) } else { rng.random_range(0.0f32..1e30) },
+            ]
+        })
+        .collect();
+    // Repeated ranks (the window bounds overlap) and the extremes, which need no selection.
+    let ranks = [0.0, 0.1, 10.0, 33.3, 50.0, 77.7, 50.0, 99.9, 100.0, 0.0];
+    let z = tensor(&m, &device);
+    let batches = [1, 999, 1000, 1001];
+    let mut replays = 0;
+    let streamed = read_f32(percentiles_streamed(&ranks, 5, &device, |sink| {
+        replays += 1;
+        let mut start = 0;
+        for &b in &batches {
+            sink(z.clone().narrow(0, start, b));
+            start += b;
+        }
+    }));
+    assert!(replays >= 3, "a selection, not a single pass");
+    let chunked = read_f32(percentiles_selected(z.clone(), &ranks));
+    let sorted = read_f32(percentiles_by_sort(z, &ranks));
+    for (i, &r) in ranks.iter().enumerate() {
+        for n in 0..5 {
+            let want = reference::percentile(&m, n, r);
+            assert_eq!(streamed[i * 5 + n], want, "streamed, rank {r} column {n}");
+            assert_eq!(chunked[i * 5 + n], want, "in memory, rank {r} column {n}");
+            assert_eq!(sorted[i * 5 + n], want, "sort, rank {r} column {n}");
+        }
+    }
+}
+
+#[test]
+fn streamed_selection_of_nothing_is_nan() {
+    let device = Device::flex();
+    let p = read_f32(percentiles_streamed(&[50.0], 3, &device, |_| {}));
+    assert!(p.iter().all(|v| v.is_nan()));
 }

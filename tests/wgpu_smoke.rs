@@ -7,7 +7,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hidden_neurons::backend::{BackendChoice, choose};
 use hidden_neurons::model::{Activation, MlpConfig, ProbeTap, TappedModel};
-use hidden_neurons::stats::{average_sign, percentiles, read_f32, sign_histogram};
+use hidden_neurons::stats::{average_sign, percentiles, percentiles_selected, read_f32, sign_histogram};
 
 fn probe_grads(model: &hidden_neurons::model::Mlp, device: &Device) -> Vec<Vec<f32>> {
     let x: Vec<f32> = (0..12).map(|i| (i as f32 - 6.0) / 4.0).collect();
@@ -36,8 +36,10 @@ fn wgpu_matches_the_cpu_backend() {
     let inner = chosen.device.clone();
     let z: Vec<f32> = (0..64).map(|i| ((i * 29) % 64) as f32 - 20.0).collect();
     let z = Tensor::<2>::from_data(TensorData::new(z, [16, 4]), &inner);
-    let p = read_f32(percentiles(z, &[0.0, 50.0, 100.0]));
+    let p = read_f32(percentiles(z.clone(), &[0.0, 50.0, 100.0]));
     assert_eq!(p.len(), 12);
+    // The streamed selection (integer scatter-add, cumulative sums, masked extremes) on wgpu.
+    assert_eq!(read_f32(percentiles_selected(z, &[0.0, 50.0, 100.0])), p);
     assert!(p[..4].iter().zip(&p[8..]).all(|(lo, hi)| lo < hi));
     let pos = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 0.0, 1.0, 0.0], [2, 2]), &inner);
     let neg = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 2.0, 1.0, 0.0], [2, 2]), &inner);

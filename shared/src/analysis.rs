@@ -264,19 +264,28 @@ pub fn distribution_at(model: &str, recorder: &Recorder, signs: &LayerSigns, l: 
 }
 
 /// One accuracy curve per layer that has experiment results.
-fn layer_curves(results: &Results, all_signs: &[LayerSigns], f: &dyn Fn(&str) -> (Vec<f64>, Vec<f64>, Option<f64>)) -> Vec<Curve> {
-    all_signs
+fn layer_curves(results: &Results, names: &[String], f: &dyn Fn(&str) -> (Vec<f64>, Vec<f64>, Option<f64>)) -> Vec<Curve> {
+    names
         .iter()
-        .filter(|s| results.layers.get(&s.name).is_some_and(|l| !l.quantization.is_empty()))
-        .map(|s| {
-            let (xs, ys, marker) = f(&s.name);
-            Curve { label: s.name.clone(), xs, ys, reference: Some(results.test_accuracy), marker }
+        .filter(|name| results.layers.get(*name).is_some_and(|l| !l.quantization.is_empty()))
+        .map(|name| {
+            let (xs, ys, marker) = f(name);
+            Curve { label: name.clone(), xs, ys, reference: Some(results.test_accuracy), marker }
         })
         .collect()
 }
 
+fn names(all_signs: &[LayerSigns]) -> Vec<String> {
+    all_signs.iter().map(|s| s.name.clone()).collect()
+}
+
 /// Figure 3: accuracy after two-value quantization against the threshold's percentile rank.
 pub fn quantization_figure(results: &Results, all_signs: &[LayerSigns]) -> NamedFigure {
+    quantization_figure_of(results, &names(all_signs))
+}
+
+/// [`quantization_figure`] for the layers `names`, in that order (a model without recordings).
+pub fn quantization_figure_of(results: &Results, names: &[String]) -> NamedFigure {
     let m = &results.model;
     NamedFigure {
         stem: "fig3_quantization".into(),
@@ -288,7 +297,7 @@ pub fn quantization_figure(results: &Results, all_signs: &[LayerSigns]) -> Named
             x_label: "percentile rank of the threshold".into(),
             y_label: "test accuracy".into(),
             curves: {
-                let mut curves = layer_curves(results, all_signs, &|name| {
+                let mut curves = layer_curves(results, names, &|name| {
                     let l = &results.layers[name];
                     (
                         l.quantization.iter().map(|q| q.rank).collect(),
@@ -297,10 +306,10 @@ pub fn quantization_figure(results: &Results, all_signs: &[LayerSigns]) -> Named
                     )
                 });
                 // The post-activation variant, where it ran, beside the paper's.
-                let post = all_signs.iter().filter_map(|s| {
-                    let l = results.layers.get(&s.name).filter(|l| !l.post_quantization.is_empty())?;
+                let post = names.iter().filter_map(|name| {
+                    let l = results.layers.get(name).filter(|l| !l.post_quantization.is_empty())?;
                     Some(Curve {
-                        label: format!("{}, after the activation", s.name),
+                        label: format!("{name}, after the activation"),
                         xs: l.post_quantization.iter().map(|q| q.rank).collect(),
                         ys: l.post_quantization.iter().map(|q| q.test_accuracy).collect(),
                         reference: Some(results.test_accuracy),
@@ -317,18 +326,23 @@ pub fn quantization_figure(results: &Results, all_signs: &[LayerSigns]) -> Named
 
 /// Figure 4: accuracy after sliding-window binarization and retraining against the centre.
 pub fn window_figure(results: &Results, all_signs: &[LayerSigns]) -> NamedFigure {
+    window_figure_of(results, &names(all_signs))
+}
+
+/// [`window_figure`] for the layers `names`, in that order.
+pub fn window_figure_of(results: &Results, names: &[String]) -> NamedFigure {
     let m = &results.model;
     NamedFigure {
         stem: "fig4_sliding_window".into(),
         caption: format!(
-            "Figure 4 ({m}): test accuracy when one layer is binarized (1 inside a window {} percentile ranks wide, 0 outside) and the later layers are re-initialised and retrained.",
+            "Figure 4 ({m}): test accuracy when one layer is binarized (1 inside a window {} percentile ranks wide, 0 outside) and the later layers are re-initialised and retrained (ResNet50: a linear classifier probe on each channel's fraction of positions inside the window).",
             results.experiments.window_width
         ),
         figure: Figure::Curves(CurveFigure {
             title: format!("{m}: sliding-window binarization"),
             x_label: "window centre (percentile rank)".into(),
             y_label: "test accuracy".into(),
-            curves: layer_curves(results, all_signs, &|name| {
+            curves: layer_curves(results, names, &|name| {
                 let l = &results.layers[name];
                 (l.sliding_window.iter().map(|w| w.center).collect(), l.sliding_window.iter().map(|w| w.test_accuracy).collect(), None)
             }),

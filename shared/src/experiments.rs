@@ -5,10 +5,10 @@ use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batches, Dataset, Normalization, epoch_order};
+use crate::data::{Batches, Dataset, InMemory, Normalization, Source, SourceError, epoch_order};
 use crate::model::{CaptureTap, ReplacePostTap, ReplaceTap, TappedModel, flatten_items};
-use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, read_f32, zero_percentile_ranks};
-use crate::train::{accuracy_with, adam, correct_count, train_step};
+use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, read_f32};
+use crate::train::{adam, correct_count, train_step};
 
 /// Settings of the test-time experiments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +56,26 @@ impl ExperimentConfig {
             stats_samples: 2_000,
             retrain_samples: 5_000,
             retrain_epochs: 1,
+            centres: (0..10).map(|i| 5.0 + 10.0 * i as f64).collect(),
+            ..Self::paper(seed)
+        }
+    }
+
+    /// ResNet50 on ImageNet: `stats_samples` images set the percentiles (conv1: 10^3 images are
+    /// 8 x 10^8 values, which the streamed selection handles), linear probes train on
+    /// `retrain_samples` training images; the test set is the whole validation set unless
+    /// limited.
+    pub fn resnet_paper(seed: u64) -> Self {
+        Self { stats_samples: 1_000, retrain_samples: 10_000, retrain_epochs: 10, batch_size: 64, ..Self::paper(seed) }
+    }
+
+    /// Minutes on a CPU on a small folder: few images, every other window centre.
+    pub fn resnet_fast(seed: u64) -> Self {
+        Self {
+            stats_samples: 32,
+            retrain_samples: 200,
+            retrain_epochs: 20,
+            batch_size: 16,
             centres: (0..10).map(|i| 5.0 + 10.0 * i as f64).collect(),
             ..Self::paper(seed)
         }
@@ -117,26 +137,54 @@ pub struct CentreAccuracy {
 /// Pre-activations `[samples * positions, neurons]` of studied layer `layer` for all of `data`,
 /// on the model's inner device (dropout off, batch-norm in inference mode).
 pub fn capture_pre<M: TappedModel>(model: &M, layer: usize, data: &Dataset, norm: Normalization, device: &Device, batch: usize) -> Tensor<2> {
-    capture(model, layer, data, norm, device, batch, false).0
+    in_memory(capture(model, layer, &InMemory { data, norm }, device, batch, false)).0
+}
+
+/// An in-memory set cannot fail to hand over its batches.
+fn in_memory<T>(r: Result<T, SourceError>) -> T {
+    r.unwrap_or_else(|e| unreachable!("an in-memory data set failed: {e}"))
 }
 
 /// Pre-activations and, when `with_post`, activations (`[samples * positions, neurons]` each).
-fn capture<M: TappedModel>(model: &M, layer: usize, data: &Dataset, norm: Normalization, device: &Device, batch: usize, with_post: bool) -> (Tensor<2>, Option<Tensor<2>>) {
+fn capture<M: TappedModel>(model: &M, layer: usize, data: &dyn Source, device: &Device, batch: usize, with_post: bool) -> Result<(Tensor<2>, Option<Tensor<2>>), SourceError> {
     let valid = model.valid();
     let inner = device.clone().inner();
-    let (pre, post): (Vec<Tensor<2>>, Vec<Option<Tensor<2>>>) = (0..data.len())
-        .step_by(batch.max(1))
-        .map(|start| {
-            let (x, _) = data.range_batch(start, start + batch, norm, &inner);
-            let tap = CaptureTap::only(vec![layer]);
-            let mut tap = if with_post { tap.with_post() } else { tap };
-            valid.forward_tapped(x, &mut tap);
-            let post = tap.post.as_mut().and_then(|p| p.get_mut(layer)?.take()).map(flatten_items);
-            (flatten_items(tap.pre[layer].take().expect("layer captured")), post)
-        })
-        .unzip();
-    let post = post.into_iter().collect::<Option<Vec<_>>>().filter(|_| with_post).map(|p| Tensor::cat(p, 0));
-    (Tensor::cat(pre, 0), post)
+    let (mut pre, mut post) = (Vec::new(), Vec::new());
+    data.visit(batch, &inner, &mut |x, _| {
+        let tap = CaptureTap::only(vec![layer]);
+        let mut tap = if with_post { tap.with_post() } else { tap };
+        valid.forward_tapped(x, &mut tap);
+        if let Some(p) = tap.post.as_mut().and_then(|p| p.get_mut(layer)?.take()) {
+            post.push(flatten_items(p));
+        }
+        pre.push(flatten_items(tap.pre[layer].take().expect("layer captured")));
+    })?;
+    if pre.is_empty() {
+        return Err(format!("no usable sample to compute statistics on ({} in the set)", data.len()).into());
+    }
+    let post = (with_post && !post.is_empty()).then(|| Tensor::cat(post, 0));
+    Ok((Tensor::cat(pre, 0), post))
+}
+
+/// Test accuracy of `model` (dropout off) on any [`Source`], over the samples actually visited.
+pub fn accuracy_of<M: TappedModel>(model: &M, data: &dyn Source, device: &Device, batch: usize) -> Result<f64, SourceError> {
+    let valid = model.valid();
+    accuracy_on(data, &device.clone().inner(), batch, |x| valid.forward(x))
+}
+
+/// Accuracy of `logits_of` on `data`, counted on the device, over the samples actually visited.
+fn accuracy_on(data: &dyn Source, device: &Device, batch: usize, mut logits_of: impl FnMut(Tensor<2>) -> Tensor<2>) -> Result<f64, SourceError> {
+    let mut correct: Option<Tensor<1, Int>> = None;
+    let mut seen = 0usize;
+    data.visit(batch, device, &mut |x, y| {
+        seen += y.dims()[0];
+        let hits = correct_count(logits_of(x), y);
+        correct = Some(match correct.take() {
+            Some(c) => c + hits,
+            None => hits,
+        });
+    })?;
+    Ok(correct.map_or(0.0, |c| c.into_scalar::<i64>() as f64 / seen.max(1) as f64))
 }
 
 /// Experiment 3: test accuracy with layer `layer` quantized to two values at each rank, before
@@ -152,38 +200,78 @@ pub fn quantization<M: TappedModel>(
     cfg: &ExperimentConfig,
     at: QuantizeAt,
     device: &Device,
-    mut tick: impl FnMut(),
+    tick: impl FnMut(),
 ) -> Vec<RankAccuracy> {
-    let (z, a) = capture(model, layer, stats_set, norm, device, cfg.batch_size, at == QuantizeAt::Post);
+    in_memory(quantization_on(model, layer, &InMemory { data: stats_set, norm }, &InMemory { data: test, norm }, cfg, at, device, tick))
+}
+
+/// [`quantization`] on any [`Source`]s.
+#[allow(clippy::too_many_arguments)]
+pub fn quantization_on<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    stats_set: &dyn Source,
+    test: &dyn Source,
+    cfg: &ExperimentConfig,
+    at: QuantizeAt,
+    device: &Device,
+    mut tick: impl FnMut(),
+) -> Result<Vec<RankAccuracy>, SourceError> {
+    let (z, a) = capture(model, layer, stats_set, device, cfg.batch_size, at == QuantizeAt::Post)?;
     let thresholds = percentiles(z.clone(), &cfg.ranks); // [ranks, N]
     let valid = model.valid();
     let inner = device.clone().inner();
-    cfg.ranks
-        .iter()
-        .enumerate()
-        .map(|(i, &rank)| {
-            let t = thresholds.clone().narrow(0, i, 1);
-            let pre = TwoValueQuantizer::fit(z.clone(), t.clone());
-            // A property of the pre-activation means, whichever variant runs.
-            let same_side = read_f32(pre.same_side_share()).first().map(|&s| s as f64);
-            let q = match &a {
-                Some(a) => TwoValueQuantizer::fit_values(z.clone(), a.clone(), t),
-                None => pre,
-            };
-            let acc = match at {
-                QuantizeAt::Pre => accuracy_with(test, norm, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplaceTap { layer, f: |z| q.apply(z) })),
-                QuantizeAt::Post => accuracy_with(test, norm, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplacePostTap::new(layer, |z, _| q.apply(z)))),
-            };
-            tick();
-            RankAccuracy { rank, test_accuracy: acc, same_side_share: same_side }
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (i, &rank) in cfg.ranks.iter().enumerate() {
+        let t = thresholds.clone().narrow(0, i, 1);
+        let pre = TwoValueQuantizer::fit(z.clone(), t.clone());
+        // A property of the pre-activation means, whichever variant runs.
+        let same_side = read_f32(pre.same_side_share()).first().map(|&s| s as f64);
+        let q = match &a {
+            Some(a) => TwoValueQuantizer::fit_values(z.clone(), a.clone(), t),
+            None => pre,
+        };
+        let acc = match at {
+            QuantizeAt::Pre => accuracy_on(test, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplaceTap { layer, f: |z| q.apply(z) }))?,
+            QuantizeAt::Post => accuracy_on(test, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplacePostTap::new(layer, |z, _| q.apply(z))))?,
+        };
+        tick();
+        out.push(RankAccuracy { rank, test_accuracy: acc, same_side_share: same_side });
+    }
+    Ok(out)
 }
 
 /// Table 1: the zero pre-activation's percentile rank, averaged over the layer's neurons.
 pub fn zero_percentile_rank<M: TappedModel>(model: &M, layer: usize, stats_set: &Dataset, norm: Normalization, device: &Device, batch: usize) -> f64 {
-    let ranks = zero_percentile_ranks(capture_pre(model, layer, stats_set, norm, device, batch));
-    ranks.iter().sum::<f64>() / ranks.len().max(1) as f64
+    in_memory(zero_percentile_rank_on(model, layer, &InMemory { data: stats_set, norm }, device, batch))
+}
+
+/// [`zero_percentile_rank`] on any [`Source`]: counted batch by batch, nothing kept.
+pub fn zero_percentile_rank_on<M: TappedModel>(model: &M, layer: usize, stats_set: &dyn Source, device: &Device, batch: usize) -> Result<f64, SourceError> {
+    let valid = model.valid();
+    let inner = device.clone().inner();
+    let mut counts: Option<(Tensor<2>, usize)> = None;
+    stats_set.visit(batch, &inner, &mut |x, _| {
+        let mut tap = CaptureTap::only(vec![layer]);
+        valid.forward_tapped(x, &mut tap);
+        let z = flatten_items(tap.pre[layer].take().expect("layer captured"));
+        let rows = z.dims()[0];
+        // below + equal / 2, per neuron
+        let c = z.clone().lower_elem(0.0).float().sum_dim(0) + z.equal_elem(0.0).float().sum_dim(0) * 0.5;
+        counts = Some(match counts.take() {
+            Some((s, n)) => (s + c, n + rows),
+            None => (c, rows),
+        });
+    })?;
+    let Some((sum, rows)) = counts else {
+        return Err(format!("no usable sample to compute the zero rank on ({} in the set)", stats_set.len()).into());
+    };
+    let ranks = zero_percentile_ranks_from(read_f32(sum), rows);
+    Ok(ranks.iter().sum::<f64>() / ranks.len().max(1) as f64)
+}
+
+fn zero_percentile_ranks_from(below_and_half_equal: Vec<f32>, rows: usize) -> Vec<f64> {
+    below_and_half_equal.into_iter().map(|c| 100.0 * c as f64 / rows.max(1) as f64).collect()
 }
 
 /// Experiment 4: binarize layer `layer` with a window of percentile ranks around each centre,
@@ -197,28 +285,91 @@ pub fn sliding_window<M: TappedModel>(
     norm: Normalization,
     cfg: &ExperimentConfig,
     device: &Device,
-    mut tick: impl FnMut(),
+    tick: impl FnMut(),
 ) -> Vec<CentreAccuracy> {
+    let stats = train.head(cfg.stats_samples);
     let retrain = train.head(cfg.retrain_samples);
-    let z_stats = capture_pre(model, layer, &train.head(cfg.stats_samples), norm, device, cfg.batch_size);
-    let z_train = capture_pre(model, layer, &retrain, norm, device, cfg.batch_size);
-    let z_test = capture_pre(model, layer, test, norm, device, cfg.batch_size);
+    let source = |data| InMemory { data, norm };
+    in_memory(sliding_window_on(model, layer, &source(&stats), &source(&retrain), &source(test), cfg, device, tick))
+}
+
+/// [`sliding_window`] on any [`Source`]s: `stats` sets the windows, the suffix (or probe) is
+/// retrained on `retrain` and tested on `test`. A model whose suffix pools positions
+/// ([`TappedModel::suffix_pools_positions`]) gets each channel's fraction of positions inside the
+/// window, computed batch by batch; the others the whole binary map.
+#[allow(clippy::too_many_arguments)]
+pub fn sliding_window_on<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    stats: &dyn Source,
+    retrain: &dyn Source,
+    test: &dyn Source,
+    cfg: &ExperimentConfig,
+    device: &Device,
+    mut tick: impl FnMut(),
+) -> Result<Vec<CentreAccuracy>, SourceError> {
+    let (z_stats, _) = capture(model, layer, stats, device, cfg.batch_size, false)?;
     let (lo, hi) = window_thresholds(z_stats, &cfg.centres, cfg.window_width);
+    let features = |data: &dyn Source| window_features(model, layer, data, &lo, &hi, cfg, device);
+    let (f_train, y_train) = features(retrain)?;
+    let (f_test, y_test) = features(test)?;
+    let mut out = Vec::new();
+    for (i, (&center, (f_train, f_test))) in cfg.centres.iter().zip(f_train.into_iter().zip(f_test)).enumerate() {
+        let seed = cfg.seed.wrapping_add(1000 * layer as u64 + i as u64);
+        let acc = retrain_suffix(model, layer, f_train, y_train.clone(), f_test, y_test.clone(), cfg, seed, device);
+        tick();
+        out.push(CentreAccuracy { center, test_accuracy: acc });
+    }
+    Ok(out)
+}
+
+/// Per centre, the suffix's input for every sample of `data` (`[samples, features]`), and the
+/// labels.
+fn window_features<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    data: &dyn Source,
+    lo: &Tensor<2>,
+    hi: &Tensor<2>,
+    cfg: &ExperimentConfig,
+    device: &Device,
+) -> Result<(Vec<Tensor<2>>, Tensor<1, Int>), SourceError> {
+    let k = cfg.centres.len();
+    let bound = |t: &Tensor<2>, i: usize| t.clone().narrow(0, i, 1);
+    if !model.suffix_pools_positions() {
+        let (z, _) = capture(model, layer, data, device, cfg.batch_size, false)?;
+        let labels = labels_of(data, device, cfg.batch_size)?;
+        let samples = labels.dims()[0];
+        let maps = (0..k).map(|i| window_maps(z.clone(), bound(lo, i), bound(hi, i), samples)).collect();
+        return Ok((maps, labels));
+    }
+    let valid = model.valid();
     let inner = device.clone().inner();
-    let train_labels = labels_tensor(&retrain, &inner);
-    cfg.centres
-        .iter()
-        .enumerate()
-        .map(|(i, &center)| {
-            let (lo, hi) = (lo.clone().narrow(0, i, 1), hi.clone().narrow(0, i, 1));
-            let f_train = window_maps(z_train.clone(), lo.clone(), hi.clone(), retrain.len());
-            let f_test = window_maps(z_test.clone(), lo, hi, test.len());
-            let seed = cfg.seed.wrapping_add(1000 * layer as u64 + i as u64);
-            let acc = retrain_suffix(model, layer, f_train, train_labels.clone(), f_test, test, cfg, seed, device);
-            tick();
-            CentreAccuracy { center, test_accuracy: acc }
-        })
-        .collect()
+    let (mut per_centre, mut labels) = (vec![Vec::new(); k], Vec::new());
+    data.visit(cfg.batch_size, &inner, &mut |x, y| {
+        let b = y.dims()[0];
+        labels.push(y);
+        let mut tap = CaptureTap::only(vec![layer]);
+        valid.forward_tapped(x, &mut tap);
+        let z = tap.pre[layer].take().expect("layer captured"); // [b, positions, neurons]
+        let [_, positions, neurons] = z.dims();
+        let z = z.reshape([b * positions, neurons]);
+        for (i, f) in per_centre.iter_mut().enumerate() {
+            let inside = binarize_window(z.clone(), bound(lo, i), bound(hi, i)).reshape([b, positions, neurons]);
+            f.push(inside.mean_dim(1).reshape([b, neurons]));
+        }
+    })?;
+    if labels.is_empty() {
+        return Err(format!("no usable sample ({} in the set)", data.len()).into());
+    }
+    Ok((per_centre.into_iter().map(|f| Tensor::cat(f, 0)).collect(), Tensor::cat(labels, 0)))
+}
+
+fn labels_of(data: &dyn Source, device: &Device, batch: usize) -> Result<Tensor<1, Int>, SourceError> {
+    let inner = device.clone().inner();
+    let mut labels = Vec::new();
+    data.visit(batch, &inner, &mut |_, y| labels.push(y))?;
+    Ok(Tensor::cat(labels, 0))
 }
 
 /// Per neuron, the lower and upper bound (`[centres, neurons]` each) of the window of percentile
@@ -262,11 +413,6 @@ pub fn open_ended(thresholds: Tensor<2>, ranks: &[f64]) -> Tensor<2> {
     thresholds.mask_where(edge, fill)
 }
 
-fn labels_tensor(data: &Dataset, device: &Device) -> Tensor<1, Int> {
-    let y: Vec<i64> = data.labels.iter().map(|&l| l as i64).collect();
-    Tensor::from_data(TensorData::new(y, [data.len()]), device)
-}
-
 /// Trains `model.fresh_suffix(layer)` on fixed input features and returns its test accuracy.
 #[allow(clippy::too_many_arguments)]
 fn retrain_suffix<M: TappedModel>(
@@ -275,7 +421,7 @@ fn retrain_suffix<M: TappedModel>(
     f_train: Tensor<2>,
     y_train: Tensor<1, Int>,
     f_test: Tensor<2>,
-    test: &Dataset,
+    y_test: Tensor<1, Int>,
     cfg: &ExperimentConfig,
     seed: u64,
     device: &Device,
@@ -296,7 +442,7 @@ fn retrain_suffix<M: TappedModel>(
         }
     }
     let valid = suffix.valid();
-    let y_test = labels_tensor(test, &inner);
+    let n_test = y_test.dims()[0];
     let correct: i64 = correct_count(valid.forward(f_test), y_test).into_scalar();
-    correct as f64 / test.len().max(1) as f64
+    correct as f64 / n_test.max(1) as f64
 }

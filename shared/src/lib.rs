@@ -9,7 +9,8 @@
 //! - [`train`]: one training step, evaluation.
 //! - [`recording`]: experiment 1 and 2 (gradient-sign counts, pre-activation snapshots).
 //! - [`readback`]: awaited device reads (WebGPU has no blocking ones).
-//! - [`stats`]: on-device kernels (percentiles, quantization, binarization, histograms).
+//! - [`percentile`]: exact per-neuron percentiles by streamed selection on the device.
+//! - [`stats`]: on-device kernels (quantization, binarization, histograms).
 //! - [`experiments`]: experiments 3, 4 and 5.
 //! - [`settings`]: the one validation of a run's settings (trainer flags, the page's form).
 //! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
@@ -25,6 +26,7 @@ pub mod experiments;
 pub mod figures;
 pub mod json;
 pub mod model;
+pub mod percentile;
 pub mod readback;
 pub mod recording;
 pub mod report;

@@ -3,30 +3,14 @@
 //! Each reads back only its small result (a histogram, one scalar per neuron), never a per-sample
 //! matrix. [`reference`] holds plain-Rust versions the tests compare against.
 //!
-//! Percentile convention (used everywhere): for `S` samples sorted ascending, the `r`-th
-//! percentile is the value at index `floor(r/100 * (S-1) + 0.5)` ("nearest rank", no
-//! interpolation), so every threshold is a value the neuron actually took.
+//! Percentiles (and their convention) live in [`crate::percentile`]; re-exported here.
 
-use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor};
+
+pub use crate::percentile::{percentile_index, percentiles, percentiles_by_sort, percentiles_selected, percentiles_streamed};
 
 use crate::figures::Histogram;
 use crate::readback::values;
-
-/// Index of the `rank`-th percentile among `samples` sorted values.
-pub fn percentile_index(rank: f64, samples: usize) -> usize {
-    let last = samples.saturating_sub(1);
-    ((rank.clamp(0.0, 100.0) / 100.0 * last as f64 + 0.5).floor() as usize).min(last)
-}
-
-/// Per-neuron percentiles: `z` is `[samples, neurons]`, the result `[ranks.len(), neurons]`.
-/// The sort runs along the sample axis on the device.
-pub fn percentiles(z: Tensor<2>, ranks: &[f64]) -> Tensor<2> {
-    let [samples, _] = z.dims();
-    let device = z.device();
-    let idx: Vec<i64> = ranks.iter().map(|&r| percentile_index(r, samples) as i64).collect();
-    let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [ranks.len()]), &device);
-    z.sort(0).select(0, idx)
-}
 
 /// Replaces each pre-activation by the mean of the side of its neuron's threshold it falls on.
 /// Fitted on one data subset, applied to any other.

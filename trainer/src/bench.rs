@@ -61,7 +61,7 @@ fn check(w: &Workload, widths: &[usize], train_len: usize, footprint: Footprint)
     match w.model.family() {
         Some(ModelFamily::Mnist) => settings::check_mlp_widths(widths)?,
         Some(ModelFamily::Cifar) => settings::check_cnn_widths(widths, CIFAR_SIDE)?,
-        None => {}
+        Some(ModelFamily::Resnet50) | None => {}
     }
     settings::check_memory(footprint.bytes(w.batch.max(500), train_len + w.tracked, 0), crate::reproduce::memory_budget())?;
     Ok(())
@@ -71,7 +71,7 @@ fn check(w: &Workload, widths: &[usize], train_len: usize, footprint: Footprint)
 pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
     let activation = w.model.activation();
     match w.model.family() {
-        None => {
+        Some(ModelFamily::Resnet50) | None => {
             if !(32..=1024).contains(&w.side) {
                 bail!("--side: {} is out of range; allowed: 32 to 1024", w.side);
             }
@@ -112,6 +112,14 @@ pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.percentiles {
+        let sizes = args.percentile_sizes.clone().unwrap_or_else(|| crate::bench_percentiles::SIZES.to_vec());
+        return crate::bench_percentiles::run(args.backend, &sizes);
+    }
+    if let Some(method) = args.percentiles_child {
+        let chosen = hidden_neurons::backend::choose(args.backend.into());
+        return crate::bench_percentiles::child(method, args.percentile_values, &chosen.device);
+    }
     let chosen = hidden_neurons::backend::choose(args.backend.into());
     println!("backend: {}", chosen.reason);
     let device = chosen.device.clone().autodiff();

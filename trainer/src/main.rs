@@ -2,12 +2,14 @@
 //! CPU.
 
 mod bench;
+mod bench_percentiles;
 mod checkpoint;
 mod compare;
 mod files;
 mod output;
 mod profile;
 mod reproduce;
+mod resnet;
 mod study;
 
 use std::path::PathBuf;
@@ -48,6 +50,8 @@ pub enum ModelFamily {
     Mnist,
     /// The two CIFAR-10 CNNs (cnn-relu, cnn-linear); --data is required.
     Cifar,
+    /// Pretrained ResNet50 on an ImageNet-format folder; --weights and --data are required.
+    Resnet50,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -152,18 +156,17 @@ pub enum ModelArg {
     MlpSigmoid,
     CnnRelu,
     CnnLinear,
-    /// torchvision's ResNet50 (bench and compare only: training throughput on random images).
+    /// torchvision's ResNet50 (bench, compare; `reproduce --model resnet50` for the study).
     Resnet50,
 }
 
 impl ModelArg {
-    /// The `reproduce --model` family it belongs to; none for ResNet50, whose reproduction is
-    /// not in `reproduce` yet.
+    /// The `reproduce --model` family it belongs to.
     pub fn family(self) -> Option<ModelFamily> {
         match self {
             ModelArg::MlpRelu | ModelArg::MlpSigmoid => Some(ModelFamily::Mnist),
             ModelArg::CnnRelu | ModelArg::CnnLinear => Some(ModelFamily::Cifar),
-            ModelArg::Resnet50 => None,
+            ModelArg::Resnet50 => Some(ModelFamily::Resnet50),
         }
     }
 
@@ -259,6 +262,21 @@ pub struct ReproduceArgs {
     /// No progress bars (for logs).
     #[arg(long)]
     quiet: bool,
+    /// ResNet50: torchvision-layout weights (.safetensors or a .pth state dict).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// ResNet50: the input side (images resized to side x 256/224, then centre-cropped).
+    #[arg(long, default_value_t = 224)]
+    side: usize,
+    /// ResNet50: the base width (torchvision's ResNet50: 64; smaller for test fixtures).
+    #[arg(long, default_value_t = 64)]
+    width: usize,
+    /// ResNet50: at most N images per class of each folder (the first in name order).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// ResNet50: count and leave out unreadable or corrupt images instead of stopping.
+    #[arg(long)]
+    skip_bad_images: bool,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -289,6 +307,17 @@ pub struct BenchArgs {
     /// ResNet50: the side of its (random) input images.
     #[arg(long, default_value_t = 224)]
     side: usize,
+    /// Instead of training: time the per-neuron percentile selection against the sort it
+    /// replaced (values/s, peak memory) at 10^6, 10^7 and 10^8 values.
+    #[arg(long)]
+    percentiles: bool,
+    /// With --percentiles: only these sizes (values; default 10^6, 10^7, 10^8).
+    #[arg(long, value_delimiter = ',')]
+    percentile_sizes: Option<Vec<usize>>,
+    #[arg(long, hide = true, value_enum)]
+    percentiles_child: Option<bench_percentiles::Method>,
+    #[arg(long, hide = true, default_value_t = 1_000_000)]
+    percentile_values: usize,
 }
 
 #[derive(clap::Args, Clone, Debug)]

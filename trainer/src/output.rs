@@ -74,7 +74,9 @@ pub fn summary(r: &Results) -> Vec<(String, String)> {
         rows.push(("layer rotation after the last epoch".into(), last.join(", ")));
     }
     for (name, l) in &r.layers {
-        rows.push((format!("{name}: |avg sign| >= 0.8"), format!("{:.1}% of pairs", 100.0 * l.outer_fraction)));
+        if l.outer_fraction.is_finite() {
+            rows.push((format!("{name}: |avg sign| >= 0.8"), format!("{:.1}% of pairs", 100.0 * l.outer_fraction)));
+        }
         if let Some(p) = &l.position_signs {
             rows.push((
                 format!("{name}: |avg sign| >= 0.8, per position"),

@@ -30,10 +30,13 @@ use crate::{ModelArg, ModelFamily, Preset, ReproduceArgs, default_data_dir};
 const CHUNK: usize = 500;
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
+    if args.model == ModelFamily::Resnet50 {
+        return crate::resnet::run(args);
+    }
     let models: Vec<ModelArg> = if args.only.is_empty() {
         match args.model {
             ModelFamily::Mnist => vec![ModelArg::MlpRelu, ModelArg::MlpSigmoid],
-            ModelFamily::Cifar => vec![ModelArg::CnnRelu, ModelArg::CnnLinear],
+            ModelFamily::Cifar | ModelFamily::Resnet50 => vec![ModelArg::CnnRelu, ModelArg::CnnLinear],
         }
     } else {
         args.only.clone()
@@ -120,7 +123,7 @@ fn load_data(args: &ReproduceArgs) -> Result<Split> {
             let dir = args.data.clone().unwrap_or_else(default_data_dir);
             load_mnist_dir(&dir).with_context(|| format!("loading MNIST-style data from {}", dir.display()))
         }
-        ModelFamily::Cifar => {
+        ModelFamily::Cifar | ModelFamily::Resnet50 => {
             let Some(path) = &args.data else {
                 bail!("--model cifar needs --data: cifar-10-binary.tar.gz, or a folder with it or with cifar-10-batches-bin/")
             };
@@ -164,14 +167,14 @@ impl Spec {
         let (mut train, mut experiments, preset) = match (args.model, args.preset) {
             (ModelFamily::Mnist, Preset::Paper) => (TrainConfig::paper(seed), ExperimentConfig::paper(seed), "paper"),
             (ModelFamily::Mnist, Preset::Fast) => (TrainConfig::fast(seed), ExperimentConfig::fast(seed), "fast"),
-            (ModelFamily::Cifar, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed), "paper"),
-            (ModelFamily::Cifar, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed), "fast"),
+            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed), "paper"),
+            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed), "fast"),
         };
         override_configs(args, &mut train, &mut experiments);
         let (widths, augment) = match (args.model, args.preset) {
             (ModelFamily::Mnist, _) => (MNIST_WIDTHS.to_vec(), false),
-            (ModelFamily::Cifar, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true),
-            (ModelFamily::Cifar, Preset::Fast) => (vec![16, 32, 64, 128], true),
+            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true),
+            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast) => (vec![16, 32, 64, 128], true),
         };
         let widths = args.hidden.clone().unwrap_or(widths);
         // The paper used Keras, whose layers start Glorot-uniform with zero biases: the paper
@@ -185,7 +188,8 @@ impl Spec {
                 let all: Vec<usize> = (0..widths.len()).collect();
                 (Shape::Mlp(MlpConfig::mnist(m.activation(), widths.clone()).with_init(init)), all.clone(), all)
             }
-            ModelFamily::Cifar => {
+            // resnet50 never gets here (crate::resnet).
+            ModelFamily::Cifar | ModelFamily::Resnet50 => {
                 // With the paper's four stages: experiments on stage0layer0, an intermediate layer
                 // (stage1layer2) and stage3layer2; figures for stage0layer0, stage2layer2 and
                 // stage3layer2, as in the paper. Fewer stages keep the same pattern.
@@ -361,7 +365,7 @@ fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut Exp
     }
 }
 
-fn bar(args: &ReproduceArgs, len: u64, what: &str) -> ProgressBar {
+pub fn bar(args: &ReproduceArgs, len: u64, what: &str) -> ProgressBar {
     if args.quiet {
         return ProgressBar::hidden();
     }

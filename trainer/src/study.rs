@@ -205,13 +205,18 @@ fn resolve_grid(args: &StudyArgs) -> Result<Grid> {
             let name = match args.model.unwrap_or(ModelFamily::Mnist) {
                 ModelFamily::Mnist => "mnist",
                 ModelFamily::Cifar => "cifar",
+                ModelFamily::Resnet50 => bail!("no study grid for resnet50: it is not trained here"),
             };
             let text = BUILT_IN.iter().find(|(n, _)| *n == name).expect("built-in grid").1;
             Grid::parse(text, &format!("built-in grid {name}"))?
         }
     };
     if let Some(m) = args.model {
-        let want = if m == ModelFamily::Mnist { "mnist" } else { "cifar" };
+        let want = match m {
+            ModelFamily::Mnist => "mnist",
+            ModelFamily::Cifar => "cifar",
+            ModelFamily::Resnet50 => bail!("no study grid for resnet50: it is not trained here"),
+        };
         ensure!(grid.model == want, "--model {want}, but the grid is for {}", grid.model);
     }
     Ok(grid)

@@ -123,6 +123,17 @@ impl ImageFolder {
         self.items.len()
     }
 
+    /// `n` of its images (all if fewer), drawn by a seeded shuffle so that every class is
+    /// represented in proportion, in a fixed order.
+    pub fn sample(&self, n: usize, seed: u64) -> Self {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        let mut items = self.items.clone();
+        items.shuffle(&mut rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed));
+        items.truncate(n);
+        Self { classes: self.classes.clone(), items }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

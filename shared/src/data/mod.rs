@@ -6,6 +6,7 @@ mod idx;
 #[cfg(feature = "native")]
 mod imagenet;
 mod mnist;
+mod source;
 
 pub use batches::{Batch, Batches, epoch_order};
 pub use cifar::{
@@ -17,6 +18,9 @@ pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, decoded, maybe_gunzip, parse_idx_u8
 pub use imagenet::{
     CROP, IMAGENET_MEAN, IMAGENET_STD, ImageBatch, ImageFolder, ImageNetError, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, RESIZE_SHORTER, StreamConfig, preprocess, stream,
 };
+#[cfg(feature = "native")]
+pub use source::ImageSource;
+pub use source::{InMemory, Source, SourceError};
 pub use mnist::{CLASSES, Dataset, MAX_CHANNELS, MNIST_FILES, MnistBytes, Normalization, Split, load_mnist_dir};
 
 use std::path::PathBuf;

@@ -170,6 +170,13 @@ pub trait TappedModel: Module + Sized {
 
     /// A freshly initialised copy of the layers after studied layer `layer`, taking that layer's
     /// (binarized) output as its input, flattened per sample as `[positions * neurons]`
-    /// (position-major): what experiment 4 retrains.
+    /// (position-major), or `[neurons]` where [`TappedModel::suffix_pools_positions`]: what
+    /// experiment 4 retrains.
     fn fresh_suffix(&self, layer: usize, device: &Device) -> Self::Suffix;
+
+    /// Whether experiment 4's suffix reads each channel's mean over positions (a linear probe)
+    /// rather than the whole map: then only that mean is computed and kept per sample.
+    fn suffix_pools_positions(&self) -> bool {
+        false
+    }
 }

@@ -219,9 +219,15 @@ impl TappedModel for ResNet {
     /// (for a binarized layer, the fraction of positions inside the window), then a dense layer to
     /// the classes. Retraining ResNet50's later layers is not what the paper did on ImageNet.
     fn fresh_suffix(&self, layer: usize, device: &Device) -> LinearProbe {
-        let (_, channels, side) = self.plan()[layer].clone();
+        let (_, channels, _) = self.plan()[layer].clone();
         let classes = self.fc.weight.val().dims()[1];
-        LinearProbe { linear: LinearConfig::new(channels, classes).init(device), positions: side * side, channels }
+        LinearProbe { linear: LinearConfig::new(channels, classes).init(device), positions: 1, channels }
+    }
+
+    /// The probe reads pooled channels: kept per sample, conv1's whole binary map would be
+    /// 112 x 112 x 64 values.
+    fn suffix_pools_positions(&self) -> bool {
+        true
     }
 }
 
