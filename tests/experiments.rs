@@ -105,6 +105,20 @@ fn quantization_is_a_forward_pass_with_statistics_from_the_statistics_subset() {
         let from_test: Vec<f64> = cfg.ranks.iter().map(|&r| quantized_accuracy_by_hand(&model, layer, &test, &test, r, &device)).collect();
         let got: Vec<f64> = got.iter().map(|r| r.test_accuracy).collect();
         assert_eq!(got, from_stats, "layer {layer}: the experiment's accuracies are a hand forward pass's");
+        // Statistics too many to keep: percentiles selected and means summed batch by batch.
+        let streamed = ExperimentConfig { max_captured_values: 0, ..cfg.clone() };
+        let got = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &streamed, experiments::QuantizeAt::Pre, &device, || {});
+        assert_eq!(got.iter().map(|r| r.test_accuracy).collect::<Vec<_>>(), from_stats, "layer {layer}, streamed statistics");
+        let source = hidden_neurons::data::InMemory { data: &stats, norm: TOY_NORM };
+        let fit = |c: &ExperimentConfig| experiments::quantizers(&model, layer, &source, c, &device).unwrap();
+        for (a, b) in fit(&cfg).into_iter().zip(fit(&streamed)) {
+            assert_eq!(read_f32(a.threshold), read_f32(b.threshold), "layer {layer}: thresholds");
+            for (x, y) in [(a.low, b.low), (a.high, b.high)] {
+                for (x, y) in read_f32(x).into_iter().zip(read_f32(y)) {
+                    assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "layer {layer}: side means {x} vs {y}");
+                }
+            }
+        }
         // The two fits must tell apart, or the line above could not catch test-set statistics.
         assert_ne!(from_stats, from_test, "layer {layer}: statistics from the test set would give other numbers");
     }
@@ -295,4 +309,37 @@ fn a_zero_average_sign_is_in_neither_category() {
     assert_eq!(f[0], vec![Some(1.0)], "the zero pair is not counted as high");
     assert_eq!(f[1], vec![Some(0.0)]);
     assert_eq!(f[2], vec![None]);
+}
+
+/// Experiment 4 with statistics streamed (percentiles selected batch by batch, never captured)
+/// gives the captured path's numbers, for a dense layer and for ResNet's pooled probe.
+#[test]
+fn sliding_window_with_streamed_statistics_matches_the_captured_path() {
+    let device = Device::flex();
+    let model = trained_model(&device);
+    let train = samples(90, 37, 0, 96);
+    let test = labelled_by_model(&model, samples(60, 11, 101, 255), &device);
+    let cfg = ExperimentConfig { centres: vec![5.0, 45.0, 95.0], stats_samples: 50, retrain_samples: 90, retrain_epochs: 2, batch_size: 16, ..ExperimentConfig::paper(3) };
+    let streamed = ExperimentConfig { max_captured_values: 0, ..cfg.clone() };
+    let run = |c: &ExperimentConfig| experiments::sliding_window(&model, 1, &train, &test, TOY_NORM, c, &device, || {});
+    assert_eq!(run(&cfg), run(&streamed));
+
+    use hidden_neurons::data::{InMemory, Normalization};
+    let norm = Normalization { channels: 3, mean: [0.5; 3], std: [0.3; 3] };
+    use hidden_neurons::model::ResNetConfig;
+    device.seed(4);
+    let resnet = ResNetConfig { side: 32, width: 2, blocks: vec![1, 1, 1, 1], classes: 3 }.init(&device.clone().autodiff());
+    let images = |n: usize, add: usize| Dataset {
+        features: 3 * 32 * 32,
+        images: (0..n * 3 * 32 * 32).map(|i| ((i * 31 + add * 7 + i / 97) % 256) as u8).collect(),
+        labels: (0..n).map(|i| (i % 3) as u8).collect(),
+    };
+    let (tr, te) = (images(24, 0), images(12, 5));
+    let (tr, te) = (InMemory { data: &tr, norm }, InMemory { data: &te, norm });
+    let cfg = ExperimentConfig { centres: vec![5.0, 55.0], retrain_epochs: 2, batch_size: 8, ..ExperimentConfig::paper(3) };
+    let streamed = ExperimentConfig { max_captured_values: 0, ..cfg.clone() };
+    for layer in [0, 3] {
+        let run = |c: &ExperimentConfig| experiments::sliding_window_on(&resnet, layer, &tr, &tr, &te, c, &device, || {}).unwrap();
+        assert_eq!(run(&cfg), run(&streamed), "resnet layer {layer}");
+    }
 }

@@ -180,3 +180,21 @@ fn flat_validation_folder_with_its_csv() {
     let e = ImageFolder::flat(&val, &csv, None, None).unwrap_err().to_string();
     assert!(e.contains("line 2"), "{e}");
 }
+
+#[test]
+fn a_folder_of_some_classes_is_numbered_by_the_synset_list() {
+    let root = scratch("synsets");
+    class_folders(&root, &["n0300", "n0100"], 1);
+    let list = root.join("LOC_synset_mapping.txt");
+    std::fs::write(&list, "n0400 four\nn0100 one, the first\nn0300 three\nn0200 two\n").unwrap();
+    let wnids = ImageFolder::synsets(&list).unwrap();
+    assert_eq!(wnids, ["n0100", "n0200", "n0300", "n0400"]);
+    let folder = ImageFolder::discover(&root, None).unwrap().relabel(wnids.clone(), &list).unwrap();
+    assert_eq!(folder.classes.len(), 4);
+    assert_eq!(folder.items.iter().map(|i| i.1).collect::<Vec<_>>(), [0, 2]);
+    // A folder class the list lacks, and a list with a repeated wnid: named.
+    let err = ImageFolder::discover(&root, None).unwrap().relabel(vec!["n0100".into()], &list).unwrap_err().to_string();
+    assert!(err.contains("n0300") && err.contains("LOC_synset_mapping.txt"), "{err}");
+    std::fs::write(&list, "n0100 a\nn0100 b\n").unwrap();
+    assert!(ImageFolder::synsets(&list).unwrap_err().to_string().contains("distinct"));
+}

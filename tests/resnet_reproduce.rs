@@ -153,3 +153,42 @@ fn resnet50_reproduces_on_an_imagenet_folder() {
     let got = r.layers["conv1"].zero_percentile_rank;
     assert!((got - mean_rank).abs() < 1e-3, "conv1 zero rank {got}, recomputed {mean_rank}");
 }
+
+/// Training on the folder (from scratch, no weights): a run stopped after one epoch and resumed
+/// gives the numbers of an uninterrupted one, and the loss goes down.
+#[test]
+fn resnet50_trains_on_the_folder_and_resumes() {
+    let root = scratch("train-data");
+    imagenet_folder(&root);
+    let d = root.to_str().unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let o = out.to_str().unwrap();
+        let args = [
+            &["reproduce", "--model", "resnet50", "--data", d, "--out", o, "--preset", "fast", "--backend", "cpu", "--side", "64", "--width", "4"][..],
+            &["--quiet", "--skip-bad-images", "--epochs", "3", "--retrain-epochs", "1", "--test-samples", "8"],
+            extra,
+        ]
+        .concat();
+        let out = trainer(&args);
+        assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let whole = scratch("train-whole");
+    run(&whole, &[]);
+    let cut = scratch("train-cut");
+    assert!(run(&cut, &["--stop-after", "1"]).contains("stopped after 1 epoch"));
+    assert!(!cut.join("resnet50/results.json").exists());
+    assert!(run(&cut, &["--resume"]).contains("resuming after epoch 1"));
+    let read = |dir: &Path| Results::from_json(&std::fs::read_to_string(dir.join("resnet50/results.json")).unwrap()).unwrap();
+    let (a, b) = (read(&whole), read(&cut));
+    assert_eq!(a.epoch_loss.len(), 3);
+    assert_eq!(a.epoch_loss, b.epoch_loss);
+    assert_eq!(a.epoch_test_accuracy, b.epoch_test_accuracy);
+    assert!(a.epoch_loss[2] < a.epoch_loss[0], "{:?}", a.epoch_loss);
+    assert_eq!(a.layers["conv1"].zero_percentile_rank, b.layers["conv1"].zero_percentile_rank);
+    // Resuming with other settings is refused, naming the checkpoint.
+    let o = cut.to_str().unwrap();
+    let other = trainer(&["reproduce", "--model", "resnet50", "--data", d, "--out", o, "--preset", "fast", "--backend", "cpu", "--side", "64", "--width", "4", "--quiet", "--skip-bad-images", "--epochs", "4", "--resume"]);
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && stderr.contains("checkpoint") && !stderr.contains("panicked"), "{stderr}");
+}

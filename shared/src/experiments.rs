@@ -27,6 +27,15 @@ pub struct ExperimentConfig {
     pub batch_size: usize,
     pub learning_rate: f64,
     pub seed: u64,
+    /// Most pre-activation values of the statistics subset kept on the device at once; a layer
+    /// with more (ResNet50's conv1 on 1000 images: 8 x 10^8) has its percentiles selected and its
+    /// quantization means summed batch by batch instead, re-running the subset (same numbers).
+    #[serde(default = "default_max_captured_values")]
+    pub max_captured_values: usize,
+}
+
+fn default_max_captured_values() -> usize {
+    crate::percentile::SORT_LIMIT
 }
 
 impl ExperimentConfig {
@@ -41,6 +50,7 @@ impl ExperimentConfig {
             batch_size: 128,
             learning_rate: 1e-3,
             seed,
+            max_captured_values: default_max_captured_values(),
         }
     }
 
@@ -217,18 +227,22 @@ pub fn quantization_on<M: TappedModel>(
     device: &Device,
     mut tick: impl FnMut(),
 ) -> Result<Vec<RankAccuracy>, SourceError> {
-    let (z, a) = capture(model, layer, stats_set, device, cfg.batch_size, at == QuantizeAt::Post)?;
-    let thresholds = percentiles(z.clone(), &cfg.ranks); // [ranks, N]
+    let (fitted, a) = match at {
+        QuantizeAt::Pre => (quantizers(model, layer, stats_set, cfg, device)?, None),
+        // The post-activation variant needs the activations too: always captured.
+        QuantizeAt::Post => {
+            let (z, a) = capture(model, layer, stats_set, device, cfg.batch_size, true)?;
+            (fit_each_rank(z.clone(), &cfg.ranks), a.map(|a| (z, a)))
+        }
+    };
     let valid = model.valid();
     let inner = device.clone().inner();
     let mut out = Vec::new();
-    for (i, &rank) in cfg.ranks.iter().enumerate() {
-        let t = thresholds.clone().narrow(0, i, 1);
-        let pre = TwoValueQuantizer::fit(z.clone(), t.clone());
+    for (&rank, pre) in cfg.ranks.iter().zip(fitted) {
         // A property of the pre-activation means, whichever variant runs.
         let same_side = read_f32(pre.same_side_share()).first().map(|&s| s as f64);
         let q = match &a {
-            Some(a) => TwoValueQuantizer::fit_values(z.clone(), a.clone(), t),
+            Some((z, a)) => TwoValueQuantizer::fit_values(z.clone(), a.clone(), pre.threshold.clone()),
             None => pre,
         };
         let acc = match at {
@@ -239,6 +253,23 @@ pub fn quantization_on<M: TappedModel>(
         out.push(RankAccuracy { rank, test_accuracy: acc, same_side_share: same_side });
     }
     Ok(out)
+}
+
+/// Experiment 3's quantizers of layer `layer`, one per rank of `cfg`, fitted on `stats_set`:
+/// captured at once, or, beyond `cfg.max_captured_values`, with percentiles selected and side
+/// means summed batch by batch (the same quantizers, up to the order of the float sums).
+pub fn quantizers<M: TappedModel>(model: &M, layer: usize, stats_set: &dyn Source, cfg: &ExperimentConfig, device: &Device) -> Result<Vec<TwoValueQuantizer>, SourceError> {
+    if too_many_values(model, layer, stats_set, cfg) {
+        let thresholds = streamed_percentiles(model, layer, stats_set, &cfg.ranks, device, cfg.batch_size)?;
+        streamed_quantizers(model, layer, stats_set, thresholds, device, cfg.batch_size)
+    } else {
+        Ok(fit_each_rank(capture(model, layer, stats_set, device, cfg.batch_size, false)?.0, &cfg.ranks))
+    }
+}
+
+fn fit_each_rank(z: Tensor<2>, ranks: &[f64]) -> Vec<TwoValueQuantizer> {
+    let thresholds = percentiles(z.clone(), ranks); // [ranks, N]
+    (0..ranks.len()).map(|i| TwoValueQuantizer::fit(z.clone(), thresholds.clone().narrow(0, i, 1))).collect()
 }
 
 /// Table 1: the zero pre-activation's percentile rank, averaged over the layer's neurons.
@@ -308,8 +339,12 @@ pub fn sliding_window_on<M: TappedModel>(
     device: &Device,
     mut tick: impl FnMut(),
 ) -> Result<Vec<CentreAccuracy>, SourceError> {
-    let (z_stats, _) = capture(model, layer, stats, device, cfg.batch_size, false)?;
-    let (lo, hi) = window_thresholds(z_stats, &cfg.centres, cfg.window_width);
+    let (lo, hi) = if too_many_values(model, layer, stats, cfg) {
+        let ranks = window_ranks(&cfg.centres, cfg.window_width);
+        split_bounds(open_ended(streamed_percentiles(model, layer, stats, &ranks, device, cfg.batch_size)?, &ranks))
+    } else {
+        window_thresholds(capture(model, layer, stats, device, cfg.batch_size, false)?.0, &cfg.centres, cfg.window_width)
+    };
     let features = |data: &dyn Source| window_features(model, layer, data, &lo, &hi, cfg, device);
     let (f_train, y_train) = features(retrain)?;
     let (f_test, y_test) = features(test)?;
@@ -376,13 +411,82 @@ fn labels_of(data: &dyn Source, device: &Device, batch: usize) -> Result<Tensor<
 /// ranks `[c - width/2, c + width/2]` around each centre, from the statistics subset's
 /// pre-activations `z_stats` (`[items, neurons]`); open-ended at the edges (see [`open_ended`]).
 pub fn window_thresholds(z_stats: Tensor<2>, centres: &[f64], width: f64) -> (Tensor<2>, Tensor<2>) {
+    let both = window_ranks(centres, width);
+    split_bounds(open_ended(percentiles(z_stats, &both), &both)) // [2 * centres, N]
+}
+
+/// The windows' lower bounds' ranks, then their upper bounds'.
+fn window_ranks(centres: &[f64], width: f64) -> Vec<f64> {
     let half = width / 2.0;
-    let lower: Vec<f64> = centres.iter().map(|&c| c - half).collect();
-    let upper: Vec<f64> = centres.iter().map(|&c| c + half).collect();
-    let both: Vec<f64> = lower.iter().chain(&upper).copied().collect();
-    let t = open_ended(percentiles(z_stats, &both), &both); // [2 * centres, N]
-    let k = centres.len();
+    centres.iter().map(|&c| c - half).chain(centres.iter().map(|&c| c + half)).collect()
+}
+
+/// `[2k, N]` bounds as (lower `[k, N]`, upper `[k, N]`).
+fn split_bounds(t: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    let k = t.dims()[0] / 2;
     (t.clone().narrow(0, 0, k), t.narrow(0, k, k))
+}
+
+/// Whether the statistics subset's values of `layer` exceed what may be captured at once.
+fn too_many_values<M: TappedModel>(model: &M, layer: usize, stats: &dyn Source, cfg: &ExperimentConfig) -> bool {
+    let info = &model.layers()[layer];
+    stats.len().saturating_mul(info.positions).saturating_mul(info.neurons) > cfg.max_captured_values
+}
+
+/// Runs `f` on each batch's pre-activations of `layer` (`[batch * positions, neurons]`).
+fn visit_pre<M: TappedModel>(model: &M, layer: usize, data: &dyn Source, device: &Device, batch: usize, f: &mut dyn FnMut(Tensor<2>)) -> Result<(), SourceError> {
+    let valid = model.valid();
+    let inner = device.clone().inner();
+    data.visit(batch, &inner, &mut |x, _| {
+        let mut tap = CaptureTap::only(vec![layer]);
+        valid.forward_tapped(x, &mut tap);
+        f(flatten_items(tap.pre[layer].take().expect("layer captured")));
+    })
+}
+
+/// Percentiles of the statistics subset's pre-activations by the streamed selection: the subset
+/// is run through the model once per pass, nothing kept but one batch.
+fn streamed_percentiles<M: TappedModel>(model: &M, layer: usize, stats: &dyn Source, ranks: &[f64], device: &Device, batch: usize) -> Result<Tensor<2>, SourceError> {
+    let neurons = model.layers()[layer].neurons;
+    let inner = device.clone().inner();
+    let mut failed = None;
+    let t = crate::percentile::percentiles_streamed(ranks, neurons, &inner, |sink| {
+        if failed.is_none() {
+            failed = visit_pre(model, layer, stats, device, batch, sink).err();
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(t),
+    }
+}
+
+/// One [`TwoValueQuantizer`] per row of `thresholds` (`[ranks, N]`), its side means summed batch
+/// by batch over the statistics subset.
+fn streamed_quantizers<M: TappedModel>(model: &M, layer: usize, stats: &dyn Source, thresholds: Tensor<2>, device: &Device, batch: usize) -> Result<Vec<TwoValueQuantizer>, SourceError> {
+    let [k, n] = thresholds.dims();
+    let mut sums: Option<(Tensor<2>, Tensor<2>, Tensor<2>, usize)> = None; // n_high, sum_high, sum_all: [k, N]
+    visit_pre(model, layer, stats, device, batch, &mut |z| {
+        let rows = z.dims()[0];
+        let zk = z.clone().unsqueeze_dim::<3>(0).expand([k, rows, n]);
+        let above = zk.clone().greater_equal(thresholds.clone().unsqueeze_dim::<3>(1).expand([k, rows, n])).float();
+        let n_high = above.clone().sum_dim(1).reshape([k, n]);
+        let sum_high = (zk * above).sum_dim(1).reshape([k, n]);
+        let sum_all = z.sum_dim(0).expand([k, n]);
+        sums = Some(match sums.take() {
+            None => (n_high, sum_high, sum_all, rows),
+            Some((a, b, c, r)) => (a + n_high, b + sum_high, c + sum_all, r + rows),
+        });
+    })?;
+    let Some((n_high, sum_high, sum_all, rows)) = sums else {
+        return Err(format!("no usable sample to compute statistics on ({} in the set)", stats.len()).into());
+    };
+    Ok((0..k)
+        .map(|i| {
+            let row = |t: &Tensor<2>| t.clone().narrow(0, i, 1);
+            TwoValueQuantizer::from_sums(row(&n_high), row(&sum_high), row(&sum_all), rows, row(&thresholds))
+        })
+        .collect())
 }
 
 /// The binary maps fed to the retrained suffix: 1 where a pre-activation lies in its neuron's

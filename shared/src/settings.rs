@@ -144,7 +144,7 @@ pub fn check_train(cfg: &TrainConfig) -> Result<(), SettingError> {
     Ok(())
 }
 
-fn check_learning_rate(lr: f64) -> Result<(), SettingError> {
+pub fn check_learning_rate(lr: f64) -> Result<(), SettingError> {
     if !(lr.is_finite() && lr > 0.0 && lr <= MAX_LEARNING_RATE) {
         return Err(SettingError::new(Setting::LearningRate, format!("{lr} is out of range")));
     }

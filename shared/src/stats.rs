@@ -36,9 +36,16 @@ impl TwoValueQuantizer {
         let [samples, _] = z.dims();
         let above = z.greater_equal(threshold.clone().expand(values.dims())).float();
         let n_high = above.clone().sum_dim(0); // [1, N]
-        let n_low = n_high.clone().neg().add_scalar(samples as f32);
         let sum_all = values.clone().sum_dim(0);
         let sum_high = (values * above).sum_dim(0);
+        Self::from_sums(n_high, sum_high, sum_all, samples, threshold)
+    }
+
+    /// From per-neuron counts and sums (`[1, neurons]` each) over `samples` values: how many lie
+    /// at or above the threshold, their sum, and the sum of all (summed batch by batch where the
+    /// values do not fit at once).
+    pub fn from_sums(n_high: Tensor<2>, sum_high: Tensor<2>, sum_all: Tensor<2>, samples: usize, threshold: Tensor<2>) -> Self {
+        let n_low = n_high.clone().neg().add_scalar(samples as f32);
         let sum_low = sum_all - sum_high.clone();
         let high = sum_high / n_high.clone().clamp_min(1.0);
         let low = sum_low / n_low.clone().clamp_min(1.0);

@@ -61,7 +61,9 @@ impl Checkpoint {
         self.progress_path().is_file()
     }
 
-    pub fn save<M: TappedModel>(&self, model: &M, optim: &ModuleOptimizer, recorder: &Recorder, progress: &Progress) -> Result<Progress> {
+    /// Writes a checkpoint; `recorder` is `None` for a run that records no signs (ResNet50
+    /// fine-tuning).
+    pub fn save<M: TappedModel>(&self, model: &M, optim: &ModuleOptimizer, recorder: Option<&Recorder>, progress: &Progress) -> Result<Progress> {
         let previous = self.load_progress().ok().map(|p| p.slot);
         let slot = match previous {
             Some(0) => 1,
@@ -72,7 +74,9 @@ impl Checkpoint {
         write_atomic(&self.part("model.bpk", slot), &seal(fp, &model_bytes))?;
         let optim_bytes = optim.into_bytes().context("serializing the optimizer")?;
         write_atomic(&self.part("optim.bpk", slot), &seal(fp, &optim_bytes))?;
-        write_atomic(&self.part("recorder.bin", slot), &seal(fp, &recorder.to_state().to_bytes()))?;
+        if let Some(recorder) = recorder {
+            write_atomic(&self.part("recorder.bin", slot), &seal(fp, &recorder.to_state().to_bytes()))?;
+        }
         let progress = Progress { slot, ..progress.clone() };
         write_atomic(&self.progress_path(), serde_json::to_string_pretty(&progress)?.as_bytes())?;
         Ok(progress)
@@ -102,15 +106,7 @@ impl Checkpoint {
         mode: RecordingMode,
         limit: u64,
     ) -> Result<(M, ModuleOptimizer, Recorder, Progress)> {
-        let progress = self.load_progress()?;
-        if progress.fingerprint != fingerprint {
-            bail!(
-                "{}: checkpoint was made with other settings ({}); now {}. Use another --out or drop --resume",
-                self.dir.display(),
-                progress.fingerprint,
-                fingerprint
-            );
-        }
+        let progress = self.load_progress_of(fingerprint)?;
         let slot = progress.slot;
         // The recorder first: it is ours to check in full, and cheap.
         let path = self.part("recorder.bin", slot);
@@ -127,6 +123,32 @@ impl Checkpoint {
                 layers.iter().map(|l| (&l.name, l.neurons)).collect::<Vec<_>>()
             );
         }
+        let (model, optim) = self.load_weights(model, optim, slot, fingerprint, limit)?;
+        Ok((model, optim, Recorder::from_state(state, device), progress))
+    }
+
+    /// Restores model and optimizer of a run that records no signs.
+    pub fn load_training<M: TappedModel>(&self, model: M, optim: ModuleOptimizer, fingerprint: &str, limit: u64) -> Result<(M, ModuleOptimizer, Progress)> {
+        let progress = self.load_progress_of(fingerprint)?;
+        let (model, optim) = self.load_weights(model, optim, progress.slot, fingerprint, limit)?;
+        Ok((model, optim, progress))
+    }
+
+    /// The progress file, if this run's settings wrote it.
+    fn load_progress_of(&self, fingerprint: &str) -> Result<Progress> {
+        let progress = self.load_progress()?;
+        if progress.fingerprint != fingerprint {
+            bail!(
+                "{}: checkpoint was made with other settings ({}); now {}. Use another --out or drop --resume",
+                self.dir.display(),
+                progress.fingerprint,
+                fingerprint
+            );
+        }
+        Ok(progress)
+    }
+
+    fn load_weights<M: TappedModel>(&self, model: M, optim: ModuleOptimizer, slot: u8, fingerprint: &str, limit: u64) -> Result<(M, ModuleOptimizer)> {
         let path = self.part("model.bpk", slot);
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(unseal(&path, fingerprint, limit)?))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -135,7 +157,7 @@ impl Checkpoint {
         let optim = optim
             .from_bytes(Bytes::from_bytes_vec(unseal(&path, fingerprint, limit)?))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok((model, optim, Recorder::from_state(state, device), progress))
+        Ok((model, optim))
     }
 }
 

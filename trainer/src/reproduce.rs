@@ -504,7 +504,7 @@ fn run_model<M: TappedModel>(
         progress.layer_rotation.push(rotation::cosine_distances(&model.weight_layers(), &start_weights));
         progress.train_seconds += started.elapsed().as_secs_f64();
         pb.set_message(format!("epoch {} loss {mean:.4} test acc {acc:.4}", epoch + 1));
-        progress = ckpt.save(&model, &optim, &recorder, &progress)?;
+        progress = ckpt.save(&model, &optim, Some(&recorder), &progress)?;
     }
     pb.finish();
 

@@ -1,8 +1,9 @@
-//! `trainer reproduce --model resnet50`: pretrained ResNet50 weights on an ImageNet-format
-//! folder. No training and no gradient-sign recording (the paper studied ResNet50 through
-//! figures 3 and 4 and Table 1 only): the experiments of `hidden_neurons::experiments` run on
-//! images decoded from disk batch by batch, and the same output code writes results.json, the
-//! figures, Table 1 and report.html.
+//! `trainer reproduce --model resnet50`: ResNet50 on an ImageNet-format folder, with pretrained
+//! weights, or trained here (`--epochs N`: from scratch, or fine-tuned from `--weights`) with
+//! epoch-end checkpoints and `--resume`. No gradient-sign recording (the paper studied ResNet50
+//! through figures 3 and 4 and Table 1 only): the experiments of `hidden_neurons::experiments`
+//! run on images decoded from disk batch by batch, and the same output code writes results.json,
+//! the figures, Table 1 and report.html.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,10 @@ use hidden_neurons::analysis::{quantization_figure_of, window_figure_of};
 use hidden_neurons::data::{CROP, ImageFolder, ImageSource, RESIZE_SHORTER, Source, StreamConfig};
 use hidden_neurons::experiments::{self, ExperimentConfig, QuantizeAt};
 use hidden_neurons::figures::Histogram;
-use hidden_neurons::model::{RESNET50_BLOCKS, ResNetConfig, TappedModel};
+use burn::tensor::{Device, Tensor};
+use hidden_neurons::model::{RESNET50_BLOCKS, ResNet, ResNetConfig, TappedModel};
+use hidden_neurons::stats::read_f32;
+use hidden_neurons::train::{Optimizer, train_step};
 use hidden_neurons::recording::RecordingMode;
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
@@ -21,6 +25,7 @@ use hidden_neurons::settings;
 use hidden_neurons::train::TrainConfig;
 use hidden_neurons::weights::load_resnet;
 
+use crate::checkpoint::{Checkpoint, Progress};
 use crate::{Preset, ReproduceArgs, output};
 
 /// The layers the experiments run on, as the paper named them: the first layer, an intermediate
@@ -29,11 +34,15 @@ pub const STUDIED: [&str; 3] = ["conv1", "3d", "5c"];
 
 /// The CSV torchvision's flat validation folder comes with (Kaggle's ILSVRC2012 layout).
 const VAL_CSV: &str = "LOC_val_solution.csv";
+/// The 1000 wnids with their descriptions, in the same layout: when present, class indices are
+/// places in it (as pretrained weights number them), whichever classes the folders hold.
+const SYNSETS: &str = "LOC_synset_mapping.txt";
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
-    let Some(weights) = args.weights.clone() else {
-        bail!("--model resnet50 needs --weights: torchvision-layout ResNet50 weights (.safetensors, or a .pth state dict such as resnet50-11ad3fa6.pth)")
-    };
+    let weights = args.weights.clone();
+    if weights.is_none() && args.epochs.is_none() {
+        bail!("--model resnet50 needs --weights (torchvision-layout ResNet50 weights: .safetensors, or a .pth state dict such as resnet50-11ad3fa6.pth), or --epochs N to train it here from scratch")
+    }
     let Some(root) = args.data.clone() else {
         bail!("--model resnet50 needs --data: an ImageNet-format folder with train/<wnid>/ and val/ (class folders, or flat with {VAL_CSV})")
     };
@@ -42,8 +51,17 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     if args.limit == Some(0) {
         bail!("--limit: 0 images per class would leave nothing to study");
     }
-    if !args.only.is_empty() || args.hidden.is_some() || args.epochs.is_some() || args.stop_after.is_some() {
-        bail!("--only, --hidden, --epochs and --stop-after do not apply to --model resnet50 (pretrained weights; nothing is trained)");
+    if !args.only.is_empty() || args.hidden.is_some() {
+        bail!("--only and --hidden do not apply to --model resnet50");
+    }
+    if let Some(e) = args.epochs {
+        ensure!((1..=settings::MAX_EPOCHS).contains(&e), "--epochs: {e} is out of range; allowed: 1 to {}", settings::MAX_EPOCHS);
+    }
+    if args.stop_after == Some(0) || (args.stop_after.is_some() && args.epochs.is_none()) {
+        bail!("--stop-after needs --epochs (training) and at least 1 epoch");
+    }
+    if let Some(lr) = args.learning_rate {
+        settings::check_learning_rate(lr)?;
     }
     let seed = args.seed;
     let (mut exp, preset) = match args.preset {
@@ -99,16 +117,49 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let device = chosen.device.clone().autodiff();
     device.seed(seed);
     let cfg = ResNetConfig { side: args.side, width: args.width, blocks: RESNET50_BLOCKS.to_vec(), classes };
-    let model = load_resnet(cfg.init(&device), &weights)?;
+    let model = match &weights {
+        Some(w) => load_resnet(cfg.init(&device), w).with_context(|| {
+            format!("the folder numbers {classes} classes (ImageNet's 1000 need {SYNSETS} in {} when the folders hold fewer)", root.display())
+        })?,
+        None => cfg.init(&device),
+    };
     let layers = model.layers();
     let studied: Vec<usize> = STUDIED.iter().filter_map(|name| layers.iter().position(|l| l.name == *name)).collect();
 
     let id = "resnet50";
     let dir = args.out.join(id);
+    let weights_shown = weights.as_ref().map_or("none (trained from scratch)".to_string(), |w| w.display().to_string());
+    let fingerprint = format!(
+        "resnet50 preset={preset} seed={seed} weights={weights_shown} data={} side={} width={} limit={:?} epochs={:?} batch={} lr={:?} optimizer={:?}",
+        root.display(),
+        args.side,
+        args.width,
+        args.limit,
+        args.epochs,
+        exp.batch_size,
+        args.learning_rate,
+        args.optimizer
+    );
+    let (model, progress) = match args.epochs {
+        Some(epochs) => {
+            let t = Training { epochs, lr: args.learning_rate.unwrap_or(if weights.is_some() { 1e-4 } else { 1e-3 }), batch: exp.batch_size };
+            match train_model(&args, &t, model, &train, &test, stream, &dir, &fingerprint, &device)? {
+                Some(done) => done,
+                None => {
+                    println!("stopped after {} epoch(s) as asked; continue with --resume", args.stop_after.unwrap_or(0));
+                    return Ok(());
+                }
+            }
+        }
+        None => (model, Progress::default()),
+    };
     let started = Instant::now();
     let bar = crate::reproduce::bar(&args, (1 + studied.len() * (1 + exp.ranks.len() + exp.centres.len())) as u64, id);
     bar.set_message("test accuracy");
-    let test_accuracy = experiments::accuracy_of(&model, &test, &device, exp.batch_size).map_err(anyhow::Error::from_boxed)?;
+    let test_accuracy = match progress.epoch_test_accuracy.last() {
+        Some(&a) => a,
+        None => experiments::accuracy_of(&model, &test, &device, exp.batch_size).map_err(anyhow::Error::from_boxed)?,
+    };
     bar.inc(1);
     let mut layer_results = BTreeMap::new();
     for &l in &studied {
@@ -138,25 +189,25 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             every_batches: 0,
             recordings: 0,
             tracked_samples: 0,
-            note: "none: pretrained weights, not trained here; the paper studied ResNet50 through figures 3, 4 and Table 1".into(),
+            note: "none: the paper studied ResNet50 through figures 3, 4 and Table 1 only".into(),
         },
         layers: layer_results,
         backend: chosen.name.clone(),
         architecture: format!(
-            "ResNet50 in torchvision's layout (bottleneck blocks, stride on the 3x3 conv), base width {}, {}x{} inputs, weights {}",
+            "ResNet50 in torchvision's layout (bottleneck blocks, stride on the 3x3 conv), base width {}, {}x{} inputs, initial weights {weights_shown}{}",
             args.width,
             args.side,
             args.side,
-            weights.display()
+            args.epochs.map(|e| format!(", then trained {e} epoch(s) here")).unwrap_or_default()
         ),
-        train: TrainConfig { epochs: 0, ..TrainConfig::fast(seed) },
+        train: TrainConfig { epochs: args.epochs.unwrap_or(0), batch_size: exp.batch_size, optimizer: args.optimizer.into(), ..TrainConfig::fast(seed) },
         experiments: exp,
-        epoch_loss: Vec::new(),
-        epoch_test_accuracy: Vec::new(),
-        train_seconds: 0.0,
+        epoch_loss: progress.epoch_loss.clone(),
+        epoch_test_accuracy: progress.epoch_test_accuracy.clone(),
+        train_seconds: progress.train_seconds,
         experiment_seconds: started.elapsed().as_secs_f64(),
         layer_rotation: Vec::new(),
-        settings: Some(format!("resnet50 preset={preset} seed={seed} weights={} data={} side={} width={} limit={:?}", weights.display(), root.display(), args.side, args.width, args.limit)),
+        settings: Some(fingerprint),
     };
     let names: Vec<String> = STUDIED.iter().map(|s| s.to_string()).collect();
     let figs = vec![quantization_figure_of(&results, &names), window_figure_of(&results, &names)];
@@ -173,25 +224,107 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
+struct Training {
+    epochs: usize,
+    lr: f64,
+    batch: usize,
+}
+
+/// Trains `model` on every image of `train` (a seeded new order each epoch, no augmentation),
+/// with a checkpoint at each epoch's end; `None` when `--stop-after` stopped it.
+#[allow(clippy::too_many_arguments)]
+fn train_model(
+    args: &ReproduceArgs,
+    t: &Training,
+    model: ResNet,
+    train: &ImageFolder,
+    test: &ImageSource,
+    stream: StreamConfig,
+    dir: &Path,
+    fingerprint: &str,
+    device: &Device,
+) -> Result<Option<(ResNet, Progress)>> {
+    // Parameters with gradients and two optimizer moments, and a batch's activations kept for the
+    // backward pass (about 25 M values per 224 x 224 image at full width).
+    let scale = (args.side * args.side) as u64 * args.width as u64 / (224 * 224 * 64);
+    settings::check_memory(25_600_000 * 16 + t.batch as u64 * 100_000_000 * scale.max(1), crate::reproduce::memory_budget())?;
+    let optimizer: Optimizer = args.optimizer.into();
+    let ckpt = Checkpoint::new(dir);
+    let (mut model, mut optim, mut progress) = if args.resume && ckpt.exists() {
+        let limit = (64 << 20) + 16 * 25_600_000 * (args.width as u64 * args.width as u64).div_ceil(64 * 64);
+        let (m, o, p) = ckpt.load_training(model, optimizer.init(), fingerprint, limit)?;
+        println!("resnet50: resuming after epoch {} (step {})", p.epochs_done, p.step);
+        (m, o, p)
+    } else {
+        (model, optimizer.init(), Progress { fingerprint: fingerprint.to_string(), ..Default::default() })
+    };
+    let per_epoch = train.len().div_ceil(t.batch);
+    let pb = crate::reproduce::bar(args, (t.epochs * per_epoch) as u64, "resnet50");
+    pb.set_position(progress.step);
+    let first = progress.epochs_done;
+    for epoch in first..t.epochs {
+        if args.stop_after.is_some_and(|n| epoch - first >= n) {
+            pb.abandon();
+            return Ok(None);
+        }
+        device.seed(args.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let order = ImageSource::new(train.sample(train.len(), args.seed.wrapping_mul(7_000_003).wrapping_add(epoch as u64)), stream);
+        let started = Instant::now();
+        let mut loss_sum: Option<Tensor<1>> = None;
+        let mut batches = 0usize;
+        let mut current = Some(model);
+        order
+            .visit(t.batch, device, &mut |x, y| {
+                let (m, loss, _) = train_step(current.take().expect("the model"), &mut optim, t.lr, x, y, None);
+                current = Some(m);
+                loss_sum = Some(match loss_sum.take() {
+                    Some(s) => s + loss,
+                    None => loss,
+                });
+                batches += 1;
+                progress.step += 1;
+                pb.inc(1);
+            })
+            .map_err(anyhow::Error::from_boxed)?;
+        model = current.expect("the model");
+        let mean = loss_sum.map_or(f32::NAN, |l| read_f32(l)[0]) / batches.max(1) as f32;
+        if !mean.is_finite() {
+            let kept = if ckpt.exists() { "the last good checkpoint is kept" } else { "no checkpoint had been written yet" };
+            bail!("training diverged in epoch {} (mean loss {mean}); {kept}", epoch + 1);
+        }
+        let acc = experiments::accuracy_of(&model, test, device, t.batch).map_err(anyhow::Error::from_boxed)?;
+        progress.epochs_done = epoch + 1;
+        progress.epoch_loss.push(mean as f64);
+        progress.epoch_test_accuracy.push(acc);
+        progress.train_seconds += started.elapsed().as_secs_f64();
+        pb.set_message(format!("epoch {} loss {mean:.4} test acc {acc:.4}", epoch + 1));
+        progress = ckpt.save(&model, &optim, None, &progress)?;
+    }
+    pb.finish();
+    Ok(Some((model, progress)))
+}
+
 /// `root/train/<wnid>/` and `root/val/`, the latter with class folders or flat with its CSV.
 fn discover(root: &Path, limit: Option<usize>) -> Result<(ImageFolder, ImageFolder)> {
-    let train = ImageFolder::discover(&root.join("train"), limit)?;
+    let mut train = ImageFolder::discover(&root.join("train"), limit)?;
+    let synsets = root.join(SYNSETS);
+    if synsets.is_file() {
+        train = train.relabel(ImageFolder::synsets(&synsets)?, &synsets)?;
+    }
     let val_dir = root.join("val");
     let has_class_folders = std::fs::read_dir(&val_dir)
         .with_context(|| format!("{}: cannot read the validation folder", val_dir.display()))?
         .filter_map(|e| e.ok())
         .any(|e| e.path().is_dir());
     let val = if has_class_folders {
-        ImageFolder::discover(&val_dir, limit)?
+        let val = ImageFolder::discover(&val_dir, limit)?;
+        if val.classes == train.classes { val } else { val.relabel(train.classes.clone(), &val_dir)? }
     } else {
         let csv: PathBuf = [root.join(VAL_CSV), val_dir.join(VAL_CSV)].into_iter().find(|p| p.is_file()).with_context(|| {
             format!("{}: flat (no class folders), and no {VAL_CSV} beside it or in {} to label its images", val_dir.display(), root.display())
         })?;
         ImageFolder::flat(&val_dir, &csv, Some(train.classes.clone()), limit)?
     };
-    if val.classes != train.classes {
-        bail!("{}: its {} classes are not the training folder's {}", val_dir.display(), val.classes.len(), train.classes.len());
-    }
     Ok((train, val))
 }
 

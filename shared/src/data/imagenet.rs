@@ -123,6 +123,34 @@ impl ImageFolder {
         self.items.len()
     }
 
+    /// The same images labelled by their wnid's place in `classes` (sorted), e.g. ImageNet's 1000
+    /// wnids for a folder holding some of its classes, so that labels match pretrained weights'
+    /// outputs. A wnid missing from `classes` is an error naming it and `source`.
+    pub fn relabel(self, classes: Vec<String>, source: &Path) -> Result<Self, ImageNetError> {
+        let mut map = Vec::with_capacity(self.classes.len());
+        for wnid in &self.classes {
+            let i = classes.binary_search(wnid).map_err(|_| ImageNetError::Layout { path: source.into(), reason: format!("class {wnid} of the folder is not one of its {} wnids", classes.len()) })?;
+            map.push(i);
+        }
+        let items = self.items.into_iter().map(|(p, l)| (p, map[l])).collect();
+        Ok(Self { classes, items })
+    }
+
+    /// The wnids of a synset list (`LOC_synset_mapping.txt`: one `wnid description` per line),
+    /// sorted.
+    pub fn synsets(path: &Path) -> Result<Vec<String>, ImageNetError> {
+        let bytes = crate::data::read_file_capped(path, 16 << 20).map_err(|e| ImageNetError::Layout { path: path.into(), reason: e.to_string() })?;
+        let text = String::from_utf8(bytes).map_err(|_| ImageNetError::Layout { path: path.into(), reason: "not UTF-8 text".into() })?;
+        let mut wnids: Vec<String> = text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect();
+        wnids.sort();
+        let n = wnids.len();
+        wnids.dedup();
+        if wnids.is_empty() || wnids.len() != n {
+            return Err(ImageNetError::Layout { path: path.into(), reason: format!("{n} lines, {} distinct wnids: expected one wnid per line", wnids.len()) });
+        }
+        Ok(wnids)
+    }
+
     /// `n` of its images (all if fewer), drawn by a seeded shuffle so that every class is
     /// represented in proportion, in a fixed order.
     pub fn sample(&self, n: usize, seed: u64) -> Self {

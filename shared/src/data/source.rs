@@ -1,7 +1,7 @@
 //! A labelled set that an experiment reads in order, batch by batch: an in-memory [`Dataset`], or
 //! images decoded from disk as they are needed (ImageNet), so that the experiments serve both.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 
 use super::{Dataset, Normalization};
 
@@ -80,9 +80,9 @@ impl Source for ImageSource {
             if n == 0 {
                 continue;
             }
-            let x = Tensor::<2>::from_data(TensorData::new(b.images, [n, features]), device);
+            let x = Tensor::<2>::from_data(burn::tensor::TensorData::new(b.images, [n, features]), device);
             let y: Vec<i64> = b.labels.iter().map(|&l| l as i64).collect();
-            f(x, Tensor::from_data(TensorData::new(y, [n]), device));
+            f(x, Tensor::from_data(burn::tensor::TensorData::new(y, [n]), device));
         }
         self.skipped.set(skipped);
         Ok(())
