@@ -185,3 +185,24 @@ fn full_width_resnet50_loads_torchvision_s_tensors() {
     assert_eq!((layers[16].name.as_str(), layers[16].neurons, layers[16].positions), ("5c", 2048, 49));
     let _ = std::fs::remove_file(path);
 }
+
+/// A safetensors file whose header length starts with the byte 0x80 (the first byte of a pickle:
+/// torchvision's full ResNet50 as safetensors has such a header) is still read as safetensors.
+#[test]
+fn safetensors_whose_length_starts_like_a_pickle_load() {
+    let e = expected();
+    let bytes = std::fs::read(fixture("tiny.safetensors")).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    // Pad the JSON header with spaces (allowed by the format) to a length whose low byte is 0x80.
+    let padded = (len / 256 + 1) * 256 + 0x80;
+    let mut out = (padded as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&bytes[8..8 + len]);
+    out.extend(std::iter::repeat_n(b' ', padded - len));
+    out.extend_from_slice(&bytes[8 + len..]);
+    assert_eq!(out[0], 0x80);
+    let path = scratch("pickle-like");
+    std::fs::write(&path, out).unwrap();
+    let device = Device::flex();
+    let model = load_resnet(tiny_config(&e).init(&device), &path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.layers().len(), 17);
+}

@@ -33,12 +33,14 @@ fn ignorable(name: &str) -> bool {
 pub fn load_resnet(mut model: ResNet, path: &Path) -> Result<ResNet, WeightsError> {
     let shown = path.display().to_string();
     let io = |source| WeightsError::Io { path: shown.clone(), source };
-    let mut magic = [0u8; 8];
+    let mut magic = [0u8; 9];
     let mut file = std::fs::File::open(path).map_err(io)?;
     let n = file.read(&mut magic).map_err(io)?;
-    // A zip archive (torch.save since 1.6) or a pickle (older torch.save): PyTorch; otherwise
-    // safetensors, whose header starts with its little-endian length.
-    let pytorch = magic[..n].starts_with(b"PK\x03\x04") || magic[..n].first() == Some(&0x80);
+    // safetensors: an 8-byte little-endian header length, then the JSON header's '{' (its length
+    // may well start with 0x80, a pickle's first byte). Otherwise PyTorch: a zip archive
+    // (torch.save since 1.6) or a pickle (older torch.save).
+    let safetensors = n == 9 && magic[8] == b'{';
+    let pytorch = !safetensors;
     let load_error = |message: String| WeightsError::Load { path: shown.clone(), message };
     let result: ApplyResult = if pytorch {
         let mut store = PytorchStore::from_file(path);

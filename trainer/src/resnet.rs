@@ -119,7 +119,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let cfg = ResNetConfig { side: args.side, width: args.width, blocks: RESNET50_BLOCKS.to_vec(), classes };
     let model = match &weights {
         Some(w) => load_resnet(cfg.init(&device), w).with_context(|| {
-            format!("the folder numbers {classes} classes (ImageNet's 1000 need {SYNSETS} in {} when the folders hold fewer)", root.display())
+            format!("loading weights for {classes} classes (numbered by {SYNSETS} in {} if there, else by train/'s class folders)", root.display())
         })?,
         None => cfg.init(&device),
     };
