@@ -12,7 +12,8 @@
 # so `prepare` splits it into parts of 40 MB (.gpu/cifar.partN; with the 14 MB tree each fits a carry) to be carried one per call
 # into the same warm machine (`run` joins them when all are there); without it the CIFAR step
 # is skipped and says so.
-# Budget: compare about 3 minutes, CIFAR the rest (RUN_SECONDS, default 360).
+# Budget: compare about 3 minutes, percentiles at most 1.5, CIFAR the rest (RUN_SECONDS,
+# default 300).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GPU=.gpu
@@ -48,6 +49,9 @@ run)
         timeout 150 "$bin" compare --backend wgpu --ours-only --json "$out/compare.json"
     fi
 
+    echo "== per-neuron percentiles on wgpu: the streamed selection beside the sort (issue 9)"
+    timeout 90 "$bin" bench --percentiles --backend wgpu --percentile-sizes 1000000,10000000,100000000
+
     echo "== CIFAR paper preset on the GPU (resumes from $GPU/cifar-run)"
     if [ ! -f "$GPU/cifar-10-binary.tar.gz" ] && ls "$GPU"/cifar.part* >/dev/null 2>&1; then
         cat "$GPU"/cifar.part* >"$GPU/cifar-10-binary.tar.gz"
@@ -57,7 +61,7 @@ run)
         fi
     fi
     if [ -f "$GPU/cifar-10-binary.tar.gz" ]; then
-        left=$((${RUN_SECONDS:-360} - ($(date +%s) - started) + 180))
+        left=$((${RUN_SECONDS:-300} - ($(date +%s) - started) + 270))
         t0=$(date +%s)
         timeout "$left" "$bin" reproduce --model cifar --preset paper --backend wgpu --data "$GPU/cifar-10-binary.tar.gz" \
             --out "$GPU/cifar-run" --resume

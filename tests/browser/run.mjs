@@ -185,6 +185,41 @@ test('first open: every live figure fills in for the default view and for shared
   }
 });
 
+test('phone, keyboard, screen reader: 390x844 without sideways scrolling, every control reached by Tab, each chart summarized in words', async () => {
+  const { page, context, consoleErrors } = await open('/', { width: 390, height: 844 });
+  await waitPhase(page, 'ready');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 0, `the page is ${overflow}px wider than a 390px phone`);
+  const rights = await page.$$eval('canvas.figure, fieldset, button', es => es.map(e => e.getBoundingClientRect().right));
+  assert(rights.every(r => r <= 390), `something sticks out: ${Math.max(...rights)}px`);
+  // Tab visits every visible, enabled control (buttons, inputs, selects, links).
+  const controls = await page.$$eval('button, input, select, textarea, a[href]', es => es.filter(e => !e.disabled && e.offsetParent !== null).length);
+  const reached = new Set();
+  for (let i = 0; i < controls + 3; i++) {
+    await page.keyboard.press('Tab');
+    reached.add(await page.evaluate(() => { const e = document.activeElement; e.dataset.tabbed ??= String(Math.random()); return e.dataset.tabbed; }));
+  }
+  assert(reached.size >= controls, `Tab reached ${reached.size} of ${controls} controls`);
+  // Every chart is an image with a summary in words before any data...
+  const before = await page.$$eval('canvas.figure', cs => cs.map(c => [c.getAttribute('role'), c.getAttribute('aria-label') || '']));
+  assert(before.length > 0 && before.every(([role, label]) => role === 'img' && label.length > 10), `chart labels ${JSON.stringify(before.slice(0, 3))}`);
+  // ...and with its key numbers once training has recorded (started from the keyboard).
+  await page.focus('#train');
+  await page.keyboard.press('Enter');
+  await hn(page, () => window.hn?.live?.live?.recordings >= 2, 120_000);
+  await page.focus('#pause');
+  await page.keyboard.press('Enter');
+  const total = await hn(page, () => {
+    const f = window.hn.live.live.fig1; const label = document.querySelector('section[data-figure="fig1"] canvas')?.getAttribute('aria-label') || '';
+    const n = f && f.figure.panels[0].histogram.counts.reduce((a, b) => a + b, 0);
+    return n > 0 && label.includes(`${f.figure.panels[0].label}: ${n} values`) && n;
+  }, 60_000);
+  const loss = await page.$eval('section[data-figure="loss"] canvas', c => c.getAttribute('aria-label'));
+  assert(/points from/.test(loss) && /highest/.test(loss), `loss chart summary: ${loss}`);
+  assert(total > 0 && consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+});
+
 test('one epoch trains to >= 95% with live, consistent figures and no main-thread stalls', async () => {
   const { page, context, consoleErrors } = shared.main = await open('/?layer=1&epochs=1');
   await waitPhase(page, 'ready');

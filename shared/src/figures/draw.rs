@@ -27,34 +27,32 @@ type Chart<'a, DB> = ChartContext<
 
 const FONT: &str = "sans-serif";
 const INK: RGBColor = RGBColor(33, 37, 41);
-const BAR: RGBColor = RGBColor(70, 120, 180);
-const HIGH: RGBColor = RGBColor(214, 39, 40);
-const LOW: RGBColor = RGBColor(31, 119, 180);
+const BAR: RGBColor = RGBColor(0, 114, 178);
+const HIGH: RGBColor = RGBColor(213, 94, 0);
+const LOW: RGBColor = RGBColor(0, 114, 178);
 const HIGHLIGHT: RGBColor = RGBColor(30, 30, 30);
 const NEUTRAL: RGBColor = RGBColor(110, 110, 110);
-/// Tableau 10 (familiar from matplotlib), then the lighter Tableau 20 shades, so that the 12
-/// CIFAR layers or 17 ResNet50 blocks of Figures 3 and 4 still get distinct colours.
-const PALETTE: [RGBColor; 20] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-    RGBColor(174, 199, 232),
-    RGBColor(255, 187, 120),
-    RGBColor(152, 223, 138),
-    RGBColor(255, 152, 150),
-    RGBColor(197, 176, 213),
-    RGBColor(196, 156, 148),
-    RGBColor(247, 182, 210),
-    RGBColor(199, 199, 199),
-    RGBColor(219, 219, 141),
-    RGBColor(158, 218, 229),
+/// Okabe & Ito's palette (distinguishable with the common colour-vision deficiencies), then
+/// Paul Tol's muted scheme (also colour-blind safe), so that the 12 CIFAR layers or 17 ResNet50
+/// blocks of Figures 3 and 4 still get distinct colours; the figures' line styles and legends
+/// carry the names too.
+pub const PALETTE: [RGBColor; 16] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(213, 94, 0),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+    RGBColor(240, 228, 66),
+    RGBColor(51, 34, 136),
+    RGBColor(136, 204, 238),
+    RGBColor(68, 170, 153),
+    RGBColor(17, 119, 51),
+    RGBColor(153, 153, 51),
+    RGBColor(221, 204, 119),
+    RGBColor(204, 102, 119),
+    RGBColor(136, 34, 85),
 ];
 
 /// Histogram panels per row: beyond this they get too narrow to read, so they wrap.

@@ -12,7 +12,7 @@ mod render;
 pub use csv::figure_csv;
 pub use data::*;
 pub use draw::{PlotArea, draw_curves, draw_evolution, draw_figure, draw_figure_mapped, draw_histograms};
-pub use readout::{bin_at, describe, nearest};
+pub use readout::{bin_at, describe, nearest, summarize};
 pub use render::{default_size, register_fonts, render_png, render_svg};
 
 use plotters::drawing::DrawingAreaErrorKind;

@@ -1,5 +1,6 @@
-//! What a pointer at data coordinate `x` of a panel points at, in words (the page's hover
-//! read-out; the same text for every backend).
+//! Figures in words: what a pointer at data coordinate `x` of a panel points at (the page's
+//! hover read-out), and a whole figure's summary for screen readers (the same text for every
+//! backend).
 
 use super::{Figure, Histogram};
 
@@ -39,6 +40,84 @@ pub fn describe(fig: &Figure, panel: usize, x: f64) -> Option<String> {
     }
 }
 
+/// The figure in a few sentences: what it shows and its key numbers (each histogram's total and
+/// its share in the outer fifths, each curve's range and where it peaks, each category's median
+/// at the first and last recording). What a screen reader says instead of the drawing.
+pub fn summarize(fig: &Figure) -> String {
+    let mut out = format!("{}.", fig.title());
+    match fig {
+        Figure::Histograms(f) => {
+            out += &format!(" Histograms of {} ({}).", f.x_label, f.y_label);
+            for p in &f.panels {
+                let total = p.histogram.total();
+                if total == 0 {
+                    out += &format!(" {}: no data yet.", p.label);
+                    continue;
+                }
+                let bins = p.histogram.counts.len();
+                let fifth = bins.div_ceil(5);
+                let share = |r: std::ops::Range<usize>| 100.0 * p.histogram.counts[r].iter().sum::<u64>() as f64 / total as f64;
+                out += &format!(
+                    " {}: {total} values, {:.0}% in the lowest fifth of the axis, {:.0}% in the highest.",
+                    p.label,
+                    share(0..fifth.min(bins)),
+                    share(bins.saturating_sub(fifth)..bins)
+                );
+            }
+        }
+        Figure::Curves(f) => {
+            out += &format!(" {} against {}.", f.y_label, f.x_label);
+            if f.curves.is_empty() {
+                out += " No data yet.";
+            }
+            for c in &f.curves {
+                let points: Vec<(f64, f64)> = c.xs.iter().zip(&c.ys).map(|(&x, &y)| (x, y)).filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+                let (Some(first), Some(last)) = (points.first(), points.last()) else {
+                    out += &format!(" {}: no data yet.", c.label);
+                    continue;
+                };
+                let best = points.iter().copied().fold(*first, |b, p| if p.1 > b.1 { p } else { b });
+                let worst = points.iter().copied().fold(*first, |w, p| if p.1 < w.1 { p } else { w });
+                out += &format!(
+                    " {}: {} points from {} to {}, highest {:.4} at {}, lowest {:.4} at {}, last {:.4}.",
+                    c.label,
+                    points.len(),
+                    trim(first.0),
+                    trim(last.0),
+                    best.1,
+                    trim(best.0),
+                    worst.1,
+                    trim(worst.0),
+                    last.1
+                );
+            }
+            if let Some(r) = f.curves.iter().find_map(|c| c.reference) {
+                out += &format!(" Reference: {r:.4}.");
+            }
+        }
+        Figure::Evolution(f) => {
+            let (Some(&first), Some(&last)) = (f.steps.first(), f.steps.last()) else {
+                return out + " No recordings yet.";
+            };
+            let median = |b: &super::Band, i: usize| b.p50.get(i).filter(|v| v.is_finite()).map(|v| format!("{v:.3}")).unwrap_or_else(|| "none".into());
+            let n = f.steps.len() - 1;
+            out += &format!(
+                " Pre-activations of neuron {} of {} over {} recordings (steps {first} to {last}). High category ({} samples): median {} at the start, {} at the end. Low category ({} samples): median {} at the start, {} at the end.",
+                f.neuron,
+                f.layer,
+                f.steps.len(),
+                f.high.samples,
+                median(&f.high, 0),
+                median(&f.high, n),
+                f.low.samples,
+                median(&f.low, 0),
+                median(&f.low, n)
+            );
+        }
+    }
+    out
+}
+
 /// The bin of `h` that contains `x` (the last bin is closed).
 pub fn bin_at(h: &Histogram, x: f64) -> Option<usize> {
     let bins = h.counts.len();
@@ -59,7 +138,7 @@ fn trim(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures;
+    use super::super::{CurveFigure, fixtures};
     use super::*;
 
     #[test]
@@ -73,6 +152,28 @@ mod tests {
         assert_eq!(describe(&fig, 0, p.edges[0] - 1.0), None);
         assert_eq!(describe(&fig, 99, x), None);
         assert_eq!(bin_at(p, *p.edges.last().unwrap()), Some(p.counts.len() - 1));
+    }
+
+    #[test]
+    fn summaries_give_each_figure_s_key_numbers() {
+        let fig = Figure::Histograms(fixtures::histograms());
+        let Figure::Histograms(h) = &fig else { unreachable!() };
+        let text = summarize(&fig);
+        assert!(text.starts_with(&h.title), "{text}");
+        for p in &h.panels {
+            assert!(text.contains(&format!("{}: {} values", p.label, p.histogram.total())), "{text}");
+        }
+        let fig = Figure::Curves(fixtures::curves());
+        let Figure::Curves(c) = &fig else { unreachable!() };
+        let text = summarize(&fig);
+        let best = c.curves[0].ys.iter().copied().filter(|y| y.is_finite()).fold(f64::MIN, f64::max);
+        assert!(text.contains(&format!("highest {best:.4}")), "{text}");
+        let fig = Figure::Evolution(fixtures::evolution());
+        let Figure::Evolution(e) = &fig else { unreachable!() };
+        let text = summarize(&fig);
+        assert!(text.contains(&format!("{} recordings", e.steps.len())) && text.contains(&format!("({} samples)", e.high.samples)), "{text}");
+        let empty = Figure::Curves(CurveFigure { curves: vec![], ..fixtures::curves() });
+        assert!(summarize(&empty).ends_with("No data yet."));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use hidden_neurons::figures::{
     Band, Curve, CurveFigure, EvolutionFigure, Figure, Histogram, HistogramFigure, HistogramPanel, PlotArea, describe, draw_figure_mapped,
-    render_svg,
+    render_svg, summarize,
 };
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -28,6 +28,8 @@ pub fn FigureCard(id: FigureId, #[prop(optional)] embed: bool) -> impl IntoView 
     let canvas = NodeRef::<Canvas>::new();
     let plots: Rc<RefCell<Vec<PlotArea>>> = Rc::default();
     let (readout, set_readout) = signal(String::new());
+    // What a screen reader says instead of the drawing: the drawn figure's summary, or the hint.
+    let (summary, set_summary) = signal(format!("{}: no data yet", id.heading()));
     let drawn = plots.clone();
     let pending = Rc::new(std::cell::Cell::new(false));
     Effect::new(move |_| {
@@ -47,7 +49,12 @@ pub fn FigureCard(id: FigureId, #[prop(optional)] embed: bool) -> impl IntoView 
                 if let Some(c) = canvas.get_untracked() {
                     let started = now_ms();
                     let hint = empty_text(id, state);
-                    *drawn.borrow_mut() = draw(&c, state.figure_untracked(id).as_ref(), id, &hint, embed);
+                    let fig = state.figure_untracked(id);
+                    set_summary.set(match &fig {
+                        Some(f) => summarize(f),
+                        None => format!("{}: {hint}", id.heading()),
+                    });
+                    *drawn.borrow_mut() = draw(&c, fig.as_ref(), id, &hint, embed);
                     note_draw_time(id, now_ms() - started);
                 }
             },
@@ -94,7 +101,7 @@ pub fn FigureCard(id: FigureId, #[prop(optional)] embed: bool) -> impl IntoView 
             <Show when=move || !embed>
                 <h3>{id.heading()}</h3>
             </Show>
-            <canvas node_ref=canvas class="figure" class:clickable=move || id == FigureId::Neurons
+            <canvas node_ref=canvas class="figure" role="img" aria-label=summary class:clickable=move || id == FigureId::Neurons
                 on:mousemove=on_move on:mouseleave=move |_| set_readout.set(String::new()) on:click=on_click></canvas>
             <div class="readout">{readout}</div>
             <Show when=move || !embed>
