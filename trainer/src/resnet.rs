@@ -108,9 +108,10 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         args.side,
         args.side
     );
-    // What the statistics subset's largest layer keeps on the device at once (conv1).
+    // What the statistics subset's largest layer (conv1) keeps on the device at once: all of it,
+    // or, beyond max_captured_values, one batch at a time (streamed).
     let conv1_values = stats.len() as u64 * (args.side as u64).div_ceil(2).pow(2) * args.width as u64;
-    settings::check_memory(conv1_values * 4 * 3, crate::reproduce::memory_budget())?;
+    settings::check_memory(conv1_values.min(exp.max_captured_values as u64) * 4 * 3, crate::reproduce::memory_budget())?;
 
     let chosen = hidden_neurons::backend::choose(args.backend.into());
     println!("backend: {}", chosen.reason);
