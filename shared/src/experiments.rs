@@ -279,13 +279,8 @@ pub fn zero_percentile_rank<M: TappedModel>(model: &M, layer: usize, stats_set: 
 
 /// [`zero_percentile_rank`] on any [`Source`]: counted batch by batch, nothing kept.
 pub fn zero_percentile_rank_on<M: TappedModel>(model: &M, layer: usize, stats_set: &dyn Source, device: &Device, batch: usize) -> Result<f64, SourceError> {
-    let valid = model.valid();
-    let inner = device.clone().inner();
     let mut counts: Option<(Tensor<2>, usize)> = None;
-    stats_set.visit(batch, &inner, &mut |x, _| {
-        let mut tap = CaptureTap::only(vec![layer]);
-        valid.forward_tapped(x, &mut tap);
-        let z = flatten_items(tap.pre[layer].take().expect("layer captured"));
+    visit_pre(model, layer, stats_set, device, batch, &mut |z| {
         let rows = z.dims()[0];
         // below + equal / 2, per neuron
         let c = z.clone().lower_elem(0.0).float().sum_dim(0) + z.equal_elem(0.0).float().sum_dim(0) * 0.5;

@@ -357,6 +357,11 @@ fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut Exp
     if let Some(e) = args.certainty_epsilon {
         train.certainty_epsilon = e;
     }
+    override_retraining(args, exp);
+}
+
+/// The flags that override an experiment preset's retraining (every model family).
+pub fn override_retraining(args: &ReproduceArgs, exp: &mut ExperimentConfig) {
     if let Some(e) = args.retrain_epochs {
         exp.retrain_epochs = e;
     }

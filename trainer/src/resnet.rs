@@ -68,12 +68,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         Preset::Paper => (ExperimentConfig::resnet_paper(seed), "paper"),
         Preset::Fast => (ExperimentConfig::resnet_fast(seed), "fast"),
     };
-    if let Some(n) = args.retrain_samples {
-        exp.retrain_samples = n;
-    }
-    if let Some(e) = args.retrain_epochs {
-        exp.retrain_epochs = e;
-    }
+    crate::reproduce::override_retraining(&args, &mut exp);
     if let Some(b) = args.batch {
         exp.batch_size = b;
     }
