@@ -2,7 +2,7 @@
 # Installs what building, serving and testing need on a fresh Debian machine with rustup and
 # package-registry access only. Safe to run again: it skips what is there.
 #   apt:   Mesa's lavapipe (software Vulkan, so the wgpu path runs without a GPU), Chromium and
-#          Node.js (browser tests)
+#          Node.js (browser tests), Fashion-MNIST (served by the page)
 #   rustup: the wasm32-unknown-unknown target
 #   cargo: trunk 0.21.14 and wasm-bindgen-cli at the exact wasm-bindgen version of Cargo.lock
 #          (trunk must never download them itself: Trunk.toml says offline)
@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 need_apt=()
-for pkg in mesa-vulkan-drivers libvulkan1; do
+# dataset-fashion-mnist: the page serves Fashion-MNIST from it (scripts/build-web.sh).
+for pkg in mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v chromium >/dev/null || need_apt+=(chromium)

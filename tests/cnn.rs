@@ -18,7 +18,7 @@ const SIDE: usize = 16;
 
 fn tiny(activation: Activation, device: &Device) -> Cnn {
     device.seed(11);
-    CnnConfig { channels: 3, side: SIDE, widths: vec![2, 3, 2, 4], classes: 5, activation, init: Default::default() }.init(device)
+    CnnConfig { channels: 3, side: SIDE, widths: vec![2, 3, 2, 4], classes: 5, activation, init: Default::default(), layers_per_stage: 3 }.init(device)
 }
 
 fn inputs(batch: usize, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
@@ -194,4 +194,46 @@ fn per_position_signs_are_the_signs_of_each_activation_s_own_derivative() {
     assert!(plus > 10 && minus > 10, "both signs occur among the checked activations ({plus} +, {minus} -)");
     // Signs that differ between a channel's positions, or a wrong position could go unseen.
     assert!(varied > 5, "only {varied} (sample, channel) pairs have signs that vary over positions");
+}
+
+#[test]
+fn the_pages_mnist_cnn_trains_behind_the_either_model() {
+    use hidden_neurons::data::Split;
+    use hidden_neurons::experiments::{self, ExperimentConfig, QuantizeAt};
+    use hidden_neurons::model::{MlpConfig, MlpOrCnn};
+    use hidden_neurons::settings::Footprint;
+    use hidden_neurons::train::{adam, train_step};
+
+    let cfg = CnnConfig::mnist_small(Activation::Relu);
+    let layers: Vec<(String, usize, usize)> = cfg.conv_layers().into_iter().map(|c| (c.name, c.c_out, c.side)).collect();
+    assert_eq!(layers, vec![("conv1-relu".into(), 8, 28), ("conv2-relu".into(), 16, 14), ("conv3-relu".into(), 32, 7)]);
+    // Parameters: three 3x3 convs with bias and batch-norm, then the dense head on 32 channels.
+    assert_eq!(Footprint::cnn(&cfg).params, (9 * 8 + 24) + (8 * 16 * 9 + 48) + (16 * 32 * 9 + 96) + 32 * 10 + 10);
+
+    let ad = Device::flex().autodiff();
+    ad.seed(3);
+    let model: MlpOrCnn = cfg.init(&ad).into();
+    let info = model.layers();
+    assert_eq!(info.iter().map(|l| (l.neurons, l.positions)).collect::<Vec<_>>(), vec![(8, 784), (16, 196), (32, 49)]);
+    let split = Split::synthetic("synthetic", 64, 32, 784, 1, 5);
+    let mut optim = adam();
+    let mut model = model;
+    let idx: Vec<usize> = (0..32).collect();
+    let mut losses = Vec::new();
+    for _ in 0..8 {
+        let (x, y) = split.train.batch(&idx, split.norm, &ad);
+        let (m, loss, _) = train_step(model, &mut optim, 1e-2, x, y, None);
+        model = m;
+        losses.push(read_f32(loss)[0]);
+    }
+    assert!(losses[7] < 0.8 * losses[0], "the CNN does not learn one batch by heart: {losses:?}");
+    // Experiment 3 runs on it through the same code as the MLP's (the suffix is built by the enum).
+    let inner = model.valid();
+    let exp = ExperimentConfig { stats_samples: 32, ..ExperimentConfig::browser(1) };
+    let q = experiments::quantization(&inner, 2, &split.train, &split.test, split.norm, &exp, QuantizeAt::Pre, &Device::flex(), || {});
+    assert_eq!(q.len(), exp.ranks.len());
+    assert!(q.iter().all(|r| (0.0..=1.0).contains(&r.test_accuracy)));
+
+    let mlp: MlpOrCnn = MlpConfig::mnist(Activation::Relu, vec![6, 5]).init(&Device::flex()).into();
+    assert_eq!(mlp.layers().iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["dense1-relu", "dense2-relu"]);
 }

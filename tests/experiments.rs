@@ -121,6 +121,13 @@ fn quantization_is_a_forward_pass_with_statistics_from_the_statistics_subset() {
         }
         // The two fits must tell apart, or the line above could not catch test-set statistics.
         assert_ne!(from_stats, from_test, "layer {layer}: statistics from the test set would give other numbers");
+        // A test subset (the page's CNN) is the first N test samples, cut inside a batch here.
+        let head = test.head(45);
+        let by_hand: Vec<f64> = cfg.ranks.iter().map(|&r| quantized_accuracy_by_hand(&model, layer, &stats, &head, r, &device)).collect();
+        let limited = ExperimentConfig { test_samples: Some(45), ..cfg.clone() };
+        let got = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &limited, experiments::QuantizeAt::Pre, &device, || {});
+        assert_eq!(got.iter().map(|r| r.test_accuracy).collect::<Vec<_>>(), by_hand, "layer {layer}: the first 45 test samples");
+        assert_ne!(by_hand, from_stats, "layer {layer}: the subset must change the numbers for this to test it");
     }
 }
 
@@ -210,7 +217,7 @@ fn window_maps_are_the_window_indicator_in_the_order_the_suffix_reads() {
 
     // CNN: one row per sample, position-major with the channel fastest. A map with a single 1
     // moves the suffix's first pre-activations only around that position, for that channel.
-    let cnn = CnnConfig { channels: 3, side: 16, widths: vec![2, 3, 2, 4], classes: 5, activation: Activation::Relu, init: Default::default() }.init(&device);
+    let cnn = CnnConfig { channels: 3, side: 16, widths: vec![2, 3, 2, 4], classes: 5, activation: Activation::Relu, init: Default::default(), layers_per_stage: 3 }.init(&device);
     let layer = 0; // stage0layer0: 2 channels of 16x16; the next conv keeps the side.
     let info = &cnn.layers()[layer];
     let suffix = cnn.fresh_suffix(layer, &device);

@@ -131,3 +131,54 @@ fn the_repos_mnist_is_complete() {
     assert_eq!((split.train.len(), split.test.len(), split.train.features), (60_000, 10_000, 784));
     assert!(split.norm.mean[0] > 0.1 && split.norm.mean[0] < 0.15, "{:?}", split.norm);
 }
+
+#[test]
+fn dropped_files_are_told_apart_by_name() {
+    use hidden_neurons::data::mnist_file_roles;
+    // Any order, .gz or not, Fashion-MNIST's and MNIST's names alike.
+    let names = ["t10k-labels-idx1-ubyte", "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "TRAIN-labels-idx1-ubyte"];
+    assert_eq!(mnist_file_roles(&names).unwrap(), [1, 3, 2, 0]);
+    let named = ["my-test-images.idx", "my-train-labels.idx", "my-train-images.idx", "my-test-labels.idx"];
+    assert_eq!(mnist_file_roles(&named).unwrap(), [2, 1, 0, 3]);
+
+    let three = mnist_file_roles(&names[..3]).unwrap_err();
+    assert!(three.contains("got 3 files"), "{three}");
+    let unknown = mnist_file_roles(&["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "photo.png"]).unwrap_err();
+    assert!(unknown.starts_with("photo.png: cannot tell"), "{unknown}");
+    let twice = mnist_file_roles(&["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]).unwrap_err();
+    assert!(twice.contains("train-images-idx3-ubyte and train-images-idx3-ubyte.gz both look like the training images"), "{twice}");
+}
+
+#[test]
+fn errors_name_the_users_own_files() {
+    use hidden_neurons::data::MnistBytes;
+    let images = idx(&[2, 2, 2], &[0; 8]);
+    let labels = idx(&[2], &[1, 2]);
+    let bad_labels = idx(&[2], &[1, 12]);
+    let names = ["a-train-img", "a-train-lab", "a-test-img", "a-test-lab"];
+    let ok = MnistBytes { train_images: &images, train_labels: &labels, test_images: &images, test_labels: &labels };
+    let split = ok.parse_named(names, "own").unwrap();
+    assert_eq!((split.name.as_str(), split.train.len(), split.train.features), ("own", 2, 4));
+    let bad = MnistBytes { test_labels: &bad_labels, ..ok };
+    match bad.parse_named(names, "own") {
+        Err(DataError::Format { file, reason }) => {
+            assert_eq!(file, "a-test-lab");
+            assert!(reason.contains("label 12"), "{reason}");
+        }
+        other => panic!("expected a format error, got {other:?}"),
+    }
+    let small = idx(&[2, 3, 3], &[0; 18]);
+    let mismatch = MnistBytes { test_images: &small, ..ok };
+    match mismatch.parse_named(names, "own") {
+        Err(DataError::Format { file, reason }) => assert_eq!((file.as_str(), reason.as_str()), ("a-test-img", "test images have 9 pixels, train images 4")),
+        other => panic!("expected a format error, got {other:?}"),
+    }
+}
+
+#[test]
+fn image_size_against_the_model() {
+    use hidden_neurons::settings::{MNIST_TAKES, check_image_values};
+    assert!(check_image_values(784, 784, MNIST_TAKES).is_ok());
+    assert_eq!(check_image_values(1024, 784, MNIST_TAKES).unwrap_err(), format!("its images have 1024 values each (32x32); {MNIST_TAKES}"));
+    assert_eq!(check_image_values(10, 784, MNIST_TAKES).unwrap_err(), format!("its images have 10 values each; {MNIST_TAKES}"));
+}

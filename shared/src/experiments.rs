@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batches, Dataset, InMemory, Normalization, Source, SourceError, epoch_order};
+use crate::data::{Batches, Dataset, Head, InMemory, Normalization, Source, SourceError, epoch_order};
 use crate::model::{CaptureTap, ReplacePostTap, ReplaceTap, TappedModel, flatten_items};
 use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, read_f32};
 use crate::train::{adam, correct_count, train_step};
@@ -32,6 +32,9 @@ pub struct ExperimentConfig {
     /// quantization means summed batch by batch instead, re-running the subset (same numbers).
     #[serde(default = "default_max_captured_values")]
     pub max_captured_values: usize,
+    /// Test samples experiments 3 and 4 evaluate on: the first this many, or all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_samples: Option<usize>,
 }
 
 fn default_max_captured_values() -> usize {
@@ -51,6 +54,7 @@ impl ExperimentConfig {
             learning_rate: 1e-3,
             seed,
             max_captured_values: default_max_captured_values(),
+            test_samples: None,
         }
     }
 
@@ -227,6 +231,7 @@ pub fn quantization_on<M: TappedModel>(
     device: &Device,
     mut tick: impl FnMut(),
 ) -> Result<Vec<RankAccuracy>, SourceError> {
+    let test = &Head::first(test, cfg.test_samples);
     let (fitted, a) = match at {
         QuantizeAt::Pre => (quantizers(model, layer, stats_set, cfg, device)?, None),
         // The post-activation variant needs the activations too: always captured.
@@ -334,6 +339,7 @@ pub fn sliding_window_on<M: TappedModel>(
     device: &Device,
     mut tick: impl FnMut(),
 ) -> Result<Vec<CentreAccuracy>, SourceError> {
+    let test = &Head::first(test, cfg.test_samples);
     let (lo, hi) = if too_many_values(model, layer, stats, cfg) {
         let ranks = window_ranks(&cfg.centres, cfg.window_width);
         split_bounds(open_ended(streamed_percentiles(model, layer, stats, &ranks, device, cfg.batch_size)?, &ranks))

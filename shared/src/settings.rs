@@ -231,17 +231,11 @@ impl Footprint {
     pub fn cnn(cfg: &CnnConfig) -> Self {
         let mut fp = Footprint::default();
         let mut prev = cfg.channels as u64;
-        let mut side = cfg.side as u64;
-        for (stage, &w) in cfg.widths.iter().enumerate() {
-            if stage > 0 {
-                side /= 2;
-            }
-            let w = w as u64;
-            for _ in 0..crate::model::LAYERS_PER_STAGE {
-                // 3x3 kernel, bias, batch-norm scale and shift.
-                fp.add_layer(prev.saturating_mul(w).saturating_mul(9).saturating_add(3 * w), w, w.saturating_mul(side * side));
-                prev = w;
-            }
+        for c in cfg.conv_layers() {
+            let (w, side) = (c.c_out as u64, c.side as u64);
+            // 3x3 kernel, bias, batch-norm scale and shift.
+            fp.add_layer((c.c_in as u64).saturating_mul(w).saturating_mul(9).saturating_add(3 * w), w, w.saturating_mul(side * side));
+            prev = w;
         }
         fp.add_head(prev, cfg.classes);
         fp
@@ -299,6 +293,20 @@ pub fn check_memory(needed: u64, budget: u64) -> Result<(), SettingError> {
 
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// What the MNIST models (both MLPs, the page's CNN) take, for [`check_image_values`].
+pub const MNIST_TAKES: &str = "the MNIST models take 28x28 images (784 values)";
+
+/// The data's images against what a model takes: `takes` says it in words ("the MNIST MLPs take
+/// 28x28 images (784 values)"). The error gives the images' size, as a square where it is one.
+pub fn check_image_values(values: usize, input: usize, takes: &str) -> Result<(), String> {
+    if values == input {
+        return Ok(());
+    }
+    let side = (values as f64).sqrt().round() as usize;
+    let square = if side * side == values { format!(" ({side}x{side})") } else { String::new() };
+    Err(format!("its images have {values} values each{square}; {takes}"))
 }
 
 /// Sample counts once the data is loaded (after `--train-samples`/`--test-samples`). More

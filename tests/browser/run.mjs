@@ -22,7 +22,9 @@ const tfjsMounts = [
   ['/tfjs-wasm/', path.join(here, 'node_modules/@tensorflow/tfjs-backend-wasm/dist/')],
   ['/tfjs-bench.html', path.join(here, 'tfjs-bench.html')],
 ];
-const server = await serve([...tfjsMounts, ['/', dist]]);
+// Paths the server was asked for (tests that check what the page fetched clear it first).
+const requested = [];
+const server = await serve([...tfjsMounts, ['/', dist]], 0, '127.0.0.1', { log: p => requested.push(p) });
 const base = `http://127.0.0.1:${server.address().port}`;
 
 // playwright gives every launch a fresh temporary profile (our --user-data-dir).
@@ -338,6 +340,132 @@ test('embed mode renders one figure, live', async () => {
   await context.close();
 });
 
+test('the CNN trains in the page: conv channels get the same figures, recorder and analysis', async () => {
+  const { page, context, consoleErrors } = await open('/?model=cnn-relu&layer=2&tracked=200&every=5');
+  await waitPhase(page, 'ready');
+  await page.click('#train');
+  const t0 = Date.now();
+  const live = await hn(page, () => window.hn?.live?.live?.recordings >= 3 && window.hn.points?.length > 1 && window.hn.live.live, 300_000);
+  await page.click('#pause');
+  await waitPhase(page, 'paused', 120_000);
+  const trained = (Date.now() - t0) / 1000;
+  assert(JSON.stringify(live.layers) === '[["conv1-relu",8],["conv2-relu",16],["conv3-relu",32]]', `layers ${JSON.stringify(live.layers)}`);
+  assert(live.view.layer === 2 && live.traced.length === 32 && live.tracked === 200, `view ${JSON.stringify(live.view)}, traced ${live.traced.length}, tracked ${live.tracked}`);
+  const counts = f => sum(f.figure.panels[0].histogram.counts);
+  assert(counts(live.fig1) > 0 && counts(live.fig5) === live.defined_pairs && live.defined_pairs <= 200 * 32 && live.defined_pairs > 0, `figures 1/5: ${counts(live.fig1)}, ${counts(live.fig5)} of ${live.defined_pairs}`);
+  assert(live.fig2 && live.fig2.figure.steps.length === live.recordings && live.fig2_at, 'figure 2 empty for a conv channel');
+  const points = await page.evaluate(() => window.hn.points);
+  assert(points.every(p => Number.isFinite(p.loss)) && points.at(-1).loss < points[0].loss, `loss ${points[0].loss} -> ${points.at(-1).loss}`);
+  const rot = points.map(p => p.rotation).filter(r => r.length > 0).at(-1);
+  assert(JSON.stringify(rot.map(([n]) => n)) === '["conv1","conv2","conv3","output"]', `rotation layers ${JSON.stringify(rot)}`);
+  assert(new URL(page.url()).searchParams.get('model') === 'cnn-relu', `URL ${page.url()}`);
+  await page.click('#analyze');
+  const a0 = Date.now();
+  const analysis = await hn(page, () => window.hn?.analysis, 10 * 60_000);
+  const q = analysis.figures.find(f => f.stem.startsWith('fig3')).figure;
+  assert(q.curves.length === 3 && q.curves.every(k => k.ys.length > 0 && k.ys.every(y => y >= 0 && y <= 1)), `figure 3: ${q.curves.length} curves`);
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#export')]);
+  const file = path.join(artifacts, 'results-cnn.json');
+  await download.saveAs(file);
+  const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert(r.model === 'cnn-relu' && /^CNN on 28x28/.test(r.architecture) && r.dataset === 'MNIST', `results.json: ${r.model}, ${r.architecture}, ${r.dataset}`);
+  assert(JSON.stringify(Object.keys(r.layers).sort()) === '["conv1-relu","conv2-relu","conv3-relu"]', `results layers ${Object.keys(r.layers)}`);
+  assert(Object.values(r.layers).every(l => l.quantization.length > 0 && l.sliding_window.length > 0), 'experiments missing from results.json');
+  const rate = points.slice(-3).map(p => p.samples_per_second.toFixed(0)).join(', ');
+  console.log(`    CNN 8-16-32: ${points.at(-1).step} steps of 128 in ${trained.toFixed(0)} s (last points ${rate} samples/s), analysis ${((Date.now() - a0) / 1000).toFixed(0)} s`);
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+});
+
+test('Fashion-MNIST loads on demand from the same origin; the URL and results.json say which data set ran', async () => {
+  requested.length = 0;
+  const { page, context, consoleErrors } = await open('/?tracked=100');
+  await waitPhase(page, 'ready');
+  assert(!requested.some(p => /fashion/.test(p)), 'Fashion-MNIST fetched before it was chosen');
+  await page.selectOption('#data', 'fashion-mnist');
+  await page.waitForFunction(() => /Fashion-MNIST loaded \(60000 train, 10000 test images\)/.test(document.querySelector('.status').innerText), null, { timeout: 120_000, polling: 250 });
+  assert(requested.includes('/data/fashion-mnist/train-images-idx3-ubyte.gz'), 'not fetched from the same origin');
+  assert(new URL(page.url()).searchParams.get('data') === 'fashion-mnist', `URL ${page.url()}`);
+  await page.click('#train');
+  await page.waitForFunction(() => (window.hn?.points?.length || 0) >= 2, null, { timeout: 120_000, polling: 250 });
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#export')]);
+  const file = path.join(artifacts, 'results-fashion.json');
+  await download.saveAs(file);
+  const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert(r.dataset === 'Fashion-MNIST', `results.json dataset ${r.dataset}`);
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+  // A shared link names the data set: only Fashion-MNIST is fetched.
+  requested.length = 0;
+  const again = await open('/?data=fashion-mnist');
+  await again.page.waitForFunction(() => /Fashion-MNIST loaded/.test(document.querySelector('.status').innerText), null, { timeout: 120_000, polling: 250 });
+  assert(!requested.some(p => p.startsWith('/data/mnist/')), `MNIST fetched for a Fashion-MNIST link: ${requested.filter(p => p.startsWith('/data/'))}`);
+  await again.context.close();
+});
+
+// MNIST-format files made here: `count` images of side x side, labels 0..9 (or `label` for all).
+function idxFile(dims, data) {
+  const header = Buffer.alloc(4 + 4 * dims.length);
+  header.writeUInt32BE(0x800 + dims.length, 0);
+  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  return Buffer.concat([header, Buffer.from(data)]);
+}
+function ownFiles({ train = 600, test = 100, side = 28, badLabel = false } = {}) {
+  // Each class a bright band at its own rows: learnable in a few steps.
+  const images = n => { const px = new Uint8Array(n * side * side); for (let i = 0; i < n; i++) { const c = i % 10; for (let r = 0; r < 2; r++) for (let x = 0; x < side; x++) px[i * side * side + (2 + 2 * c + r) * side + x] = 200 + (x * 7 + i) % 56; } return px; };
+  const labels = n => Array.from({ length: n }, (_, i) => (badLabel && i === 1 ? 12 : i % 10));
+  return [
+    { name: 'train-images-idx3-ubyte', mimeType: 'application/octet-stream', buffer: idxFile([train, side, side], images(train)) },
+    { name: 'train-labels-idx1-ubyte', mimeType: 'application/octet-stream', buffer: idxFile([train], labels(train).map(l => (badLabel ? l % 10 : l))) },
+    { name: 't10k-images-idx3-ubyte', mimeType: 'application/octet-stream', buffer: idxFile([test, side, side], images(test)) },
+    { name: 't10k-labels-idx1-ubyte', mimeType: 'application/octet-stream', buffer: idxFile([test], labels(test)) },
+  ];
+}
+test('own data: four IDX files, picked or dropped, train like MNIST; bad ones are refused naming the file', async () => {
+  const { page, context, consoleErrors } = await open('/?data=own&tracked=50&every=1');
+  await waitPhase(page, 'nodata');
+  assert(/drop your four IDX files/.test(await page.$eval('.status', e => e.innerText)), 'no instructions for own data');
+  assert(await trainDisabled(page), 'Train enabled without data');
+  const failure = async (files, pattern) => {
+    await page.evaluate(() => { if (window.hn) delete window.hn.data_failed; });
+    await page.setInputFiles('#data-files', files);
+    const message = await hn(page, () => window.hn?.data_failed?.message, 60_000);
+    assert(pattern.test(message), `'${message}' does not match ${pattern}`);
+    await waitPhase(page, 'nodata');
+  };
+  await failure(ownFiles().slice(0, 3), /got 3 files/);
+  await failure(ownFiles({ badLabel: true }), /^could not parse own files: t10k-labels-idx1-ubyte: label 12 at index 1 is not a class/);
+  await failure(ownFiles({ side: 32 }), /^train-images-idx3-ubyte: its images have 1024 values each \(32x32\); the MNIST models take 28x28 images \(784 values\)$/);
+  const bad = ownFiles();
+  bad[3] = { ...bad[3], name: 'notes.txt' };
+  await failure(bad, /^notes\.txt: cannot tell which MNIST file this is/);
+  // Picked.
+  await page.setInputFiles('#data-files', ownFiles());
+  await page.waitForFunction(() => /own files loaded \(600 train, 100 test images\)/.test(document.querySelector('.status').innerText), null, { timeout: 60_000, polling: 250 });
+  await page.click('#train');
+  await waitPhase(page, 'trained', 120_000);
+  const points = await page.evaluate(() => window.hn.points);
+  assert(points.at(-1).total_steps === Math.ceil(600 / 128) && points.every(p => Number.isFinite(p.loss)), `points ${JSON.stringify(points.at(-1))}`);
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.click('#export')]);
+  const file = path.join(artifacts, 'results-own.json');
+  await download.saveAs(file);
+  const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert(r.dataset === 'own files' && new URL(page.url()).searchParams.get('data') === 'own', `dataset ${r.dataset}, URL ${page.url()}`);
+  // Dropped onto the page (from MNIST, say): the same files, in another order.
+  await page.selectOption('#data', 'mnist');
+  await waitPhase(page, 'ready');
+  const dropped = ownFiles({ train: 300 }).reverse().map(f => ({ name: f.name, bytes: [...f.buffer] }));
+  await page.evaluate(files => {
+    const dt = new DataTransfer();
+    for (const f of files) dt.items.add(new File([new Uint8Array(f.bytes)], f.name));
+    document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, dropped);
+  await page.waitForFunction(() => /own files loaded \(300 train, 100 test images\)/.test(document.querySelector('.status').innerText), null, { timeout: 60_000, polling: 250 });
+  assert(new URL(page.url()).searchParams.get('data') === 'own' && (await page.inputValue('#data')) === 'own', 'the drop did not switch the data set');
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+});
+
 const errorCase = (name, routes, pattern) => test(name, async () => {
   const { page, context } = await open('/', { routes });
   await page.waitForSelector('.errors', { timeout: 60_000 });
@@ -354,10 +482,19 @@ errorCase('a worker that cannot start gets a clear message', [['**/worker_loader
 test('WebGPU: auto stays on the CPU on a software adapter; backend=wgpu trains, records and analyzes on it', async () => {
   const gpuBrowser = await launch(['--enable-unsafe-webgpu']);
   try {
+    requested.length = 0;
     const auto = await open('/', { within: gpuBrowser });
     await waitPhase(auto.page, 'ready');
     const autoStatus = await auto.page.$eval('.status', e => e.innerText);
     assert(/ndarray/.test(autoStatus) && /software/.test(autoStatus), `auto on a software adapter: ${autoStatus}`);
+    // A CPU run fetches only the CPU build of the worker; choosing WebGPU swaps in the other.
+    assert(requested.includes('/worker_bg.wasm') && !requested.includes('/worker_gpu_bg.wasm'), `fetched for a CPU run: ${requested.filter(p => /worker/.test(p))}`);
+    await auto.page.selectOption('#backend', 'wgpu');
+    await auto.page.click('#train');
+    await auto.page.waitForFunction(() => /wgpu \(WebGPU/.test(document.querySelector('.status .backend').innerText), null, { timeout: 120_000, polling: 250 });
+    assert(requested.includes('/worker_gpu_bg.wasm'), 'the WebGPU build was not fetched for a WebGPU run');
+    await waitPhase(auto.page, 'training', 60_000);
+    assert(auto.consoleErrors.length === 0, `console errors: ${auto.consoleErrors.join(' | ')}`);
     await auto.context.close();
 
     const { page, context, consoleErrors } = await open('/?backend=wgpu&layer=1&batch=64&tracked=100&every=4&lr=0.002', { within: gpuBrowser });

@@ -95,8 +95,8 @@ pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
             let widths = w.hidden.clone().unwrap_or_else(|| MNIST_WIDTHS.to_vec());
             let cfg = MlpConfig::mnist(activation, widths.clone());
             check(w, &widths, split.train.len(), Footprint::mlp(&cfg))?;
-            if split.train.features != cfg.input {
-                bail!("--data {}: its images have {} values each; the MNIST MLPs take 784 (28x28)", dir.display(), split.train.features);
+            if let Err(problem) = hidden_neurons::settings::check_image_values(split.train.features, cfg.input, hidden_neurons::settings::MNIST_TAKES) {
+                bail!("--data {}: {problem}", dir.display());
             }
             Ok(Prepared::Mlp(split, cfg.init(device)))
         }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor};
-use hidden_neurons::model::{CnnConfig, LAYERS_PER_STAGE};
+use hidden_neurons::model::{CnnConfig, ConvLayer};
 use hidden_neurons::stats::read_f32;
 
 /// Repeats per timed op; the median is reported.
@@ -30,30 +30,6 @@ fn median_ms(mut f: impl FnMut() -> Tensor<4>) -> f64 {
 
 fn median_ms2(mut f: impl FnMut() -> Tensor<2>) -> f64 {
     median_ms(|| f().unsqueeze::<4>())
-}
-
-/// One conv layer's shape: input channels, output channels, side of the (square) feature map.
-#[derive(Clone, Copy, Debug)]
-struct ConvShape {
-    c_in: usize,
-    c_out: usize,
-    side: usize,
-}
-
-fn conv_shapes(cfg: &CnnConfig) -> Vec<ConvShape> {
-    let mut c_in = cfg.channels;
-    let mut side = cfg.side;
-    let mut shapes = Vec::new();
-    for (stage, &w) in cfg.widths.iter().enumerate() {
-        if stage > 0 {
-            side /= 2;
-        }
-        for _ in 0..LAYERS_PER_STAGE {
-            shapes.push(ConvShape { c_in, c_out: w, side });
-            c_in = w;
-        }
-    }
-    shapes
 }
 
 /// Milliseconds (median) of `op` forward and backward through autodiff on `x`'s shape, the
@@ -78,12 +54,12 @@ pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) {
     let pool = MaxPool2dConfig::new([2, 2]).init();
     println!("layer (channels @ side)   batch-norm  activation  max-pool (before the layer)   [ms, forward + backward]");
     let (mut bn, mut act, mut mp) = (0.0, 0.0, 0.0);
-    for (i, s) in conv_shapes(cfg).iter().enumerate() {
+    for (i, s) in cfg.conv_layers().iter().enumerate() {
         let shape = [batch, s.c_out, s.side, s.side];
         let norm = BatchNormConfig::new(s.c_out).init(&ad);
         let t_bn = fwd_bwd_ms(shape, |x| norm.forward(x), device);
         let t_act = fwd_bwd_ms(shape, |x| cfg.activation.apply(x), device);
-        let t_pool = if i > 0 && i % LAYERS_PER_STAGE == 0 {
+        let t_pool = if s.pool_before {
             fwd_bwd_ms([batch, s.c_in, 2 * s.side, 2 * s.side], |x| pool.forward(x), device)
         } else {
             0.0
@@ -99,10 +75,10 @@ pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) {
 /// Times each conv layer's products on `device` (no autodiff) and prints a table with totals.
 pub fn profile_convs(cfg: &CnnConfig, batch: usize, device: &Device) {
     let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-    let gflop = |s: &ConvShape| 2.0 * (batch * s.side * s.side * s.c_out * s.c_in * 9) as f64 / 1e9;
+    let gflop = |s: &ConvLayer| 2.0 * (batch * s.side * s.side * s.c_out * s.c_in * 9) as f64 / 1e9;
     println!("conv layer (c_in -> c_out @ side)   forward  grad-input  grad-weight   [ms]   matmul of the same size [ms]   GFLOP/s fwd / matmul");
     let (mut fwd, mut dx, mut dw, mut mm, mut flops) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    let shapes = conv_shapes(cfg);
+    let shapes = cfg.conv_layers();
     for (i, s) in shapes.iter().enumerate() {
         let x = Tensor::<4>::random([batch, s.c_in, s.side, s.side], Distribution::Default, device);
         let w = Tensor::<4>::random([s.c_out, s.c_in, 3, 3], Distribution::Default, device);

@@ -227,17 +227,11 @@ impl Spec {
     /// The data against the model (image size) and the memory the run will need.
     fn check_fits(&self, args: &ReproduceArgs, split: &Split) -> Result<()> {
         let (input, what) = match &self.shape {
-            Shape::Mlp(cfg) => (cfg.input, "the MNIST MLPs take 28x28 images (784 values)"),
+            Shape::Mlp(cfg) => (cfg.input, settings::MNIST_TAKES),
             Shape::Cnn(cfg) => (cfg.channels * cfg.side * cfg.side, "the CIFAR CNNs take 32x32 colour images (3072 values)"),
         };
-        if split.train.features != input {
-            let data = args.data.clone().unwrap_or_else(default_data_dir);
-            bail!(
-                "--data {}: its images have {} values each{}; {what}",
-                data.display(),
-                split.train.features,
-                square_side(split.train.features).map(|s| format!(" ({s}x{s})")).unwrap_or_default()
-            );
+        if let Err(problem) = settings::check_image_values(split.train.features, input, what) {
+            bail!("--data {}: {problem}", args.data.clone().unwrap_or_else(default_data_dir).display());
         }
         settings::check_memory(self.needed_bytes(split), memory_budget())?;
         Ok(())
@@ -311,12 +305,6 @@ impl Spec {
         );
         base + &extra
     }
-}
-
-/// The side of a square single-channel image of `values` pixels, if it is one.
-fn square_side(values: usize) -> Option<usize> {
-    let s = (values as f64).sqrt().round() as usize;
-    (s * s == values).then_some(s)
 }
 
 /// What a run may use: this machine's physical memory (a GPU run keeps its data and captured

@@ -4,7 +4,7 @@
 use hidden_neurons::backend::{BackendChoice, GpuAdapter, decide};
 use hidden_neurons::experiments::ExperimentConfig;
 use hidden_neurons::figures::NamedFigure;
-use hidden_neurons::model::{Activation, MNIST_WIDTHS, MlpConfig};
+use hidden_neurons::model::{Activation, CnnConfig, MNIST_WIDTHS, MlpConfig, MlpOrCnn};
 use hidden_neurons::recording::RecordingMode;
 use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
 use hidden_neurons::train::TrainConfig;
@@ -32,9 +32,103 @@ pub const PAGE_MEMORY: u64 = 2 << 30;
 /// Most steps of one benchmark.
 pub const MAX_BENCH_STEPS: usize = 10_000;
 
+/// Which network the page trains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// The paper's MLP 784-512-512-10 with dropout.
+    #[default]
+    Mlp,
+    /// A small CNN: three conv 3x3 layers with batch-norm ([`CnnConfig::mnist_small`]).
+    Cnn,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 2] = [ModelKind::Mlp, ModelKind::Cnn];
+
+    /// In the URL (`model=`) and results.json's model name.
+    pub fn id(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Cnn => "cnn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.id() == s)
+    }
+
+    /// Studied layers (the URL's `layer=` is one of them).
+    pub fn layers(self) -> usize {
+        match self {
+            ModelKind::Mlp => MNIST_WIDTHS.len(),
+            ModelKind::Cnn => CnnConfig::mnist_small(Activation::Relu).conv_layers().len(),
+        }
+    }
+
+    /// In the form.
+    pub fn label(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "MLP 784-512-512-10 (the paper's)",
+            ModelKind::Cnn => "CNN, 3 conv layers (8-16-32)",
+        }
+    }
+}
+
+/// Which data a run trains on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataChoice {
+    #[default]
+    Mnist,
+    /// Fetched on demand from the page's own origin.
+    FashionMnist,
+    /// Four IDX files the user drops onto the page (nothing leaves the browser).
+    Own,
+}
+
+impl DataChoice {
+    pub const ALL: [DataChoice; 3] = [DataChoice::Mnist, DataChoice::FashionMnist, DataChoice::Own];
+
+    /// In the URL (`data=`).
+    pub fn id(self) -> &'static str {
+        match self {
+            DataChoice::Mnist => "mnist",
+            DataChoice::FashionMnist => "fashion-mnist",
+            DataChoice::Own => "own",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.id() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DataChoice::Mnist => "MNIST",
+            DataChoice::FashionMnist => "Fashion-MNIST",
+            DataChoice::Own => "your own IDX files",
+        }
+    }
+
+    /// Where the page serves it (the four files under MNIST's names); `None` for own files.
+    pub fn served_dir(self) -> Option<&'static str> {
+        match self {
+            DataChoice::Mnist => Some("data/mnist"),
+            DataChoice::FashionMnist => Some("data/fashion-mnist"),
+            DataChoice::Own => None,
+        }
+    }
+}
+
 /// How to train: the user's controls.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
+    #[serde(default)]
+    pub model: ModelKind,
+    /// Which data set the run trains on (the worker loads it before a run starts).
+    #[serde(default)]
+    pub data: DataChoice,
     pub activation: Activation,
     pub epochs: usize,
     pub batch_size: usize,
@@ -51,14 +145,61 @@ pub struct Settings {
 impl Default for Settings {
     /// One epoch of the paper's MLP with the paper's recording cadence.
     fn default() -> Self {
-        Self { activation: Activation::Relu, epochs: 1, batch_size: 128, learning_rate: 1e-3, seed: 1, every_batches: 10, tracked_samples: 1000, backend: BackendChoice::Auto }
+        Self { model: ModelKind::Mlp, data: DataChoice::Mnist, activation: Activation::Relu, epochs: 1, batch_size: 128, learning_rate: 1e-3, seed: 1, every_batches: 10, tracked_samples: 1000, backend: BackendChoice::Auto }
     }
 }
 
 impl Settings {
-    /// The model's name in results.json and the native trainer (`mlp-relu`, `mlp-sigmoid`).
+    /// The model's name in results.json and the native trainer (`mlp-relu`, `cnn-sigmoid`).
     pub fn model_id(&self) -> String {
-        format!("mlp-{}", self.activation.suffix())
+        format!("{}-{}", self.model.id(), self.activation.suffix())
+    }
+
+    /// The network these settings train, freshly initialised on `device`.
+    pub fn build_model(&self, device: &burn::tensor::Device) -> MlpOrCnn {
+        match self.model {
+            ModelKind::Mlp => self.mlp_config().init(device).into(),
+            ModelKind::Cnn => self.cnn_config().init(device).into(),
+        }
+    }
+
+    pub fn mlp_config(&self) -> MlpConfig {
+        MlpConfig::mnist(self.activation, MNIST_WIDTHS.to_vec())
+    }
+
+    pub fn cnn_config(&self) -> CnnConfig {
+        CnnConfig::mnist_small(self.activation)
+    }
+
+    /// The studied layers' names and widths, before a model exists.
+    pub fn layer_names(&self) -> Vec<(String, usize)> {
+        match self.model {
+            ModelKind::Mlp => {
+                let c = self.mlp_config();
+                c.hidden.iter().enumerate().map(|(i, &w)| (format!("dense{}-{}", i + c.first_index, self.activation.suffix()), w)).collect()
+            }
+            ModelKind::Cnn => self.cnn_config().conv_layers().into_iter().map(|c| (c.name, c.c_out)).collect(),
+        }
+    }
+
+    /// The architecture in words, for results.json and the report.
+    pub fn architecture(&self) -> String {
+        match self.model {
+            ModelKind::Mlp => format!(
+                "MLP 784-{}-10 ({}, dropout 0.5 after each hidden layer)",
+                MNIST_WIDTHS.map(|w| w.to_string()).join("-"),
+                self.activation.suffix()
+            ),
+            ModelKind::Cnn => {
+                let c = self.cnn_config();
+                format!(
+                    "CNN on 28x28: {} conv 3x3 + batch-norm ({}), widths {:?}, 2x2 max-pool between them, global average pool, dense",
+                    c.widths.len() * c.layers_per_stage,
+                    self.activation.suffix(),
+                    c.widths
+                )
+            }
+        }
     }
 
     /// The run these settings describe, as the native trainer's config (tracked mode, figure 2's
@@ -77,26 +218,57 @@ impl Settings {
         }
     }
 
-    /// Training steps of the whole run on MNIST.
-    pub fn total_steps(&self) -> u64 {
-        (MNIST_TRAIN.div_ceil(self.batch_size.max(1)) as u64).saturating_mul(self.epochs as u64)
+    /// Experiments 3 to 5 in the page: the `browser` preset. The CNN retrains its suffixes on
+    /// fewer samples and evaluates on the first 2000 test images: each of its forward passes costs
+    /// a browser's CPU about 20 times the MLP's, and on all of MNIST's test set its analysis took
+    /// 9 minutes in headless Chromium.
+    pub fn experiment_config(&self) -> ExperimentConfig {
+        let browser = ExperimentConfig::browser(self.seed);
+        match self.model {
+            ModelKind::Mlp => browser,
+            ModelKind::Cnn => ExperimentConfig { retrain_samples: 2_000, test_samples: Some(2_000), ..browser },
+        }
     }
 
-    /// About how many bytes the run needs at its peak: the shared estimate (weights, sign counts,
-    /// a batch, the analysis) plus figure 2's traced pre-activations, which every recording adds
-    /// to for the rest of the run.
-    pub fn memory_bytes(&self) -> u64 {
-        let fp = Footprint::mlp(&MlpConfig::mnist(self.activation, MNIST_WIDTHS.to_vec()));
-        let exp = ExperimentConfig::browser(self.seed);
-        let base = fp.bytes(self.batch_size, self.tracked_samples, exp.stats_samples + exp.retrain_samples + MNIST_TEST);
-        let recordings = settings::recordings(self.total_steps(), self.every_batches);
+    /// Training steps of the whole run on `train` samples.
+    pub fn total_steps_on(&self, train: usize) -> u64 {
+        (train.div_ceil(self.batch_size.max(1)) as u64).saturating_mul(self.epochs as u64)
+    }
+
+    /// Training steps of the whole run on MNIST.
+    pub fn total_steps(&self) -> u64 {
+        self.total_steps_on(MNIST_TRAIN)
+    }
+
+    /// About how many bytes the run needs at its peak on `train` and `test` samples: the shared
+    /// estimate (weights, sign counts, a batch, the analysis) plus figure 2's traced
+    /// pre-activations, which every recording adds to for the rest of the run.
+    pub fn memory_bytes_on(&self, train: usize, test: usize) -> u64 {
+        let fp = match self.model {
+            ModelKind::Mlp => Footprint::mlp(&self.mlp_config()),
+            ModelKind::Cnn => Footprint::cnn(&self.cnn_config()),
+        };
+        let exp = self.experiment_config();
+        let base = fp.bytes(self.batch_size, self.tracked_samples, exp.stats_samples + exp.retrain_samples + test);
+        let recordings = settings::recordings(self.total_steps_on(train), self.every_batches);
         base.saturating_add(fp.trace_bytes(recordings, self.tracked_samples, TRACED))
+    }
+
+    /// [`Settings::memory_bytes_on`] MNIST.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes_on(MNIST_TRAIN, MNIST_TEST)
     }
 
     /// The one check of the page's settings, in the form and in the worker: the shared
     /// validation ([`settings::check_train`]), then the page's own ceilings and its memory.
     /// [`page_message`] words the error for the user.
     pub fn validate(&self) -> Result<(), SettingError> {
+        self.validate_on(MNIST_TRAIN, MNIST_TEST)
+    }
+
+    /// [`Settings::validate`] for a data set of `train` and `test` samples (own files).
+    pub fn validate_on(&self, train: usize, test: usize) -> Result<(), SettingError> {
+        settings::check_samples(train, test)?;
         settings::check_train(&self.train_config())?;
         within(Setting::Epochs, self.epochs, 1, PAGE_MAX_EPOCHS)?;
         within(Setting::Batch, self.batch_size, 1, PAGE_MAX_BATCH)?;
@@ -105,7 +277,7 @@ impl Settings {
         }
         within(Setting::Every, self.every_batches, 1, PAGE_MAX_EVERY)?;
         within(Setting::Tracked, self.tracked_samples, PAGE_MIN_TRACKED, PAGE_MAX_TRACKED)?;
-        settings::check_memory(self.memory_bytes(), PAGE_MEMORY)
+        settings::check_memory(self.memory_bytes_on(train, test), PAGE_MEMORY)
     }
 
     /// Clamps every field into a range the page can train (URLs can say anything): the result
@@ -227,6 +399,8 @@ pub struct View {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerInput {
+    /// Load a data set (dropping any run): the worker answers `DataLoaded` or `DataFailed`.
+    Load { source: DataSource },
     /// Start training from scratch (a running one is dropped).
     Start { settings: Settings, view: View },
     Pause,
@@ -247,6 +421,26 @@ pub enum WorkerInput {
         #[serde(default)]
         backend: BackendChoice,
     },
+}
+
+/// Where the worker finds a data set's four IDX files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DataSource {
+    /// Served by the page's origin under MNIST's file names.
+    Served { data: DataChoice },
+    /// Files the user gave the page: each file's own name and an object URL the worker can
+    /// fetch (`URL.createObjectURL`), in any order.
+    Files { files: Vec<(String, String)> },
+}
+
+impl DataSource {
+    pub fn choice(&self) -> DataChoice {
+        match self {
+            DataSource::Served { data } => *data,
+            DataSource::Files { .. } => DataChoice::Own,
+        }
+    }
 }
 
 /// One point of the training curves.
@@ -304,7 +498,11 @@ pub enum WorkerOutput {
     Ready { webgpu: Option<GpuAdapter> },
     /// The backend a run started on ([`plan`]'s, or the CPU when WebGPU failed to start).
     Backend { name: String, note: String },
-    DataLoaded { train: usize, test: usize },
+    /// A data set is loaded and checked; `name` says which (own files: their names).
+    DataLoaded { data: DataChoice, name: String, train: usize, test: usize },
+    /// The data set could not be loaded or does not fit the page's models; the page stays
+    /// without data until another one loads.
+    DataFailed { data: DataChoice, message: String },
     Progress { point: ProgressPoint },
     Live { live: Box<Live> },
     Paused,
@@ -387,7 +585,7 @@ mod tests {
 
     #[test]
     fn sanitize_clamps_what_a_url_can_say() {
-        let s = Settings { activation: Activation::None, epochs: 0, batch_size: 0, learning_rate: f64::NAN, seed: 3, every_batches: 0, tracked_samples: 1, backend: BackendChoice::Cpu }
+        let s = Settings { activation: Activation::None, epochs: 0, batch_size: 0, learning_rate: f64::NAN, seed: 3, every_batches: 0, tracked_samples: 1, backend: BackendChoice::Cpu, ..Settings::default() }
             .sanitized();
         assert_eq!(s.activation, Activation::Relu);
         assert_eq!((s.epochs, s.batch_size, s.every_batches, s.tracked_samples), (1, 1, 1, 10));
@@ -398,13 +596,15 @@ mod tests {
     #[test]
     fn sanitized_settings_always_validate() {
         let lrs = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, f64::MIN_POSITIVE, 1e-3, 1.0, 1.5, 1e300, f64::MAX];
-        for activation in [Activation::None, Activation::Relu, Activation::Sigmoid] {
-            for epochs in [0, 1, 50, 51, 999_999, usize::MAX] {
+        for (a, activation) in [Activation::None, Activation::Relu, Activation::Sigmoid].into_iter().enumerate() {
+            for (e, epochs) in [0, 1, 50, 51, 999_999, usize::MAX].into_iter().enumerate() {
+                // Both models, alternating (the memory estimate differs, the ranges do not).
+                let model = ModelKind::ALL[(a + e) % 2];
                 for batch_size in [0, 1, 2, 128, 4096, 4097, usize::MAX] {
                     for learning_rate in lrs {
                         for every_batches in [0, 1, 10, 10_001, usize::MAX] {
                             for tracked_samples in [0, 1, 10, 1000, 10_000, 10_001, usize::MAX] {
-                                let s = Settings { activation, epochs, batch_size, learning_rate, seed: u64::MAX, every_batches, tracked_samples, backend: BackendChoice::Auto };
+                                let s = Settings { model, data: DataChoice::Mnist, activation, epochs, batch_size, learning_rate, seed: u64::MAX, every_batches, tracked_samples, backend: BackendChoice::Auto };
                                 let clean = s.clone().sanitized();
                                 assert_eq!(clean.validate(), Ok(()), "{s:?} -> {clean:?}");
                                 assert_ne!(clean.activation, Activation::None);
@@ -466,6 +666,47 @@ mod tests {
         assert_eq!((cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.seed), (3, 64, 0.01, 9));
         assert_eq!((cfg.mode, cfg.every_batches, cfg.tracked_samples, cfg.snapshot_neurons), (RecordingMode::Tracked, 5, 300, TRACED));
         assert_eq!(s.total_steps(), 3 * 938);
+    }
+
+    #[test]
+    fn model_and_data_choices_read_and_build() {
+        for m in ModelKind::ALL {
+            assert_eq!(ModelKind::parse(m.id()), Some(m));
+        }
+        for d in DataChoice::ALL {
+            assert_eq!(DataChoice::parse(d.id()), Some(d));
+        }
+        assert_eq!(DataChoice::parse("cifar"), None);
+        let cnn = Settings { model: ModelKind::Cnn, ..Settings::default() };
+        assert_eq!(cnn.model_id(), "cnn-relu");
+        assert!(cnn.architecture().starts_with("CNN on 28x28: 3 conv"), "{}", cnn.architecture());
+        use hidden_neurons::model::TappedModel;
+        let layers = cnn.build_model(&burn::tensor::Device::flex()).layers();
+        assert_eq!(layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["conv1-relu", "conv2-relu", "conv3-relu"]);
+        assert_eq!(cnn.layer_names(), layers.iter().map(|l| (l.name.clone(), l.neurons)).collect::<Vec<_>>());
+        let mlp = Settings::default();
+        let built = mlp.build_model(&burn::tensor::Device::flex()).layers();
+        assert_eq!(mlp.layer_names(), built.iter().map(|l| (l.name.clone(), l.neurons)).collect::<Vec<_>>());
+        // Settings saved before the model and data choices still read, as the MLP on MNIST.
+        let old = r#"{"activation":"relu","epochs":1,"batch_size":128,"learning_rate":0.001,"seed":1,"every_batches":10,"tracked_samples":1000}"#;
+        let s: Settings = serde_json::from_str(old).unwrap();
+        assert_eq!((s.model, s.data), (ModelKind::Mlp, DataChoice::Mnist));
+        let load = WorkerInput::Load { source: DataSource::Files { files: vec![("a".into(), "blob:x".into())] } };
+        assert_eq!(WorkerInput::from_json(&load.to_json()).unwrap(), load);
+    }
+
+    #[test]
+    fn own_data_is_checked_against_its_own_size() {
+        let s = Settings::default();
+        assert_eq!(s.validate_on(100, 10), Ok(()));
+        assert_eq!(s.validate_on(0, 10).unwrap_err().setting, Setting::TrainSamples);
+        assert_eq!(s.validate_on(100, 0).unwrap_err().setting, Setting::TestSamples);
+        // A set ten times MNIST's records ten times as often over an epoch: the page's memory refuses the
+        // paper cadence at 50 epochs there, while it takes it on MNIST.
+        let long = Settings { epochs: 50, ..s };
+        assert_eq!(long.validate(), Ok(()));
+        assert_eq!(long.validate_on(600_000, 10_000).unwrap_err().setting, Setting::Memory);
+        assert_eq!(long.total_steps_on(600_000), 50 * 600_000u64.div_ceil(128));
     }
 
     #[test]

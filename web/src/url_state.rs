@@ -4,7 +4,7 @@
 use hidden_neurons::backend::BackendChoice;
 use hidden_neurons::model::Activation;
 
-use crate::protocol::{Settings, View};
+use crate::protocol::{DataChoice, ModelKind, Settings, View};
 
 /// The figures the page shows, by their URL name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,9 +105,19 @@ impl UrlState {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let s = &mut st.settings;
             match k {
+                // `mlp-relu`, `cnn-sigmoid`; older links say only the activation (`relu`).
                 "model" => {
-                    if let Ok(a) = v.parse::<Activation>() {
+                    let (kind, activation) = v.split_once('-').unwrap_or(("", v));
+                    if let Some(m) = ModelKind::parse(kind).or_else(|| ModelKind::parse(v)) {
+                        s.model = m;
+                    }
+                    if let Ok(a) = activation.parse::<Activation>() {
                         s.activation = a;
+                    }
+                }
+                "data" => {
+                    if let Some(d) = DataChoice::parse(v) {
+                        s.data = d;
                     }
                 }
                 "epochs" => set(&mut s.epochs, v),
@@ -125,7 +135,7 @@ impl UrlState {
             }
         }
         st.settings = st.settings.sanitized();
-        st.view.layer = st.view.layer.min(1);
+        st.view.layer = st.view.layer.min(st.settings.model.layers() - 1);
         st
     }
 
@@ -133,8 +143,9 @@ impl UrlState {
     pub fn to_query(&self) -> String {
         let s = &self.settings;
         let mut q = format!(
-            "?model={}&layer={}&neuron={}&epochs={}&batch={}&lr={}&seed={}&every={}&tracked={}",
-            s.activation.suffix(),
+            "?model={}&data={}&layer={}&neuron={}&epochs={}&batch={}&lr={}&seed={}&every={}&tracked={}",
+            s.model_id(),
+            s.data.id(),
             self.view.layer,
             self.view.neuron,
             s.epochs,
@@ -184,10 +195,12 @@ mod tests {
     fn query_round_trips() {
         let mut st = UrlState::default();
         st.settings.activation = Activation::Sigmoid;
+        st.settings.model = ModelKind::Cnn;
+        st.settings.data = DataChoice::FashionMnist;
         st.settings.epochs = 3;
         st.settings.learning_rate = 0.0005;
         st.settings.backend = BackendChoice::Wgpu;
-        st.view = View { layer: 1, neuron: 42, recording: None };
+        st.view = View { layer: 2, neuron: 12, recording: None };
         st.embed = Some(FigureId::Fig5);
         st.autostart = true;
         assert_eq!(UrlState::parse(&st.to_query()), st);
@@ -202,12 +215,19 @@ mod tests {
         assert_eq!(st.view.layer, 1);
         assert_eq!(st.view.neuron, 0);
         assert_eq!(st.embed, None);
+        assert_eq!((st.settings.model, st.settings.data), (ModelKind::Mlp, DataChoice::Mnist));
+        // The CNN has a third layer; an unknown data set stays MNIST.
+        let st = UrlState::parse("?model=cnn-sigmoid&layer=9&data=imagenet");
+        assert_eq!((st.settings.model, st.settings.activation, st.view.layer, st.settings.data), (ModelKind::Cnn, Activation::Sigmoid, 2, DataChoice::Mnist));
+        // Links from before the model choice name only the activation.
+        let st = UrlState::parse("?model=sigmoid&data=own");
+        assert_eq!((st.settings.model, st.settings.activation, st.settings.data), (ModelKind::Mlp, Activation::Sigmoid, DataChoice::Own));
     }
 
     #[test]
     fn embed_snippet_points_at_one_figure() {
         let snip = UrlState::default().embed_snippet("https://example.org/hn/", FigureId::Fig1);
-        assert!(snip.starts_with(r#"<iframe src="https://example.org/hn/?model=relu"#), "{snip}");
+        assert!(snip.starts_with(r#"<iframe src="https://example.org/hn/?model=mlp-relu&data=mnist"#), "{snip}");
         assert!(snip.contains("&embed=fig1"));
     }
 }

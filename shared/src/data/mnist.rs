@@ -231,12 +231,27 @@ pub struct MnistBytes<'a> {
 }
 
 impl MnistBytes<'_> {
+    /// Parses the four files, named in errors by MNIST's file names.
     pub fn parse(&self, name: &str) -> Result<Split, DataError> {
-        let train = Dataset::from_idx(MNIST_FILES[0], self.train_images, MNIST_FILES[1], self.train_labels)?;
-        let test = Dataset::from_idx(MNIST_FILES[2], self.test_images, MNIST_FILES[3], self.test_labels)?;
+        self.parse_named(MNIST_FILES, name)
+    }
+
+    /// Parses the four files; errors name each by `names` (train images, train labels, test
+    /// images, test labels: the names a user gave them).
+    pub fn parse_named(&self, names: [&str; 4], name: &str) -> Result<Split, DataError> {
+        let train = Dataset::from_idx(names[0], self.train_images, names[1], self.train_labels)?;
+        let test = Dataset::from_idx(names[2], self.test_images, names[3], self.test_labels)?;
+        Split::from_train_test(name, train, test, names[2])
+    }
+}
+
+impl Split {
+    /// A split of single-channel images, normalised by the training set's statistics; the test
+    /// images (file `test_images`) must have as many pixels as the training images.
+    fn from_train_test(name: &str, train: Dataset, test: Dataset, test_images: &str) -> Result<Split, DataError> {
         if train.features != test.features {
             return Err(DataError::Format {
-                file: MNIST_FILES[2].into(),
+                file: test_images.into(),
                 reason: format!("test images have {} pixels, train images {}", test.features, train.features),
             });
         }
@@ -245,8 +260,45 @@ impl MnistBytes<'_> {
     }
 }
 
-/// Streams one of the four files from `dir` (`.gz` or raw), never holding more than the
-/// payload its header declares, and no payload over [`MAX_DECOMPRESSED_BYTES`].
+/// Which of `names` is which MNIST file: the indices of the train images, train labels, test
+/// images and test labels, told by the usual names (`train-images-idx3-ubyte`, `t10k-labels...`,
+/// with or without `.gz`; `test` for `t10k`, `idx3`/`idx1` for images/labels). Errors say which
+/// name could not be placed, or which two claim the same place.
+pub fn mnist_file_roles(names: &[&str]) -> Result<[usize; 4], String> {
+    const ROLES: [&str; 4] = ["training images", "training labels", "test images", "test labels"];
+    if names.len() != 4 {
+        return Err(format!(
+            "an MNIST-format data set is four IDX files (training images and labels, test images and labels); got {} file{}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" }
+        ));
+    }
+    let mut roles: [Option<usize>; 4] = [None; 4];
+    for (i, name) in names.iter().enumerate() {
+        let n = name.to_ascii_lowercase();
+        let test = n.contains("t10k") || n.contains("test");
+        let train = n.contains("train");
+        let labels = n.contains("label") || n.contains("idx1");
+        let images = n.contains("image") || n.contains("idx3");
+        let role = match (train, test, images, labels) {
+            (true, false, true, false) => 0,
+            (true, false, false, true) => 1,
+            (false, true, true, false) => 2,
+            (false, true, false, true) => 3,
+            _ => {
+                return Err(format!(
+                    "{name}: cannot tell which MNIST file this is; name the files like MNIST's (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, .gz or not)"
+                ));
+            }
+        };
+        if let Some(other) = roles[role] {
+            return Err(format!("{} and {name} both look like the {}", names[other], ROLES[role]));
+        }
+        roles[role] = Some(i);
+    }
+    Ok(roles.map(|r| r.expect("four names, four distinct roles")))
+}
+
 fn read_one(dir: &Path, gz_name: &str) -> Result<(String, IdxU8), DataError> {
     let raw_name = gz_name.trim_end_matches(".gz");
     for name in [gz_name, raw_name] {
@@ -273,13 +325,6 @@ pub fn load_mnist_dir(dir: &Path) -> Result<Split, DataError> {
     let [(n0, f0), (n1, f1), (n2, f2), (n3, f3)]: [(String, IdxU8); 4] = files.try_into().expect("one entry per MNIST file");
     let train = Dataset::from_parsed(&n0, f0, &n1, f1)?;
     let test = Dataset::from_parsed(&n2, f2, &n3, f3)?;
-    if train.features != test.features {
-        return Err(DataError::Format {
-            file: n2,
-            reason: format!("test images have {} pixels, train images {}", test.features, train.features),
-        });
-    }
-    let norm = train.pixel_stats(1);
     let dataset = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "mnist".into());
-    Ok(Split { name: dataset, train, test, norm })
+    Split::from_train_test(&dataset, train, test, &n2)
 }

@@ -20,8 +20,8 @@ pub use imagenet::{
 };
 #[cfg(feature = "native")]
 pub use source::ImageSource;
-pub use source::{InMemory, Source, SourceError};
-pub use mnist::{CLASSES, Dataset, MAX_CHANNELS, MNIST_FILES, MnistBytes, Normalization, Split, load_mnist_dir};
+pub use source::{Head, InMemory, Source, SourceError};
+pub use mnist::{CLASSES, Dataset, MAX_CHANNELS, MNIST_FILES, MnistBytes, Normalization, Split, load_mnist_dir, mnist_file_roles};
 
 use std::path::PathBuf;
 

@@ -41,6 +41,38 @@ impl Source for InMemory<'_> {
     }
 }
 
+/// The first `n` samples of a source (all of them when `n` is `None`).
+pub struct Head<'a> {
+    inner: &'a dyn Source,
+    n: usize,
+}
+
+impl<'a> Head<'a> {
+    pub fn first(inner: &'a dyn Source, n: Option<usize>) -> Self {
+        Self { inner, n: n.unwrap_or(usize::MAX) }
+    }
+}
+
+impl Source for Head<'_> {
+    fn len(&self) -> usize {
+        self.inner.len().min(self.n)
+    }
+
+    fn visit(&self, batch: usize, device: &Device, f: &mut dyn FnMut(Tensor<2>, Tensor<1, Int>)) -> Result<(), SourceError> {
+        let mut left = self.n;
+        self.inner.visit(batch, device, &mut |x, y| {
+            let b = y.dims()[0];
+            if left >= b {
+                left -= b;
+                f(x, y);
+            } else if left > 0 {
+                f(x.slice(0..left), y.slice(0..left));
+                left = 0;
+            }
+        })
+    }
+}
+
 /// Images of an ImageNet-format folder, decoded in parallel with a bounded prefetch at each
 /// visit (see [`super::stream`]); unusable images are skipped and counted when
 /// `cfg.skip_bad` is set, an error otherwise.

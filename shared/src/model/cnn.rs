@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Activation, Init, LayerInfo, Tap, TappedModel};
 
-/// Conv layers per stage.
+/// Conv layers per stage of the paper's CIFAR CNN.
 pub const LAYERS_PER_STAGE: usize = 3;
+
+fn paper_layers_per_stage() -> usize {
+    LAYERS_PER_STAGE
+}
 
 /// Stage widths of the paper preset's CIFAR CNN: doubling per stage (VGG style).
 pub const CIFAR_WIDTHS: [usize; 4] = [64, 128, 256, 512];
@@ -29,11 +33,53 @@ pub struct CnnConfig {
     pub activation: Activation,
     #[serde(default)]
     pub init: Init,
+    /// Conv layers in each stage (the paper's CNN: 3).
+    #[serde(default = "paper_layers_per_stage")]
+    pub layers_per_stage: usize,
+}
+
+/// One conv layer of a [`CnnConfig`], as planned before anything is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvLayer {
+    pub name: String,
+    pub c_in: usize,
+    pub c_out: usize,
+    /// Side of its (square) input and output map.
+    pub side: usize,
+    /// A 2x2 max-pool precedes it (the first layer of every stage but the first).
+    pub pool_before: bool,
 }
 
 impl CnnConfig {
     pub fn cifar(activation: Activation, widths: Vec<usize>) -> Self {
-        Self { channels: 3, side: 32, widths, classes: 10, activation, init: Init::Burn }
+        Self { channels: 3, side: 32, widths, classes: 10, activation, init: Init::Burn, layers_per_stage: LAYERS_PER_STAGE }
+    }
+
+    /// The page's small MNIST CNN: three conv layers (8, 16, 32 channels at 28, 14 and 7 pixels),
+    /// one per stage, so a browser's CPU trains it in about the time of the MLP.
+    pub fn mnist_small(activation: Activation) -> Self {
+        Self { channels: 1, side: 28, widths: vec![8, 16, 32], classes: 10, activation, init: Init::Burn, layers_per_stage: 1 }
+    }
+
+    /// The conv layers in forward order. Layers are named `stage{s}layer{l}` (the paper's CIFAR
+    /// names), or `conv{n}` when every stage has a single layer.
+    pub fn conv_layers(&self) -> Vec<ConvLayer> {
+        let per = self.layers_per_stage.max(1);
+        let mut c_in = self.channels;
+        let mut side = self.side;
+        let mut out = Vec::with_capacity(self.widths.len() * per);
+        for (stage, &width) in self.widths.iter().enumerate() {
+            for l in 0..per {
+                let pool_before = stage > 0 && l == 0;
+                if pool_before {
+                    side /= 2;
+                }
+                let base = if per == 1 { format!("conv{}", stage + 1) } else { format!("stage{stage}layer{l}") };
+                out.push(ConvLayer { name: format!("{base}-{}", self.activation.suffix()), c_in, c_out: width, side, pool_before });
+                c_in = width;
+            }
+        }
+        out
     }
 
     pub fn with_init(self, init: Init) -> Self {
@@ -41,17 +87,8 @@ impl CnnConfig {
     }
 
     pub fn init(&self, device: &Device) -> Cnn {
-        let n = self.widths.len() * LAYERS_PER_STAGE;
-        let plan: Vec<Block> = (0..n)
-            .map(|l| {
-                let stage = l / LAYERS_PER_STAGE;
-                Block {
-                    name: format!("stage{stage}layer{}-{}", l % LAYERS_PER_STAGE, self.activation.suffix()),
-                    channels: self.widths[stage],
-                    pool_before: stage > 0 && l % LAYERS_PER_STAGE == 0,
-                }
-            })
-            .collect();
+        let plan: Vec<Block> =
+            self.conv_layers().into_iter().map(|c| Block { name: c.name, channels: c.c_out, pool_before: c.pool_before }).collect();
         Cnn::build(&plan, self.channels, self.side, false, self.classes, self.activation, self.init, device)
     }
 }

@@ -8,11 +8,13 @@
 //! layer's neurons are its channels and each spatial position is one more activation of each.
 
 mod cnn;
+mod either;
 mod mlp;
 mod resnet;
 mod taps;
 
-pub use cnn::{CIFAR_WIDTHS, Cnn, CnnConfig, LAYERS_PER_STAGE};
+pub use cnn::{CIFAR_WIDTHS, Cnn, CnnConfig, ConvLayer, LAYERS_PER_STAGE};
+pub use either::MlpOrCnn;
 pub use mlp::{MNIST_WIDTHS, Mlp, MlpConfig};
 pub use resnet::{Bottleneck, Downsample, LinearProbe, RESNET50_BLOCKS, ResNet, ResNetConfig};
 pub use taps::{CaptureTap, NoTap, ProbeTap, ReplacePostTap, ReplaceTap, flatten_items};

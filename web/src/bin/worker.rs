@@ -1,6 +1,6 @@
-//! The training worker (trunk builds it to WebAssembly; natively it does nothing).
+//! The training worker, CPU build (trunk builds it to WebAssembly; natively it does nothing).
 
 fn main() {
-    #[cfg(all(target_arch = "wasm32", feature = "webgpu"))]
+    #[cfg(target_arch = "wasm32")]
     web::worker::start();
 }

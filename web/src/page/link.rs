@@ -1,7 +1,7 @@
 //! The page's side of the worker: starting it, sending typed messages, and turning its answers
 //! into signal updates (mirrored into `window.hn` for the browser tests and curious users).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
@@ -9,10 +9,15 @@ use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, Worker};
 
 use super::state::{AppState, Phase};
-use crate::protocol::{WorkerInput, WorkerOutput};
+use crate::protocol::{DataSource, WorkerInput, WorkerOutput, plan};
 
 thread_local! {
     static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+    static BUILD: Cell<Option<WorkerBuild>> = const { Cell::new(None) };
+    /// Counts the workers started, so that a timeout only speaks for its own.
+    static GENERATION: Cell<u32> = const { Cell::new(0) };
+    /// The files the user gave last: names and object URLs, kept for a worker started later.
+    static FILES: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// How long the worker may take to say it is ready before the page reports it.
@@ -26,9 +31,92 @@ pub fn send(msg: &WorkerInput) {
     });
 }
 
-/// Starts the worker (trunk's loader shim next to the page) and wires its messages to `state`.
+/// Hands the user's files to the worker as object URLs (nothing leaves the browser); the worker
+/// tells them apart by name, checks them and answers `DataLoaded` or `DataFailed`.
+pub fn load_files(files: &web_sys::FileList) {
+    for (_, url) in FILES.with(|f| std::mem::take(&mut *f.borrow_mut())) {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    }
+    let mut named = Vec::new();
+    for i in 0..files.length() {
+        let Some(file) = files.get(i) else { continue };
+        if let Ok(url) = web_sys::Url::create_object_url_with_blob(&file) {
+            named.push((file.name(), url));
+        }
+    }
+    FILES.with(|f| *f.borrow_mut() = named);
+    resend_files();
+}
+
+/// Sends the files given last (to a worker started since); false when there are none.
+pub fn resend_files() -> bool {
+    let files = FILES.with(|f| f.borrow().clone());
+    if files.is_empty() {
+        return false;
+    }
+    send(&WorkerInput::Load { source: DataSource::Files { files } });
+    true
+}
+
+/// The two builds of the worker (trunk's loader shims next to the page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerBuild {
+    /// ndarray only: what a run on the CPU needs (about a fifth of the other's size).
+    Cpu,
+    /// With burn's wgpu stack, for a run on WebGPU.
+    WebGpu,
+}
+
+impl WorkerBuild {
+    fn script(self) -> &'static str {
+        match self {
+            WorkerBuild::Cpu => "./worker_loader.js",
+            WorkerBuild::WebGpu => "./worker_gpu_loader.js",
+        }
+    }
+
+    /// The build a run with the URL's backend choice needs on this browser's adapter.
+    pub fn for_state(state: AppState) -> Self {
+        let choice = state.url.with_untracked(|u| u.settings.backend);
+        if state.adapter.with_untracked(|a| plan(choice, a.as_ref()).webgpu) { WorkerBuild::WebGpu } else { WorkerBuild::Cpu }
+    }
+}
+
+/// The build of the running worker.
+pub fn running_build() -> Option<WorkerBuild> {
+    BUILD.with(|b| b.get())
+}
+
+/// Asks the browser for its WebGPU adapter, then starts the worker build the URL's backend choice
+/// needs, and offers `window.hnSend` for the browser tests and the benchmark.
 pub fn start(state: AppState) {
-    let worker = match Worker::new("./worker_loader.js") {
+    // `window.hnSend(json)`: any WorkerInput, for the browser tests and the benchmark.
+    let hn_send = Closure::<dyn Fn(String)>::new(move |text: String| match WorkerInput::from_json(&text) {
+        Ok(msg) => send(&msg),
+        Err(e) => state.fail(format!("hnSend: not a worker message ({e})")),
+    });
+    if let Some(window) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&window, &"hnSend".into(), hn_send.as_ref());
+    }
+    hn_send.forget();
+    wasm_bindgen_futures::spawn_local(async move {
+        let adapter = crate::adapter::probe().await;
+        state.adapter.set(adapter);
+        spawn(state, WorkerBuild::for_state(state));
+    });
+}
+
+/// Starts worker `build` (ending the running one, and with it any run) and wires its messages to
+/// `state`. The worker says Ready, then the page asks it for the data set.
+pub fn spawn(state: AppState, build: WorkerBuild) {
+    WORKER.with(|w| {
+        if let Some(old) = w.borrow_mut().take() {
+            old.terminate();
+        }
+    });
+    state.phase.set(Phase::Starting);
+    let script = build.script();
+    let worker = match Worker::new(script) {
         Ok(w) => w,
         Err(e) => {
             state.fail(format!("The training worker could not be started ({}). This page needs a browser with Web Worker and WebAssembly support.", describe(&e)));
@@ -51,7 +139,7 @@ pub fn start(state: AppState) {
         let what = js_sys::Reflect::get(&ev, &"message".into())
             .ok()
             .and_then(|m| m.as_string())
-            .unwrap_or_else(|| "its script (worker_loader.js) could not be loaded".into());
+            .unwrap_or_else(|| format!("its script ({}) could not be loaded", script.trim_start_matches("./")));
         state.fail(if state.phase.get_untracked() == Phase::Starting {
             format!("The training worker failed to start: {what}")
         } else {
@@ -61,18 +149,15 @@ pub fn start(state: AppState) {
     worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
     onerror.forget();
     WORKER.with(|w| *w.borrow_mut() = Some(worker));
-    // `window.hnSend(json)`: any WorkerInput, for the browser tests and the benchmark.
-    let hn_send = Closure::<dyn Fn(String)>::new(move |text: String| match WorkerInput::from_json(&text) {
-        Ok(msg) => send(&msg),
-        Err(e) => state.fail(format!("hnSend: not a worker message ({e})")),
+    BUILD.with(|b| b.set(Some(build)));
+    let generation = GENERATION.with(|g| {
+        g.set(g.get() + 1);
+        g.get()
     });
-    if let Some(window) = web_sys::window() {
-        let _ = js_sys::Reflect::set(&window, &"hnSend".into(), hn_send.as_ref());
-    }
-    hn_send.forget();
     set_timeout(
         move || {
-            if state.phase.get_untracked() == Phase::Starting {
+            let current = GENERATION.with(|g| g.get()) == generation;
+            if current && state.phase.get_untracked() == Phase::Starting {
                 state.fail("The training worker did not start within 30 s (its script or WebAssembly failed to load).".into());
             }
         },

@@ -11,7 +11,7 @@ use hidden_neurons::model::Activation;
 use leptos::prelude::*;
 
 use crate::form::Field;
-use crate::protocol::WorkerInput;
+use crate::protocol::{DataChoice, ModelKind, WorkerInput};
 use crate::url_state::{FigureId, UrlState};
 use charts::{FigureCard, select_neuron, send_view};
 use state::{AppState, Phase};
@@ -39,10 +39,16 @@ fn App(url: UrlState) -> impl IntoView {
         }
     });
     link::start(state);
-    // `autostart=1`: train as soon as the data is there.
+    // `autostart=1`: train as soon as the data is there; likewise a run that waited for the
+    // other worker build.
     Effect::new(move |started: Option<bool>| {
         let ready = state.phase.get() == Phase::Ready;
         let started = started.unwrap_or(false);
+        if ready && state.pending_start.get_untracked() {
+            state.pending_start.set(false);
+            start_training(state);
+            return true;
+        }
         if ready && !started && state.url.with_untracked(|u| u.autostart) {
             start_training(state);
             return true;
@@ -57,6 +63,20 @@ fn App(url: UrlState) -> impl IntoView {
 
 fn start_training(state: AppState) {
     if !state.settings_valid() {
+        return;
+    }
+    // A run on WebGPU needs the worker build with burn's wgpu stack, one on the CPU the lighter
+    // build: swap them first (the data is loaded again; the run starts once it is there).
+    let build = link::WorkerBuild::for_state(state);
+    if link::running_build() != Some(build) {
+        state.pending_start.set(true);
+        state.clear_run();
+        link::spawn(state, build);
+        return;
+    }
+    // Train pressed while the data is still on its way: the run starts once it is there.
+    if state.phase.get_untracked() == Phase::Loading {
+        state.pending_start.set(true);
         return;
     }
     state.clear_run();
@@ -91,8 +111,16 @@ fn Status() -> impl IntoView {
     };
     let phase = move || match state.phase.get() {
         Phase::Starting => "starting the worker…".to_string(),
-        Phase::Loading => "loading MNIST…".into(),
-        Phase::Ready => state.data.get().map(|(a, b)| format!("MNIST loaded ({a} train, {b} test images): ready")).unwrap_or_default(),
+        Phase::Loading => format!(
+            "loading {}…{}",
+            state.url.with(|u| u.settings.data.label()),
+            if state.pending_start.get() { " training starts when it is here" } else { "" }
+        ),
+        Phase::NoData => match state.url.with(|u| u.settings.data) {
+            DataChoice::Own => "drop your four IDX files (training and test images and labels) onto the page, or pick them: they stay in your browser".into(),
+            _ => "no data loaded: choose a data set".into(),
+        },
+        Phase::Ready => state.data.get().map(|(name, a, b)| format!("{name} loaded ({a} train, {b} test images): ready")).unwrap_or_default(),
         Phase::Training => "training".into(),
         Phase::Paused => "paused".into(),
         Phase::Trained => "trained".into(),
@@ -125,8 +153,12 @@ fn Status() -> impl IntoView {
 fn Controls() -> impl IntoView {
     let state = expect_context::<AppState>();
     let phase = move || state.phase.get();
-    let busy = move || matches!(phase(), Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing);
-    let layers = move || state.live.with(|l| l.as_ref().map(|l| l.layers.clone())).unwrap_or_else(|| vec![("dense1".into(), 512), ("dense2".into(), 512)]);
+    let busy = move || matches!(phase(), Phase::Starting | Phase::Loading | Phase::NoData | Phase::Broken | Phase::Analyzing);
+    // Train may be pressed while the data loads (the run waits for it).
+    let train_blocked = move || matches!(phase(), Phase::Starting | Phase::NoData | Phase::Broken | Phase::Analyzing) || state.pending_start.get();
+    let layers = move || state.live.with(|l| l.as_ref().map(|l| l.layers.clone())).unwrap_or_else(|| state.url.with(|u| u.settings.layer_names()));
+    // Another data set can be chosen whenever the worker is up and not analyzing.
+    let data_locked = move || matches!(phase(), Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing);
     let (embed_pick, set_embed_pick) = signal(FigureId::Fig5);
     let (snippet, set_snippet) = signal(String::new());
     let copy_embed = move |_| {
@@ -141,6 +173,38 @@ fn Controls() -> impl IntoView {
         <div class="controls">
             <fieldset>
                 <legend>"Model and training"</legend>
+                <label>"data "
+                    <select id="data" disabled=data_locked prop:value=move || state.url.with(|u| u.settings.data.id().to_string())
+                        on:change=move |ev| { if let Some(d) = DataChoice::parse(&event_target_value(&ev)) { state.choose_data(d) } }>
+                        {DataChoice::ALL.into_iter().map(|d| view! { <option value=d.id()>{d.label()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <Show when=move || state.url.with(|u| u.settings.data == DataChoice::Own)>
+                    <label>"IDX files "
+                        <input id="data-files" type="file" multiple disabled=data_locked
+                            aria-describedby="data-files-help"
+                            on:change=move |ev| {
+                                let input: web_sys::HtmlInputElement = event_target(&ev);
+                                if let Some(files) = input.files() {
+                                    state.load_own_files(&files);
+                                }
+                            }/>
+                    </label>
+                    <span id="data-files-help" class="hint">"four files named like MNIST's (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; .gz or not), 28x28 images, labels 0 to 9"</span>
+                </Show>
+                <label>"model "
+                    <select id="model" prop:value=move || state.url.with(|u| u.settings.model.id().to_string())
+                        on:change=move |ev| {
+                            if let Some(m) = ModelKind::parse(&event_target_value(&ev)) {
+                                state.url.update(|u| {
+                                    u.settings.model = m;
+                                    u.view.layer = u.view.layer.min(m.layers() - 1);
+                                });
+                            }
+                        }>
+                        {ModelKind::ALL.into_iter().map(|m| view! { <option value=m.id()>{m.label()}</option> }).collect_view()}
+                    </select>
+                </label>
                 <label>"activation "
                     <select prop:value=move || state.url.with(|u| u.settings.activation.suffix().to_string())
                         on:change=move |ev| { if let Ok(a) = event_target_value(&ev).parse::<Activation>() { state.url.update(|u| u.settings.activation = a) } }>
@@ -167,7 +231,7 @@ fn Controls() -> impl IntoView {
                 </label>
                 <SettingsError/>
                 <div class="buttons">
-                    <button id="train" disabled=move || busy() || !state.settings_valid() on:click=move |_| start_training(state)>"Train"</button>
+                    <button id="train" disabled=move || train_blocked() || !state.settings_valid() on:click=move |_| start_training(state)>"Train"</button>
                     <button id="pause" disabled=move || phase() != Phase::Training on:click=move |_| link::send(&WorkerInput::Pause)>"Pause"</button>
                     <button id="resume" disabled=move || phase() != Phase::Paused on:click=move |_| link::send(&WorkerInput::Resume)>"Resume"</button>
                     <button id="reset" disabled=move || busy() on:click=move |_| link::send(&WorkerInput::Reset)>"Reset"</button>
@@ -263,10 +327,21 @@ fn Scrubber() -> impl IntoView {
 
 #[component]
 fn FullPage() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    // Files dropped anywhere on the page become the data set (the browser would open them).
+    let _ = window_event_listener(leptos::ev::dragover, |ev| ev.prevent_default());
+    let _ = window_event_listener(leptos::ev::drop, move |ev| {
+        ev.prevent_default();
+        let Some(files) = ev.data_transfer().and_then(|d| d.files()) else { return };
+        if files.length() == 0 || matches!(state.phase.get_untracked(), Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing) {
+            return;
+        }
+        state.load_own_files(&files);
+    });
     view! {
         <header>
             <h1>"Hidden neurons are binary classifiers"</h1>
-            <p class="lede">"An MLP learns MNIST in your browser. While it trains, every few batches the gradient of the loss with respect to each hidden neuron's activation is recorded for a fixed set of training samples. Its average sign splits the samples of each neuron into two categories: the network pushes one group's activation up and the other's down, like a binary classifier. Reproduces \"Discovering the mechanics of hidden neurons\" (Carbonnelle & De Vleeschouwer)."</p>
+            <p class="lede">"A network (the paper's MLP, or a small CNN) learns MNIST, Fashion-MNIST or your own data in your browser. While it trains, every few batches the gradient of the loss with respect to each hidden neuron's activation is recorded for a fixed set of training samples. Its average sign splits the samples of each neuron into two categories: the network pushes one group's activation up and the other's down, like a binary classifier. Reproduces \"Discovering the mechanics of hidden neurons\" (Carbonnelle & De Vleeschouwer)."</p>
         </header>
         <Status/>
         <Controls/>

@@ -5,15 +5,18 @@ use hidden_neurons::figures::{Curve, CurveFigure, Figure, NamedFigure};
 use leptos::prelude::*;
 
 use crate::form::{Form, FormError};
-use crate::protocol::{Live, ProgressPoint, WorkerOutput, plan};
+use crate::protocol::{DataChoice, DataSource, Live, ProgressPoint, WorkerInput, WorkerOutput, plan};
 use crate::url_state::{FigureId, UrlState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Waiting for the worker.
     Starting,
-    /// The worker runs; MNIST is on its way.
+    /// The worker runs; the data set is on its way.
     Loading,
+    /// No data set is loaded: the user chose their own files and has not given them yet, or the
+    /// chosen set failed to load (another one can be chosen).
+    NoData,
     Ready,
     Training,
     Paused,
@@ -37,7 +40,8 @@ pub struct AppState {
     pub backend_note: RwSignal<String>,
     /// The browser's WebGPU adapter, as the worker saw it.
     pub adapter: RwSignal<Option<GpuAdapter>>,
-    pub data: RwSignal<Option<(usize, usize)>>,
+    /// The loaded data set: its name, training and test images.
+    pub data: RwSignal<Option<(String, usize, usize)>>,
     pub errors: RwSignal<Vec<String>>,
     pub points: RwSignal<Vec<ProgressPoint>>,
     /// The points that carry layer rotation (every few seconds): its figure redraws only then.
@@ -51,6 +55,9 @@ pub struct AppState {
     pub last_bench: RwSignal<Option<String>>,
     /// Where the run stood when the analysis began (it may run mid-training).
     pub before_analysis: RwSignal<Phase>,
+    /// Train was pressed while the other worker build was starting for it: the run starts once
+    /// that worker has the data.
+    pub pending_start: RwSignal<bool>,
 }
 
 impl AppState {
@@ -77,6 +84,7 @@ impl AppState {
             export_pending: RwSignal::new(false),
             last_bench: RwSignal::new(None),
             before_analysis: RwSignal::new(Phase::Trained),
+            pending_start: RwSignal::new(false),
         }
     }
 
@@ -85,6 +93,7 @@ impl AppState {
         let fatal = matches!(self.phase.get_untracked(), Phase::Starting | Phase::Loading);
         if fatal {
             self.phase.set(Phase::Broken);
+            self.pending_start.set(false);
         }
         self.errors.update(|e| e.push(message));
     }
@@ -92,17 +101,26 @@ impl AppState {
     pub fn apply(&self, msg: WorkerOutput) {
         match msg {
             WorkerOutput::Ready { webgpu } => {
+                // The page asked for the adapter before it chose the worker build; a worker that
+                // sees one the page did not (or none) is believed for what it will run on.
                 self.adapter.set(webgpu);
                 self.show_planned_backend();
-                self.phase.set(Phase::Loading);
+                self.choose_data(self.url.with_untracked(|u| u.settings.data));
             }
             WorkerOutput::Backend { name, note } => {
                 self.backend.set(name);
                 self.backend_note.set(note);
             }
-            WorkerOutput::DataLoaded { train, test } => {
-                self.data.set(Some((train, test)));
+            WorkerOutput::DataLoaded { data, name, train, test } => {
+                self.url.update(|u| u.settings.data = data);
+                self.data.set(Some((name, train, test)));
                 self.phase.set(Phase::Ready);
+            }
+            WorkerOutput::DataFailed { data: _, message } => {
+                self.pending_start.set(false);
+                self.data.set(None);
+                self.phase.set(Phase::NoData);
+                self.errors.update(|e| e.push(message));
             }
             WorkerOutput::Progress { point } => {
                 if !point.rotation.is_empty() {
@@ -156,6 +174,30 @@ impl AppState {
                 self.url.update(|u| u.settings = settings);
             }
         }
+    }
+
+    /// Switches to data set `choice`: served sets are loaded at once; own files wait for the
+    /// user (the file picker or a drop). The current run, if any, ends.
+    pub fn choose_data(&self, choice: DataChoice) {
+        self.url.update(|u| u.settings.data = choice);
+        self.data.set(None);
+        self.clear_run();
+        if choice == DataChoice::Own {
+            let resent = super::link::resend_files();
+            self.phase.set(if resent { Phase::Loading } else { Phase::NoData });
+        } else {
+            self.phase.set(Phase::Loading);
+            super::link::send(&WorkerInput::Load { source: DataSource::Served { data: choice } });
+        }
+    }
+
+    /// The user gave files (picked or dropped): they become the data set.
+    pub fn load_own_files(&self, files: &web_sys::FileList) {
+        self.url.update(|u| u.settings.data = DataChoice::Own);
+        self.data.set(None);
+        self.clear_run();
+        self.phase.set(Phase::Loading);
+        super::link::load_files(files);
     }
 
     /// Whether the form's settings can train.

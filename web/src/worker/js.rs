@@ -29,14 +29,25 @@ pub async fn sleep_ms(ms: i32) {
     let _ = JsFuture::from(promise).await;
 }
 
-/// GETs `url` (relative to the worker's script) and returns the body.
-pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+/// GETs `url` (relative to the worker's script, or an object URL) and returns the body, refusing
+/// one over `limit` bytes before it is copied into the worker's memory.
+pub async fn fetch_bytes(url: &str, limit: u64) -> Result<Vec<u8>, String> {
     let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(describe)?;
     let resp: web_sys::Response = resp.dyn_into().map_err(describe)?;
     if !resp.ok() {
         return Err(format!("HTTP {} {}", resp.status(), resp.status_text()));
     }
-    let buf = JsFuture::from(resp.array_buffer().map_err(describe)?).await.map_err(describe)?;
+    let too_large = |n: u64| format!("{n} bytes, more than the {} MiB a file may have here", limit >> 20);
+    if let Some(n) = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok()) {
+        if n > limit {
+            return Err(too_large(n));
+        }
+    }
+    let buf: js_sys::ArrayBuffer = JsFuture::from(resp.array_buffer().map_err(describe)?).await.map_err(describe)?.unchecked_into();
+    let n = buf.byte_length() as u64;
+    if n > limit {
+        return Err(too_large(n));
+    }
     Ok(js_sys::Uint8Array::new(&buf).to_vec())
 }
 

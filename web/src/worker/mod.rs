@@ -9,16 +9,15 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use hidden_neurons::data::{MNIST_FILES, MnistBytes, Split};
+use hidden_neurons::data::{MAX_DECOMPRESSED_BYTES, MNIST_FILES, MnistBytes, Split, mnist_file_roles};
+use hidden_neurons::settings::{MNIST_TAKES, check_image_values};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::protocol::{WorkerInput, WorkerOutput, check_bench, page_message};
+use crate::protocol::{DataChoice, DataSource, WorkerInput, WorkerOutput, check_bench, page_message};
 use device::Devices;
 use session::Session;
 
-/// Where the page serves MNIST (trunk copies the repository's `data/mnist/`).
-const DATA_DIR: &str = "data/mnist";
 /// Work done between two yields to the worker's event loop.
 const SLICE_MS: f64 = 100.0;
 
@@ -43,20 +42,25 @@ async fn run(inbox: Rc<RefCell<VecDeque<WorkerInput>>>) {
     // Messages wait in the inbox meanwhile: the page sends nothing before Ready anyway.
     let mut devices = Devices::probe().await;
     js::post(&WorkerOutput::Ready { webgpu: devices.adapter.clone() });
-    let split = match load_mnist().await {
-        Ok(s) => s,
-        Err(message) => {
-            js::post(&WorkerOutput::Error { message });
-            return;
-        }
-    };
-    js::post(&WorkerOutput::DataLoaded { train: split.train.len(), test: split.test.len() });
-    let split = Rc::new(split);
+    // The page asks for a data set (`Load`) once it knows which one its URL names.
+    let mut data: Option<(DataChoice, Rc<Split>)> = None;
     let mut session: Option<Session> = None;
     loop {
         let next = inbox.borrow_mut().pop_front();
         if let Some(msg) = next {
-            if let Err(message) = handle(msg, &split, &mut session, &mut devices).await {
+            if let WorkerInput::Load { source } = msg {
+                session = None;
+                data = None;
+                match load(&source).await {
+                    Ok(split) => {
+                        js::post(&WorkerOutput::DataLoaded { data: source.choice(), name: split.name.clone(), train: split.train.len(), test: split.test.len() });
+                        data = Some((source.choice(), Rc::new(split)));
+                    }
+                    Err(message) => js::post(&WorkerOutput::DataFailed { data: source.choice(), message }),
+                }
+                continue;
+            }
+            if let Err(message) = handle(msg, data.as_ref(), &mut session, &mut devices).await {
                 stop_run(session.as_mut(), message);
             }
             continue;
@@ -90,17 +94,24 @@ fn stop_run(session: Option<&mut Session>, message: String) {
 }
 
 /// One message from the page; an `Err` stops the current run and is shown to the user.
-async fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Session>, devices: &mut Devices) -> Result<(), String> {
+async fn handle(msg: WorkerInput, data: Option<&(DataChoice, Rc<Split>)>, session: &mut Option<Session>, devices: &mut Devices) -> Result<(), String> {
+    let loaded = |wanted: Option<DataChoice>| match data {
+        Some((choice, split)) if wanted.is_none_or(|w| w == *choice) => Ok(split.clone()),
+        Some((choice, _)) => Err(format!("{} is loaded, not {}: choose the data set again", choice.label(), wanted.map(|w| w.label()).unwrap_or_default())),
+        None => Err("no data set is loaded yet".to_string()),
+    };
     match msg {
+        WorkerInput::Load { .. } => unreachable!("run() loads data itself"),
         WorkerInput::Start { settings, view } => {
             *session = None;
+            let split = loaded(Some(settings.data))?;
             // The page sends only settings that pass; anything else (`window.hnSend`) is refused
             // here rather than panicking inside burn (a panic aborts the worker).
-            settings.validate().map_err(|e| page_message(&e))?;
+            settings.validate_on(split.train.len(), split.test.len()).map_err(|e| page_message(&e))?;
             let settings = settings.sanitized();
             let backend = devices.resolve(settings.backend).await;
             js::post(&WorkerOutput::Backend { name: backend.plan.name.clone(), note: backend.plan.note.clone() });
-            *session = Some(Session::new(split.clone(), settings, view, backend));
+            *session = Some(Session::new(split, settings, view, backend));
         }
         WorkerInput::Pause => {
             if let Some(s) = session {
@@ -137,21 +148,45 @@ async fn handle(msg: WorkerInput, split: &Rc<Split>, session: &mut Option<Sessio
                 js::post(&WorkerOutput::Error { message });
                 return Ok(());
             }
+            let split = loaded(None)?;
             let backend = devices.resolve(backend).await;
-            js::post(&session::bench(split, backend, steps, batch_size, recording).await);
+            js::post(&session::bench(&split, backend, steps, batch_size, recording).await);
         }
     }
     Ok(())
 }
 
-/// Fetches and parses the four MNIST files; the error names the file and what went wrong.
-async fn load_mnist() -> Result<Split, String> {
-    let mut files = Vec::with_capacity(4);
-    for name in MNIST_FILES {
-        let url = format!("{DATA_DIR}/{name}");
-        files.push(js::fetch_bytes(&url).await.map_err(|e| format!("could not load MNIST file {url}: {e}"))?);
+/// Fetches, parses and checks a data set's four IDX files; the error names the file and what
+/// went wrong.
+async fn load(source: &DataSource) -> Result<Split, String> {
+    let (files, label): (Vec<(String, String)>, String) = match source {
+        DataSource::Served { data } => {
+            let dir = data.served_dir().ok_or("own data comes as four files dropped onto the page")?;
+            (MNIST_FILES.iter().map(|f| (format!("{dir}/{f}"), format!("{dir}/{f}"))).collect(), data.label().to_string())
+        }
+        DataSource::Files { files } => {
+            let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+            let roles = mnist_file_roles(&names)?;
+            (roles.iter().map(|&i| files[i].clone()).collect(), "own files".to_string())
+        }
+    };
+    // IDX files are at most this large decompressed, so their gzip cannot be larger.
+    let limit = MAX_DECOMPRESSED_BYTES + 4 * 256;
+    let mut bytes = Vec::with_capacity(4);
+    for (name, url) in &files {
+        bytes.push(js::fetch_bytes(url, limit).await.map_err(|e| {
+            let hint = if matches!(source, DataSource::Served { data: DataChoice::FashionMnist }) {
+                " (this copy of the page does not serve Fashion-MNIST: scripts/build-web.sh copies it from Debian's dataset-fashion-mnist)"
+            } else {
+                ""
+            };
+            format!("could not load {name}: {e}{hint}")
+        })?);
     }
-    MnistBytes { train_images: &files[0], train_labels: &files[1], test_images: &files[2], test_labels: &files[3] }
-        .parse("mnist")
-        .map_err(|e| format!("could not parse MNIST served from {DATA_DIR}/: {e}"))
+    let names: [&str; 4] = std::array::from_fn(|i| files[i].0.as_str());
+    let split = MnistBytes { train_images: &bytes[0], train_labels: &bytes[1], test_images: &bytes[2], test_labels: &bytes[3] }
+        .parse_named(names, &label)
+        .map_err(|e| format!("could not parse {label}: {e}"))?;
+    check_image_values(split.train.features, 784, MNIST_TAKES).map_err(|p| format!("{}: {p}", names[0]))?;
+    Ok(split)
 }

@@ -11,7 +11,7 @@ use hidden_neurons::analysis::{
 };
 use hidden_neurons::data::{Split, epoch_order};
 use hidden_neurons::experiments::{self, CentreAccuracy, ExperimentConfig, RankAccuracy};
-use hidden_neurons::model::{MNIST_WIDTHS, Mlp, MlpConfig, TappedModel};
+use hidden_neurons::model::{MlpOrCnn, TappedModel};
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice_with, tracked_indices};
 use hidden_neurons::readback::{copy_module, read_f32_async};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
@@ -41,7 +41,7 @@ pub struct Session {
     /// a CPU copy (the percentile sort and the histogram kernels read back synchronously).
     plan: Plan,
     /// Taken out for the duration of a step (a step consumes the model).
-    model: Option<Mlp>,
+    model: Option<MlpOrCnn>,
     /// Each weighted layer's initial weights, for layer rotation.
     start_weights: Vec<(String, Tensor<1>)>,
     last_rotation: f64,
@@ -97,7 +97,7 @@ impl Session {
     pub fn new(split: Rc<Split>, settings: Settings, view: View, backend: Backend) -> Self {
         let device = backend.device.autodiff();
         device.seed(settings.seed);
-        let model = MlpConfig::mnist(settings.activation, MNIST_WIDTHS.to_vec()).init(&device);
+        let model = settings.build_model(&device);
         let layers = model.layers();
         let start_weights = hidden_neurons::rotation::snapshot(model.weight_layers());
         let n = split.train.len();
@@ -144,7 +144,7 @@ impl Session {
         s
     }
 
-    fn model(&self) -> &Mlp {
+    fn model(&self) -> &MlpOrCnn {
         self.model.as_ref().expect("the model is only taken during a step")
     }
 
@@ -340,7 +340,7 @@ impl Session {
         } else {
             (self.model().clone(), self.device.clone())
         };
-        let config = ExperimentConfig::browser(self.settings.seed);
+        let config = self.settings.experiment_config();
         let layers = self.recorder.layers.len();
         let total = layers * (config.ranks.len() + config.centres.len());
         let mut done = 0;
@@ -405,8 +405,8 @@ impl Session {
             },
             layers,
             backend: self.plan.name.clone(),
-            architecture: format!("MLP 784-{}-10 ({}, dropout 0.5 after each hidden layer)", MNIST_WIDTHS.map(|w| w.to_string()).join("-"), self.settings.activation.suffix()),
-            experiments: self.analysis.as_ref().map(|a| a.config.clone()).unwrap_or_else(|| ExperimentConfig::browser(self.settings.seed)),
+            architecture: self.settings.architecture(),
+            experiments: self.analysis.as_ref().map(|a| a.config.clone()).unwrap_or_else(|| self.settings.experiment_config()),
             train: cfg,
             epoch_loss: self.epoch_loss.clone(),
             epoch_test_accuracy: self.epoch_test_accuracy.clone(),
