@@ -491,9 +491,11 @@ test('WebGPU: auto stays on the CPU on a software adapter; backend=wgpu trains, 
     assert(requested.includes('/worker_bg.wasm') && !requested.includes('/worker_gpu_bg.wasm'), `fetched for a CPU run: ${requested.filter(p => /worker/.test(p))}`);
     await auto.page.selectOption('#backend', 'wgpu');
     await auto.page.click('#train');
-    await auto.page.waitForFunction(() => /wgpu \(WebGPU/.test(document.querySelector('.status .backend').innerText), null, { timeout: 120_000, polling: 250 });
+    // The worker is swapped, loads the data again, and only then starts the run.
+    await waitPhase(auto.page, 'training', 120_000);
+    const started = await hn(auto.page, () => window.hn?.backend?.name, 120_000);
+    assert(/wgpu \(WebGPU/.test(started), `the swapped worker runs on ${started}`);
     assert(requested.includes('/worker_gpu_bg.wasm'), 'the WebGPU build was not fetched for a WebGPU run');
-    await waitPhase(auto.page, 'training', 60_000);
     assert(auto.consoleErrors.length === 0, `console errors: ${auto.consoleErrors.join(' | ')}`);
     await auto.context.close();
 
