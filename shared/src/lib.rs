@@ -21,6 +21,7 @@
 pub mod analysis;
 pub mod backend;
 pub mod claims;
+pub mod conv;
 pub mod data;
 pub mod experiments;
 pub mod figures;

@@ -1,14 +1,17 @@
 //! `trainer bench --profile`: where a CNN training step spends its time, op by op.
 //!
 //! Each conv layer's three products (forward, gradient of the input, gradient of the weights) are
-//! timed alone with the same backend calls burn's autodiff makes, beside one matrix product of the
-//! same size: the speed the conv would have if it ran at the backend's matmul speed.
+//! timed alone, first with the backend calls burn's own autodiff makes, then with ours
+//! ([`hidden_neurons::conv::FastConv`], what the models train with), beside one matrix product of
+//! the same size: the speed the conv would have if it ran at the backend's matmul speed.
 
 use std::time::Instant;
 
 use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor};
+use burn::backend::{Dispatch, DispatchTensor};
+use hidden_neurons::conv::{self, FastConv};
 use hidden_neurons::model::{CnnConfig, ConvLayer};
 use hidden_neurons::stats::read_f32;
 
@@ -76,45 +79,40 @@ pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) {
 pub fn profile_convs(cfg: &CnnConfig, batch: usize, device: &Device) {
     let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
     let gflop = |s: &ConvLayer| 2.0 * (batch * s.side * s.side * s.c_out * s.c_in * 9) as f64 / 1e9;
-    println!("conv layer (c_in -> c_out @ side)   forward  grad-input  grad-weight   [ms]   matmul of the same size [ms]   GFLOP/s fwd / matmul");
-    let (mut fwd, mut dx, mut dw, mut mm, mut flops) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    let shapes = cfg.conv_layers();
-    for (i, s) in shapes.iter().enumerate() {
+    println!("conv layer (c_in -> c_out @ side)   burn's: forward  grad-input  grad-weight   ours: forward  grad-input  grad-weight   matmul of the same size   [ms]");
+    let (mut burns, mut ours, mut mm, mut flops) = ([0.0; 3], [0.0; 3], 0.0, 0.0);
+    for (i, s) in cfg.conv_layers().iter().enumerate() {
         let x = Tensor::<4>::random([batch, s.c_in, s.side, s.side], Distribution::Default, device);
         let w = Tensor::<4>::random([s.c_out, s.c_in, 3, 3], Distribution::Default, device);
         let g = Tensor::<4>::random([batch, s.c_out, s.side, s.side], Distribution::Default, device);
-        let t_fwd = median_ms(|| conv2d(x.clone(), w.clone(), None, options()));
-        let t_dx = median_ms(|| conv_transpose2d(g.clone(), w.clone(), None, ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1)));
-        let t_dw = median_ms(|| conv2d_weight_backward(x.clone(), w.clone(), g.clone(), options()));
+        let burn_ms = [
+            median_ms(|| conv2d(x.clone(), w.clone(), None, options())),
+            median_ms(|| conv_transpose2d(g.clone(), w.clone(), None, ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1))),
+            median_ms(|| conv2d_weight_backward(x.clone(), w.clone(), g.clone(), options())),
+        ];
+        let grad = |f: fn(DispatchTensor, DispatchTensor, DispatchTensor, ConvOptions<2>) -> DispatchTensor| {
+            median_ms(|| Tensor::from_dispatch(f(x.clone().into_dispatch(), w.clone().into_dispatch(), g.clone().into_dispatch(), options())))
+        };
+        let our_ms = [
+            median_ms(|| conv::apply(x.clone(), w.clone(), None, options())),
+            grad(<Dispatch as FastConv>::conv2d_input_grad),
+            grad(<Dispatch as FastConv>::conv2d_weight_grad),
+        ];
         let a = Tensor::<2>::random([batch * s.side * s.side, 9 * s.c_in], Distribution::Default, device);
         let b = Tensor::<2>::random([9 * s.c_in, s.c_out], Distribution::Default, device);
         let t_mm = median_ms2(|| a.clone().matmul(b.clone()));
-        let f = gflop(s);
+        let [bf, bx, bw] = burn_ms;
+        let [of, ox, ow] = our_ms;
         println!(
-            "{:>2}: {:>4} -> {:>4} @ {:>2}x{:<2}            {:>8.1} {:>10.1} {:>12.1}          {:>8.1}                      {:>6.1} / {:.1}",
-            i,
-            s.c_in,
-            s.c_out,
-            s.side,
-            s.side,
-            t_fwd,
-            t_dx,
-            t_dw,
-            t_mm,
-            f / t_fwd * 1e3,
-            f / t_mm * 1e3
+            "{i:>2}: {:>4} -> {:>4} @ {:>2}x{:<2}            {bf:>8.1} {bx:>11.1} {bw:>12.1}   {of:>12.1} {ox:>11.1} {ow:>12.1}   {t_mm:>18.1}",
+            s.c_in, s.c_out, s.side, s.side,
         );
-        fwd += t_fwd;
-        dx += t_dx;
-        dw += t_dw;
+        (0..3).for_each(|k| (burns[k], ours[k]) = (burns[k] + burn_ms[k], ours[k] + our_ms[k]));
         mm += t_mm;
-        flops += f;
+        flops += gflop(s);
     }
-    let total = fwd + dx + dw;
-    println!(
-        "all conv layers: forward {fwd:.0} ms, grad-input {dx:.0} ms, grad-weight {dw:.0} ms = {total:.0} ms per step of {batch}; \
-         the same products as matmuls: about {:.0} ms ({:.1} GFLOP per step)",
-        3.0 * mm,
-        3.0 * flops
-    );
+    let line = |who: &str, [f, x, w]: [f64; 3]| println!("{who}: forward {f:.0} ms, grad-input {x:.0} ms, grad-weight {w:.0} ms = {:.0} ms per step of {batch}", f + x + w);
+    line("burn's conv", burns);
+    line("ours (trained with)", ours);
+    println!("the same products as matmuls: about {:.0} ms ({:.1} GFLOP per step)", 3.0 * mm, 3.0 * flops);
 }

@@ -1,0 +1,150 @@
+//! The models' 2D convolution, with gradients that are one matrix product each on burn's flex
+//! CPU backend.
+//!
+//! burn's autodiff derives a conv's weight gradient as another convolution (batch and channel
+//! axes swapped) and its input gradient as a transposed convolution. On flex both run at a
+//! quarter to a half of its matrix-product speed, and they were 60% of a CIFAR CNN's training
+//! step (docs/performance.md). burn's backend-extension API lets a crate add an operation with
+//! its own backward to the run-time dispatched `Device`: [`FastConv`] is that operation. Its
+//! forward is the backend's own conv; on flex (f32, one group) its backward is im2col plus one
+//! product for the weights and one product plus col2im for the input ([`flex`]); everywhere else
+//! it is burn's own backward.
+
+#[cfg(feature = "native")]
+mod autodiff;
+#[cfg(feature = "native")]
+pub mod flex;
+
+#[cfg(feature = "native")]
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+#[cfg(feature = "native")]
+use burn::tensor::ops::ConvOptions;
+
+#[cfg(feature = "native")]
+pub use extension::FastConv;
+
+#[cfg(feature = "native")]
+mod extension {
+    use burn::backend::ops::ModuleOps;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Backend, Cube, Flex, backend_extension};
+    use burn::tensor::ops::ConvOptions;
+
+    /// A conv2d whose backward calls [`FastConv::conv2d_weight_grad`] and
+    /// [`FastConv::conv2d_input_grad`]; by default those are the backend's own.
+    #[backend_extension(Flex, Cube, Autodiff)]
+    pub trait FastConv: Backend {
+        fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            Self::conv2d(x, weight, None, options)
+        }
+        /// With a bias (the extension macro takes no optional tensors).
+        fn fast_conv2d_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            Self::conv2d(x, weight, Some(bias), options)
+        }
+        fn conv2d_weight_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            Self::conv2d_weight_backward(x, weight, output_grad, options)
+        }
+        fn conv2d_input_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            Self::conv2d_x_backward(x, weight, output_grad, options)
+        }
+    }
+
+    impl FastConv for Cube {}
+
+    impl FastConv for Flex {
+        fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            match super::flex::Plan::forward(&x, &weight, &options) {
+                Some(plan) => plan.output(&x, &weight, None),
+                None => Self::conv2d(x, weight, None, options),
+            }
+        }
+        fn fast_conv2d_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            match super::flex::Plan::forward(&x, &weight, &options) {
+                Some(plan) => plan.output(&x, &weight, Some(&bias)),
+                None => Self::conv2d(x, weight, Some(bias), options),
+            }
+        }
+        fn conv2d_weight_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            match super::flex::Plan::new(&x, &weight, &output_grad, &options) {
+                Some(plan) => plan.weight_grad(&x, &output_grad),
+                None => Self::conv2d_weight_backward(x, weight, output_grad, options),
+            }
+        }
+        fn conv2d_input_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            match super::flex::Plan::new(&x, &weight, &output_grad, &options) {
+                Some(plan) => plan.input_grad(&weight, &output_grad),
+                None => Self::conv2d_x_backward(x, weight, output_grad, options),
+            }
+        }
+    }
+}
+
+/// `conv.forward(x)`, through [`FastConv`] where it exists (native builds).
+pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "native")]
+    if let Some(padding) = explicit_padding(&conv.padding) {
+        let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+        return apply(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options);
+    }
+    conv.forward(x)
+}
+
+/// [`FastConv::fast_conv2d`] on tensors of any device.
+#[cfg(feature = "native")]
+pub fn apply(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
+    Tensor::from_dispatch(match bias {
+        Some(bias) => <Dispatch as FastConv>::fast_conv2d_bias(x, weight, bias.into_dispatch(), options),
+        None => <Dispatch as FastConv>::fast_conv2d(x, weight, options),
+    })
+}
+
+/// `(begin, end)` padding of each spatial axis; `None` for `Same`, which depends on the input.
+#[cfg(feature = "native")]
+fn explicit_padding(padding: &PaddingConfig2d) -> Option<[(usize, usize); 2]> {
+    match *padding {
+        PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
+        PaddingConfig2d::Same => None,
+    }
+}
+
+#[cfg(all(test, feature = "native"))]
+mod tests {
+    use super::*;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Device, Distribution};
+
+    fn close(ours: Tensor<4>, theirs: Tensor<4>, what: &str) {
+        let scale = theirs.clone().abs().max().into_scalar::<f32>().max(1.0);
+        let worst = (ours - theirs).abs().max().into_scalar::<f32>();
+        assert!(worst <= 1e-4 * scale, "{what}: differs from burn's by {worst} (largest value {scale})");
+    }
+
+    /// Through autodiff on flex: the output and the gradients of x, the weight and the bias
+    /// equal burn's own `Conv2d`'s, with and without bias, for a strided, padded conv.
+    #[test]
+    fn forward_and_gradients_equal_burns_conv2d_through_autodiff() {
+        let device = Device::flex().autodiff();
+        for bias in [true, false] {
+            let conv = Conv2dConfig::new([3, 5], [3, 3]).with_stride([2, 1]).with_padding(PaddingConfig2d::Explicit(1, 2, 1, 0)).with_bias(bias).init(&device);
+            let x = Tensor::<4>::random([4, 3, 9, 8], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let ours = forward(&conv, x.clone());
+            let theirs = conv.forward(x.clone());
+            close(ours.clone(), theirs.clone(), &format!("output, bias {bias}"));
+            let g = theirs.clone().detach().random_like(Distribution::Normal(0.0, 1.0));
+            let grads_ours = (ours * g.clone()).sum().backward();
+            let grads_theirs = (theirs * g).sum().backward();
+            close(x.grad(&grads_ours).unwrap(), x.grad(&grads_theirs).unwrap(), "x");
+            let w = conv.weight.val();
+            close(w.grad(&grads_ours).unwrap(), w.grad(&grads_theirs).unwrap(), "weight");
+            if let Some(b) = &conv.bias {
+                let (ours, theirs) = (b.val().grad(&grads_ours).unwrap(), b.val().grad(&grads_theirs).unwrap());
+                close(ours.unsqueeze::<4>(), theirs.unsqueeze::<4>(), "bias");
+            }
+        }
+    }
+}
