@@ -20,11 +20,14 @@
 
 pub mod analysis;
 pub mod backend;
+pub mod batch_norm;
 pub mod claims;
 pub mod conv;
 pub mod data;
 pub mod experiments;
 pub mod figures;
+#[cfg(feature = "native")]
+mod flex_slices;
 pub mod json;
 pub mod model;
 pub mod percentile;

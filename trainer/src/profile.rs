@@ -11,6 +11,7 @@ use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use burn::backend::{Dispatch, DispatchTensor};
+use hidden_neurons::batch_norm;
 use hidden_neurons::conv::{self, FastConv};
 use hidden_neurons::model::{CnnConfig, ConvLayer};
 use hidden_neurons::stats::read_f32;
@@ -55,24 +56,29 @@ pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) {
     use burn::nn::pool::MaxPool2dConfig;
     let ad = device.clone().autodiff();
     let pool = MaxPool2dConfig::new([2, 2]).init();
-    println!("layer (channels @ side)   batch-norm  activation  max-pool (before the layer)   [ms, forward + backward]");
-    let (mut bn, mut act, mut mp) = (0.0, 0.0, 0.0);
+    println!("layer (channels @ side)   batch-norm: burn's  ours (trained with)  activation  max-pool (before the layer)   [ms, forward + backward]");
+    let (mut bn, mut our_bn, mut act, mut mp) = (0.0, 0.0, 0.0, 0.0);
     for (i, s) in cfg.conv_layers().iter().enumerate() {
         let shape = [batch, s.c_out, s.side, s.side];
         let norm = BatchNormConfig::new(s.c_out).init(&ad);
         let t_bn = fwd_bwd_ms(shape, |x| norm.forward(x), device);
+        let t_our_bn = fwd_bwd_ms(shape, |x| batch_norm::forward(&norm, x), device);
         let t_act = fwd_bwd_ms(shape, |x| cfg.activation.apply(x), device);
         let t_pool = if s.pool_before {
             fwd_bwd_ms([batch, s.c_in, 2 * s.side, 2 * s.side], |x| pool.forward(x), device)
         } else {
             0.0
         };
-        println!("{i:>2}: {:>4} @ {:>2}x{:<2}           {t_bn:>8.1} {t_act:>11.1} {t_pool:>9.1}", s.c_out, s.side, s.side);
+        println!("{i:>2}: {:>4} @ {:>2}x{:<2}           {t_bn:>14.1} {t_our_bn:>20.1} {t_act:>11.1} {t_pool:>9.1}", s.c_out, s.side, s.side);
         bn += t_bn;
+        our_bn += t_our_bn;
         act += t_act;
         mp += t_pool;
     }
-    println!("all layers: batch-norm {bn:.0} ms, activation {act:.0} ms, max-pool {mp:.0} ms = {:.0} ms per step", bn + act + mp);
+    println!(
+        "all layers: batch-norm {bn:.0} ms (burn's) / {our_bn:.0} ms (ours, trained with), activation {act:.0} ms, max-pool {mp:.0} ms = {:.0} ms per step with ours",
+        our_bn + act + mp
+    );
 }
 
 /// Times each conv layer's products on `device` (no autodiff) and prints a table with totals.

@@ -11,8 +11,9 @@
 use burn::backend::DType;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::TensorData;
 use rayon::prelude::*;
+
+use crate::flex_slices::{slice, tensor};
 
 /// Output positions a block aims at: enough for the product's inner dimension to run at speed.
 const BLOCK_POSITIONS: usize = 256;
@@ -226,6 +227,9 @@ impl Plan {
             for ki in 0..kh {
                 for kj in 0..kw {
                     let (lo, hi) = self.valid(1, kj, w);
+                    if lo >= hi {
+                        continue; // this kernel column reads only padding
+                    }
                     let row = &columns[((c * kh + ki) * kw + kj) * n * p + s * p..][..p];
                     for oh in 0..oh_len {
                         let Some(ih) = self.input_index(0, oh, ki, h) else { continue };
@@ -261,6 +265,11 @@ impl Plan {
     /// One output row of the columns: `src` (an input row) read at the kernel column `kj`,
     /// zero outside `lo..hi`.
     fn copy_row(&self, src: &[f32], out: &mut [f32], (lo, hi): (usize, usize), kj: usize) {
+        if lo >= hi {
+            // This kernel column reads only padding.
+            out.fill(0.0);
+            return;
+        }
         out[..lo].fill(0.0);
         out[hi..].fill(0.0);
         let first = lo * self.stride[1] + kj * self.dilation[1] - self.pad[1];
@@ -307,15 +316,6 @@ unsafe fn product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: boo
     }
 }
 
-/// The elements of a contiguous f32 tensor.
-fn slice(t: &FlexTensor) -> &[f32] {
-    let (start, end) = t.layout().contiguous_offsets().expect("made contiguous");
-    &t.storage::<f32>()[start..end]
-}
-
-fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
 
 #[cfg(test)]
 mod tests {
@@ -367,6 +367,10 @@ mod tests {
         check([2, 8, 6, 6], 4, [1, 1], ConvOptions::new([1, 1], [0, 0], [1, 1], 1), 2);
         check([2, 3, 8, 9], 4, [7, 7], ConvOptions::new([2, 2], [3, 3], [1, 1], 1), 2);
         check([2, 3, 8, 8], 4, [3, 3], ConvOptions::new_with_padding([2, 2], [(0, 1), (1, 0)], [1, 1], 1), 1);
+        // Kernel columns and rows that read only padding: ResNet50's convs on a 32-pixel image.
+        check([2, 3, 1, 2], 4, [3, 3], ConvOptions::new([2, 2], [1, 1], [1, 1], 1), 1);
+        check([2, 3, 2, 3], 4, [7, 7], ConvOptions::new([2, 2], [3, 3], [1, 1], 1), 2);
+        check([3, 2, 1, 1], 4, [3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1), 2);
     }
 
     #[test]

@@ -199,7 +199,7 @@ impl TappedModel for Cnn {
             if self.pool_before[i] {
                 h = self.pool.forward(h);
             }
-            let z = norm.forward(crate::conv::forward(conv, h)); // [batch, width, s, s]
+            let z = crate::batch_norm::forward(norm, crate::conv::forward(conv, h)); // [batch, width, s, s]
             h = if tap.wants(i) {
                 let [b, ch, hh, ww] = z.dims();
                 let z = tap.pre(i, z.permute([0, 2, 3, 1]).reshape([b, hh * ww, ch])); // [b, s*s, width]

@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{LayerInfo, Tap, TappedModel};
-use crate::conv;
+use crate::{batch_norm, conv};
 
 /// Blocks per stage of ResNet50.
 pub const RESNET50_BLOCKS: [usize; 4] = [3, 4, 6, 3];
@@ -112,11 +112,11 @@ impl Bottleneck {
     /// The block's output before its ReLU: the residual branch plus the (projected) input.
     fn pre_activation(&self, x: Tensor<4>) -> Tensor<4> {
         let relu = burn::tensor::activation::relu;
-        let h = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
-        let h = relu(self.bn2.forward(conv::forward(&self.conv2, h)));
-        let h = self.bn3.forward(conv::forward(&self.conv3, h));
+        let h = relu(batch_norm::forward(&self.bn1, conv::forward(&self.conv1, x.clone())));
+        let h = relu(batch_norm::forward(&self.bn2, conv::forward(&self.conv2, h)));
+        let h = batch_norm::forward(&self.bn3, conv::forward(&self.conv3, h));
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(conv::forward(&d.conv, x)),
+            Some(d) => batch_norm::forward(&d.bn, conv::forward(&d.conv, x)),
             None => x,
         };
         h + identity
@@ -188,7 +188,7 @@ impl TappedModel for ResNet {
     fn forward_tapped(&self, x: Tensor<2>, tap: &mut dyn Tap) -> Tensor<2> {
         let [batch, _] = x.dims();
         let x = x.reshape([batch, 3, self.side, self.side]);
-        let h = Self::tapped(0, self.bn1.forward(conv::forward(&self.conv1, x)), tap);
+        let h = Self::tapped(0, batch_norm::forward(&self.bn1, conv::forward(&self.conv1, x)), tap);
         let mut h = self.maxpool.forward(h);
         let mut i = 1;
         for stage in self.stages() {

@@ -1,0 +1,100 @@
+//! Training batch-norm on burn's flex backend for f32 `[batch, channels, ...]` tensors: one pass
+//! per channel for the statistics (or the gradient sums), one pass per (sample, channel) plane
+//! for the output (or the input's gradient). Sums are kept in f64.
+
+use burn::backend::DType;
+use burn::backend::flex::FlexTensor;
+use rayon::prelude::*;
+
+use crate::flex_slices::{slice, tensor};
+
+/// One batch-norm's sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    batch: usize,
+    channels: usize,
+    /// Values per (sample, channel): the product of the spatial sizes.
+    plane: usize,
+}
+
+type Three = (FlexTensor, FlexTensor, FlexTensor);
+
+impl Plan {
+    /// `None` where the loops here do not apply (another dtype, an empty tensor): the caller then
+    /// uses burn's own.
+    pub fn new(x: &FlexTensor, gamma: &FlexTensor) -> Option<Self> {
+        let shape = x.layout().shape();
+        if x.dtype() != DType::F32 || gamma.dtype() != DType::F32 || shape.num_dims() < 2 || gamma.layout().shape().num_elements() != shape[1] {
+            return None;
+        }
+        let plane = shape.iter().skip(2).product::<usize>();
+        let plan = Plan { batch: shape[0], channels: shape[1], plane };
+        (plan.batch > 0 && plan.channels > 0 && plan.plane > 0).then_some(plan)
+    }
+
+    fn count(&self) -> f64 {
+        (self.batch * self.plane) as f64
+    }
+
+    /// The values of channel `c` in `t`, one slice per sample.
+    fn channel<'a>(&self, t: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> {
+        (0..self.batch).map(move |n| &t[(n * self.channels + c) * self.plane..][..self.plane])
+    }
+
+    /// Output, mean and biased variance (burn's `batch_norm_train`).
+    pub fn train(&self, x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> Three {
+        let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
+        let (xs, gamma, beta) = (slice(&x), slice(&gamma), slice(&beta));
+        let stats: Vec<(f64, f64)> = (0..self.channels)
+            .into_par_iter()
+            .map(|c| {
+                let mean = self.channel(xs, c).flatten().map(|&v| v as f64).sum::<f64>() / self.count();
+                let variance = self.channel(xs, c).flatten().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / self.count();
+                (mean, variance)
+            })
+            .collect();
+        let mut out = vec![0.0f32; xs.len()];
+        out.par_chunks_mut(self.plane).zip(xs.par_chunks(self.plane)).enumerate().for_each(|(i, (dst, src))| {
+            let c = i % self.channels;
+            let (mean, variance) = stats[c];
+            let scale = gamma[c] as f64 / (variance + epsilon).sqrt();
+            let (scale, shift) = (scale as f32, (beta[c] as f64 - mean * scale) as f32);
+            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * scale + shift);
+        });
+        let shape = x.layout().shape().to_vec();
+        let (mean, variance): (Vec<f32>, Vec<f32>) = stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip();
+        (tensor(out, shape), tensor(mean, vec![self.channels]), tensor(variance, vec![self.channels]))
+    }
+
+    /// Gradients of x, gamma and beta (burn's `batch_norm_train_backward`).
+    pub fn grads(&self, x: &FlexTensor, gamma: &FlexTensor, mean: &FlexTensor, variance: &FlexTensor, epsilon: f64, output_grad: &FlexTensor) -> Three {
+        let (x, gamma, mean, variance, g) = (x.to_contiguous(), gamma.to_contiguous(), mean.to_contiguous(), variance.to_contiguous(), output_grad.to_contiguous());
+        let (xs, gamma, mean, variance, gs) = (slice(&x), slice(&gamma), slice(&mean), slice(&variance), slice(&g));
+        let inv_std = |c: usize| 1.0 / (variance[c] as f64 + epsilon).sqrt();
+        // Per channel: the sum of the output gradient (beta's gradient) and of the output
+        // gradient times the normalised input (gamma's gradient).
+        let sums: Vec<(f64, f64)> = (0..self.channels)
+            .into_par_iter()
+            .map(|c| {
+                let (m, s) = (mean[c] as f64, inv_std(c));
+                self.channel(gs, c).zip(self.channel(xs, c)).fold((0.0, 0.0), |(sg, sgx), (g, x)| {
+                    g.iter().zip(x).fold((sg, sgx), |(sg, sgx), (&g, &x)| (sg + g as f64, sgx + g as f64 * (x as f64 - m) * s))
+                })
+            })
+            .collect();
+        let mut dx = vec![0.0f32; xs.len()];
+        dx.par_chunks_mut(self.plane).zip(xs.par_chunks(self.plane).zip(gs.par_chunks(self.plane))).enumerate().for_each(|(i, (dst, (x, g)))| {
+            let c = i % self.channels;
+            let (m, s) = (mean[c] as f64, inv_std(c));
+            let (mean_g, mean_gx) = (sums[c].0 / self.count(), sums[c].1 / self.count());
+            // dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - m) * s
+            let scale = gamma[c] as f64 * s;
+            let (a, b, k) = (scale as f32, (-scale * (mean_g - m * s * mean_gx)) as f32, (-scale * s * mean_gx) as f32);
+            dst.iter_mut().zip(x.iter().zip(g)).for_each(|(d, (&x, &g))| *d = a * g + k * x + b);
+        });
+        let shape = x.layout().shape().to_vec();
+        let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = sums.iter().map(|&(sg, sgx)| (sg as f32, sgx as f32)).unzip();
+        (tensor(dx, shape), tensor(gamma_grad, vec![self.channels]), tensor(beta_grad, vec![self.channels]))
+    }
+}
+

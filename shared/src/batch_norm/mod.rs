@@ -1,0 +1,149 @@
+//! The models' batch-norm in training, as one pass for the statistics and one for the output on
+//! burn's flex CPU backend.
+//!
+//! burn's `BatchNorm` differentiates training batch-norm as one operation, but on flex both that
+//! operation and its backward are built from tensor operations: swapped axes, reductions and
+//! broadcasts, each a pass over the activation. They took 117-137 ms of a paper-CNN step where
+//! PyTorch's fused kernels take 23 ms (docs/performance.md). [`FastNorm`] is the same operation
+//! through burn's backend-extension API; on flex (f32) it runs [`flex`]'s fused loops, elsewhere
+//! burn's own.
+
+#[cfg(feature = "native")]
+mod autodiff;
+#[cfg(feature = "native")]
+pub mod flex;
+
+use burn::nn::BatchNorm;
+use burn::tensor::Tensor;
+
+#[cfg(feature = "native")]
+pub use extension::FastNorm;
+
+#[cfg(feature = "native")]
+mod extension {
+    use burn::backend::ops::ModuleOps;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Backend, Cube, Flex, backend_extension};
+
+    /// Training batch-norm: the output, the batch mean and the biased batch variance (burn's
+    /// `batch_norm_train`), differentiated through [`FastNorm::batch_norm_grads`].
+    #[backend_extension(Flex, Cube, Autodiff)]
+    pub trait FastNorm: Backend {
+        fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+            (r.output, r.mean, r.variance)
+        }
+        /// The gradients of x, gamma and beta.
+        fn batch_norm_grads(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            mean: FloatTensor<Self>,
+            variance: FloatTensor<Self>,
+            epsilon: f64,
+            output_grad: FloatTensor<Self>,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
+            (r.x_grad, r.gamma_grad, r.beta_grad)
+        }
+    }
+
+    impl FastNorm for Cube {}
+
+    impl FastNorm for Flex {
+        fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            match super::flex::Plan::new(&x, &gamma) {
+                Some(plan) => plan.train(&x, &gamma, &beta, epsilon),
+                None => {
+                    let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+                    (r.output, r.mean, r.variance)
+                }
+            }
+        }
+        fn batch_norm_grads(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            mean: FloatTensor<Self>,
+            variance: FloatTensor<Self>,
+            epsilon: f64,
+            output_grad: FloatTensor<Self>,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            match super::flex::Plan::new(&x, &gamma).filter(|_| output_grad.layout().shape() == x.layout().shape()) {
+                Some(plan) => plan.grads(&x, &gamma, &mean, &variance, epsilon, &output_grad),
+                None => {
+                    let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
+                    (r.x_grad, r.gamma_grad, r.beta_grad)
+                }
+            }
+        }
+    }
+}
+
+/// `norm.forward(x)`: in training (an autodiff device and the layer's training flag on) through
+/// [`FastNorm`], with burn's own update of the running statistics; otherwise burn's.
+pub fn forward(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "native")]
+    if x.device().is_autodiff() && norm.training.is_enabled() {
+        let device = x.device();
+        let (output, mean, variance) = train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+        let m = norm.momentum;
+        let running_mean = norm.running_mean.value_sync().to_device(&device).mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m));
+        let running_var = norm.running_var.value_sync().to_device(&device).mul_scalar(1.0 - m).add(variance.detach().mul_scalar(m));
+        norm.running_mean.update(running_mean.detach());
+        norm.running_var.update(running_var.detach());
+        return output;
+    }
+    norm.forward(x)
+}
+
+/// [`FastNorm::fast_batch_norm_train`] on tensors of any device: output, mean, biased variance.
+#[cfg(feature = "native")]
+pub fn train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    use burn::backend::Dispatch;
+    let (output, mean, variance) = <Dispatch as FastNorm>::fast_batch_norm_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon);
+    (Tensor::from_dispatch(output), Tensor::from_dispatch(mean), Tensor::from_dispatch(variance))
+}
+
+#[cfg(all(test, feature = "native"))]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::{Device, Distribution};
+
+    fn close<const D: usize>(ours: Tensor<D>, theirs: Tensor<D>, what: &str) {
+        let scale = theirs.clone().abs().max().into_scalar::<f32>().max(1.0);
+        let worst = (ours - theirs).abs().max().into_scalar::<f32>();
+        assert!(worst <= 1e-4 * scale, "{what}: differs from burn's by {worst} (largest value {scale})");
+    }
+
+    /// Through autodiff on flex, two steps: the output, the gradients of x, gamma and beta, and
+    /// the running statistics equal burn's own `BatchNorm`'s.
+    #[test]
+    fn training_batch_norm_equals_burns_through_autodiff() {
+        let device = Device::flex().autodiff();
+        let channels = 5;
+        let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), &device);
+        let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.5), &device);
+        let layer = || {
+            let mut norm = BatchNormConfig::new(channels).with_momentum(0.3).init(&device);
+            norm.gamma = Param::from_tensor(gamma.clone());
+            norm.beta = Param::from_tensor(beta.clone());
+            norm
+        };
+        let (ours_norm, burns_norm) = (layer(), layer());
+        for step in 0..2 {
+            let x = Tensor::<4>::random([3, channels, 4, 6], Distribution::Normal(2.0, 3.0), &device).require_grad();
+            let ours = forward(&ours_norm, x.clone());
+            let theirs = burns_norm.forward(x.clone());
+            close(ours.clone(), theirs.clone(), &format!("output, step {step}"));
+            let g = theirs.clone().detach().random_like(Distribution::Normal(0.0, 1.0));
+            let (grads_ours, grads_theirs) = ((ours * g.clone()).sum().backward(), (theirs * g).sum().backward());
+            close(x.grad(&grads_ours).unwrap(), x.grad(&grads_theirs).unwrap(), "x");
+            for (name, ours_p, theirs_p) in [("gamma", &ours_norm.gamma, &burns_norm.gamma), ("beta", &ours_norm.beta, &burns_norm.beta)] {
+                close(ours_p.val().grad(&grads_ours).unwrap(), theirs_p.val().grad(&grads_theirs).unwrap(), name);
+            }
+            close(ours_norm.running_mean.value(), burns_norm.running_mean.value(), "running mean");
+            close(ours_norm.running_var.value(), burns_norm.running_var.value(), "running variance");
+        }
+    }
+}
