@@ -1,6 +1,6 @@
-//! A conv2d's two gradients on burn's flex backend as im2col, a matrix product (the `gemm`
-//! crate that flex itself multiplies with) and col2im, for f32 tensors with one group; any
-//! stride, padding and dilation.
+//! A conv2d's output and its two gradients on burn's flex backend as im2col, a matrix product
+//! (the `gemm` crate that flex itself multiplies with) and col2im, for f32 tensors with one
+//! group; any stride, padding and dilation.
 //!
 //! The batch is cut into blocks of a few samples that the threads share out. A block's columns
 //! hold one row per kernel tap (input channel, kernel row, kernel column) and one column per

@@ -1,14 +1,13 @@
-//! The models' 2D convolution, with gradients that are one matrix product each on burn's flex
-//! CPU backend.
+//! The models' 2D convolution: on burn's flex CPU backend, its output and both gradients are one
+//! matrix product each per block of samples.
 //!
 //! burn's autodiff derives a conv's weight gradient as another convolution (batch and channel
-//! axes swapped) and its input gradient as a transposed convolution. On flex both run at a
+//! axes swapped) and its input gradient as a transposed convolution. On flex both ran at a
 //! quarter to a half of its matrix-product speed, and they were 60% of a CIFAR CNN's training
 //! step (docs/performance.md). burn's backend-extension API lets a crate add an operation with
-//! its own backward to the run-time dispatched `Device`: [`FastConv`] is that operation. Its
-//! forward is the backend's own conv; on flex (f32, one group) its backward is im2col plus one
-//! product for the weights and one product plus col2im for the input ([`flex`]); everywhere else
-//! it is burn's own backward.
+//! its own backward to the run-time dispatched `Device`: [`FastConv`] is that operation. On flex
+//! (f32, one group) its output, weight gradient and input gradient are im2col, one product and
+//! (for the input) col2im ([`flex`]); everywhere else they are burn's own.
 
 #[cfg(feature = "native")]
 mod autodiff;
