@@ -47,3 +47,34 @@ fn wgpu_matches_the_cpu_backend() {
     let h = sign_histogram(avg, def, 20);
     assert_eq!((h.total(), h.counts[0], h.counts[10], h.counts[19]), (3, 1, 1, 1));
 }
+
+/// The models' conv and training batch-norm (`conv::FastConv`, `batch_norm::FastNorm`) route
+/// wgpu tensors to burn's own ops: the same output and gradients as on the CPU backend, where
+/// our kernels run.
+#[test]
+fn conv_and_batch_norm_run_on_wgpu_like_on_the_cpu() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNormConfig, PaddingConfig2d};
+    use hidden_neurons::{batch_norm, conv};
+    let chosen = choose(BackendChoice::Wgpu);
+    let cpu = Device::flex().autodiff();
+    let gpu = chosen.device.clone().autodiff();
+    let layer = Conv2dConfig::new([2, 3], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&cpu);
+    let norm = BatchNormConfig::new(3).init(&cpu);
+    let x: Vec<f32> = (0..2 * 2 * 5 * 5).map(|i| ((i * 37) % 23) as f32 / 7.0 - 1.5).collect();
+    let run = |device: &Device| {
+        let (layer, norm) = (layer.clone().fork(device), norm.clone().fork(device));
+        let x = Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 2, 5, 5]), device).require_grad();
+        let y = batch_norm::forward(&norm, conv::forward(&layer, x.clone()));
+        let weights = Tensor::<4>::from_data(TensorData::new((0..2 * 3 * 5 * 5).map(|i| (i % 7) as f32 - 3.0).collect::<Vec<f32>>(), [2, 3, 5, 5]), device);
+        let grads = (y.clone() * weights).sum().backward();
+        let weight_grad = layer.weight.val().grad(&grads).expect("the weight takes part");
+        [read_f32(y.inner()), read_f32(x.grad(&grads).expect("x takes part")), read_f32(weight_grad)]
+    };
+    for (what, (a, b)) in ["output", "x gradient", "weight gradient"].iter().zip(run(&cpu).iter().zip(run(&gpu).iter())) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (a, b) in a.iter().zip(b) {
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{what}: cpu {a} vs wgpu {b}");
+        }
+    }
+}
