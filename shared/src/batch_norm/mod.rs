@@ -21,7 +21,6 @@ pub use extension::FastNorm;
 
 #[cfg(feature = "native")]
 mod extension {
-    use burn::backend::ops::ModuleOps;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Backend, Cube, Flex, backend_extension};
 
@@ -30,8 +29,7 @@ mod extension {
     #[backend_extension(Flex, Cube, Autodiff)]
     pub trait FastNorm: Backend {
         fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-            (r.output, r.mean, r.variance)
+            burns_train::<Self>(x, gamma, beta, epsilon)
         }
         /// The gradients of x, gamma and beta.
         fn batch_norm_grads(
@@ -42,9 +40,27 @@ mod extension {
             epsilon: f64,
             output_grad: FloatTensor<Self>,
         ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
-            (r.x_grad, r.gamma_grad, r.beta_grad)
+            burns_grads::<Self>(x, gamma, mean, variance, epsilon, output_grad)
         }
+    }
+
+    /// burn's own training batch-norm, as the tuple [`FastNorm`] returns.
+    fn burns_train<B: Backend>(x: FloatTensor<B>, gamma: FloatTensor<B>, beta: FloatTensor<B>, epsilon: f64) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        let r = B::batch_norm_train(x, gamma, beta, epsilon);
+        (r.output, r.mean, r.variance)
+    }
+
+    /// burn's own batch-norm backward, as the tuple [`FastNorm`] returns.
+    fn burns_grads<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        mean: FloatTensor<B>,
+        variance: FloatTensor<B>,
+        epsilon: f64,
+        output_grad: FloatTensor<B>,
+    ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        let r = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
+        (r.x_grad, r.gamma_grad, r.beta_grad)
     }
 
     impl FastNorm for Cube {}
@@ -53,10 +69,7 @@ mod extension {
         fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
             match super::flex::Plan::new(&x, &gamma) {
                 Some(plan) => plan.train(&x, &gamma, &beta, epsilon),
-                None => {
-                    let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-                    (r.output, r.mean, r.variance)
-                }
+                None => burns_train::<Self>(x, gamma, beta, epsilon),
             }
         }
         fn batch_norm_grads(
@@ -69,10 +82,7 @@ mod extension {
         ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
             match super::flex::Plan::new(&x, &gamma).filter(|_| output_grad.layout().shape() == x.layout().shape()) {
                 Some(plan) => plan.grads(&x, &gamma, &mean, &variance, epsilon, &output_grad),
-                None => {
-                    let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
-                    (r.x_grad, r.gamma_grad, r.beta_grad)
-                }
+                None => burns_grads::<Self>(x, gamma, mean, variance, epsilon, output_grad),
             }
         }
     }
