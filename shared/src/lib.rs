@@ -31,6 +31,7 @@ mod flex_slices;
 pub mod json;
 pub mod model;
 pub mod percentile;
+pub mod pool;
 pub mod readback;
 pub mod recording;
 pub mod report;

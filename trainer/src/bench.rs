@@ -135,6 +135,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             if args.profile {
                 crate::profile::profile_convs(&cfg, w.batch, &chosen.device);
                 crate::profile::profile_others(&cfg, w.batch, &chosen.device);
+                let idx: Vec<usize> = (0..w.batch).collect();
+                let (x, y) = split.train.batch(&idx, split.norm, &device);
+                crate::profile::profile_step(model.clone(), x, y);
             }
             bench_model(&w, &split, model, &device, &what(cfg.widths.clone(), "cnn"))
         }

@@ -14,7 +14,12 @@ use burn::backend::{Dispatch, DispatchTensor};
 use hidden_neurons::batch_norm;
 use hidden_neurons::conv::{self, FastConv};
 use hidden_neurons::model::{CnnConfig, ConvLayer};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::Int;
+use hidden_neurons::model::{NoTap, TappedModel};
 use hidden_neurons::stats::read_f32;
+use hidden_neurons::train::adam;
 
 /// Repeats per timed op; the median is reported.
 const REPEATS: usize = 5;
@@ -56,28 +61,30 @@ pub fn profile_others(cfg: &CnnConfig, batch: usize, device: &Device) {
     use burn::nn::pool::MaxPool2dConfig;
     let ad = device.clone().autodiff();
     let pool = MaxPool2dConfig::new([2, 2]).init();
-    println!("layer (channels @ side)   batch-norm: burn's  ours (trained with)  activation  max-pool (before the layer)   [ms, forward + backward]");
-    let (mut bn, mut our_bn, mut act, mut mp) = (0.0, 0.0, 0.0, 0.0);
+    println!("layer (channels @ side)   batch-norm: burn's  ours (trained with)  activation  max-pool before the layer: burn's  ours (trained with)   [ms, forward + backward]");
+    let (mut bn, mut our_bn, mut act, mut mp, mut our_mp) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for (i, s) in cfg.conv_layers().iter().enumerate() {
         let shape = [batch, s.c_out, s.side, s.side];
         let norm = BatchNormConfig::new(s.c_out).init(&ad);
         let t_bn = fwd_bwd_ms(shape, |x| norm.forward(x), device);
         let t_our_bn = fwd_bwd_ms(shape, |x| batch_norm::forward(&norm, x), device);
         let t_act = fwd_bwd_ms(shape, |x| cfg.activation.apply(x), device);
-        let t_pool = if s.pool_before {
-            fwd_bwd_ms([batch, s.c_in, 2 * s.side, 2 * s.side], |x| pool.forward(x), device)
+        let pooled = [batch, s.c_in, 2 * s.side, 2 * s.side];
+        let (t_pool, t_our_pool) = if s.pool_before {
+            (fwd_bwd_ms(pooled, |x| pool.forward(x), device), fwd_bwd_ms(pooled, |x| hidden_neurons::pool::forward(&pool, x), device))
         } else {
-            0.0
+            (0.0, 0.0)
         };
-        println!("{i:>2}: {:>4} @ {:>2}x{:<2}           {t_bn:>14.1} {t_our_bn:>20.1} {t_act:>11.1} {t_pool:>9.1}", s.c_out, s.side, s.side);
+        println!("{i:>2}: {:>4} @ {:>2}x{:<2}           {t_bn:>14.1} {t_our_bn:>20.1} {t_act:>11.1} {t_pool:>34.1} {t_our_pool:>20.1}", s.c_out, s.side, s.side);
         bn += t_bn;
         our_bn += t_our_bn;
         act += t_act;
         mp += t_pool;
+        our_mp += t_our_pool;
     }
     println!(
-        "all layers: batch-norm {bn:.0} ms (burn's) / {our_bn:.0} ms (ours, trained with), activation {act:.0} ms, max-pool {mp:.0} ms = {:.0} ms per step with ours",
-        our_bn + act + mp
+        "all layers: batch-norm {bn:.0} ms (burn's) / {our_bn:.0} ms (ours, trained with), activation {act:.0} ms, max-pool {mp:.0} ms (burn's) / {our_mp:.0} ms (ours, trained with) = {:.0} ms per step with ours",
+        our_bn + act + our_mp
     );
 }
 
@@ -121,4 +128,33 @@ pub fn profile_convs(cfg: &CnnConfig, batch: usize, device: &Device) {
     line("burn's conv", burns);
     line("ours (trained with)", ours);
     println!("the same products as matmuls: about {:.0} ms ({:.1} GFLOP per step)", 3.0 * mm, 3.0 * flops);
+}
+
+/// Times the phases of whole training steps on one batch (median of [`REPEATS`]): the forward
+/// pass with the loss, the backward pass, and Adam's step. Beside the op tables above it shows
+/// what they leave out (autodiff's own work, the head, the optimizer, allocation).
+pub fn profile_step<M: TappedModel>(mut model: M, x: Tensor<2>, y: Tensor<1, Int>) {
+    let ce = CrossEntropyLossConfig::new().init(&x.device());
+    let mut optim = adam();
+    let mut phases: Vec<[f64; 3]> = (0..=REPEATS)
+        .map(|_| {
+            let started = Instant::now();
+            let loss = ce.forward(model.clone().forward_tapped(x.clone(), &mut NoTap), y.clone());
+            read_f32(loss.clone().inner());
+            let forward = started.elapsed().as_secs_f64() * 1e3;
+            let grads = loss.backward();
+            let backward = started.elapsed().as_secs_f64() * 1e3 - forward;
+            let grads = GradientsParams::from_grads(grads, &model);
+            model = optim.step(1e-3, model.clone(), grads);
+            let total = started.elapsed().as_secs_f64() * 1e3;
+            [forward, backward, total - forward - backward]
+        })
+        .skip(1) // warm-up
+        .collect();
+    let mut median = |i: usize| {
+        phases.sort_by(|a, b| a[i].total_cmp(&b[i]));
+        phases[REPEATS / 2][i]
+    };
+    let [f, b, o] = [median(0), median(1), median(2)];
+    println!("training step phases: forward with the loss {f:.0} ms, backward {b:.0} ms, Adam {o:.0} ms = {:.0} ms", f + b + o);
 }

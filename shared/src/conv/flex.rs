@@ -12,6 +12,8 @@ use burn::backend::DType;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
+use std::cell::RefCell;
+use std::ops::Range;
 
 use crate::flex_slices::{slice, tensor};
 
@@ -35,6 +37,17 @@ pub struct Plan {
     dilation: [usize; 2],
     /// Samples per block instead of the chosen number (tests cut small batches).
     block_samples: Option<usize>,
+    /// Output rows per piece of a one-sample block instead of the chosen number (tests cut
+    /// small images).
+    piece_rows: Option<usize>,
+}
+
+/// The columns of one product: output rows `rows` of samples `start..start + n`.
+#[derive(Clone, Debug)]
+struct Piece {
+    start: usize,
+    n: usize,
+    rows: Range<usize>,
 }
 
 impl Plan {
@@ -79,6 +92,7 @@ impl Plan {
             pad: options.padding_begin(),
             dilation: options.dilation,
             block_samples: None,
+            piece_rows: None,
         };
         let consistent = ws[1] == plan.c_in && plan.batch > 0 && plan.positions() > 0 && plan.taps() > 0 && plan.c_out > 0;
         consistent.then_some(plan)
@@ -93,123 +107,154 @@ impl Plan {
         self.out[0] * self.out[1]
     }
 
-    /// Samples per block: [`BLOCK_POSITIONS`] positions, but at least two blocks per thread
-    /// where the batch allows.
+    /// Samples per block: [`BLOCK_POSITIONS`] positions, but at least one block per thread.
     fn block(&self) -> usize {
         let wanted = BLOCK_POSITIONS.div_ceil(self.positions());
-        let shared = self.batch / (2 * rayon::current_num_threads());
+        let shared = self.batch.div_ceil(rayon::current_num_threads());
         self.block_samples.unwrap_or(wanted.min(shared)).clamp(1, self.batch)
     }
 
-    /// The conv itself, `[batch, c_out, oh, ow]`: weight `[c_out, taps]` times each block's
-    /// columns `[taps, n*p]`, plus the bias.
+    /// The pieces of the block of samples `start..start + n`, one product each: the whole block,
+    /// or where a block is one sample, a few of its output rows at a time (about
+    /// [`BLOCK_POSITIONS`] positions), so that a piece's columns stay in the core's own cache
+    /// while the product reads them: the 32x32 layers ran 1.5-2x slower with a whole sample's.
+    fn pieces(&self, start: usize, n: usize) -> impl Iterator<Item = Piece> {
+        let [oh, ow] = self.out;
+        let rows = if n > 1 { oh } else { self.piece_rows.unwrap_or(BLOCK_POSITIONS / ow).max(1) };
+        (0..oh.div_ceil(rows)).map(move |i| Piece { start, n, rows: i * rows..((i + 1) * rows).min(oh) })
+    }
+
+    /// Columns of a piece: its output positions.
+    fn width(&self, piece: &Piece) -> usize {
+        piece.n * piece.rows.len() * self.out[1]
+    }
+
+    /// Where a piece's `[channels, width]` buffer lies in a `[batch, channels, oh, ow]` tensor:
+    /// (offset in the tensor, offset in the buffer, length) of each contiguous run.
+    fn runs(&self, piece: &Piece, channels: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+        let (p, width, (start, n)) = (self.positions(), self.width(piece), (piece.start, piece.n));
+        let (first, len) = (piece.rows.start * self.out[1], piece.rows.len() * self.out[1]);
+        (0..channels).flat_map(move |c| (0..n).map(move |s| (((start + s) * channels + c) * p + first, c * width + s * len, len)))
+    }
+
+    /// The conv itself, `[batch, c_out, oh, ow]`: weight `[c_out, taps]` times each piece's
+    /// columns `[taps, width]`, plus the bias.
     pub fn output(&self, x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTensor {
         let (x, w) = (x.to_contiguous(), weight.to_contiguous());
         let bias = bias.map(FlexTensor::to_contiguous);
         let (x, w, bias) = (slice(&x), slice(&w), bias.as_ref().map(slice));
-        let (taps, p, block) = (self.taps(), self.positions(), self.block());
-        let mut y = vec![0.0f32; self.batch * self.c_out * p];
-        y.par_chunks_mut(block * self.c_out * p).enumerate().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(columns, product_), (b, region)| {
-                let n = region.len() / (self.c_out * p);
-                columns.resize(taps * n * p, 0.0);
-                product_.resize(self.c_out * n * p, 0.0);
-                self.im2col(x, b * block, n, columns);
-                let k = n * p;
-                for (c, row) in product_.chunks_mut(k).enumerate() {
-                    row.fill(bias.map_or(0.0, |b| b[c]));
-                }
-                // product [c_out, k] = bias + weight [c_out, taps] * columns [taps, k]
-                unsafe { product(self.c_out, k, taps, product_, true, (w, 1, taps as isize), (columns, 1, k as isize)) };
-                for (c, row) in product_.chunks(k).enumerate() {
-                    for (s, values) in row.chunks(p).enumerate() {
-                        region[(s * self.c_out + c) * p..][..p].copy_from_slice(values);
+        let (taps, block) = (self.taps(), self.block());
+        let sample = self.c_out * self.positions();
+        let mut y = vec![0.0f32; self.batch * sample];
+        y.par_chunks_mut(block * sample).enumerate().for_each(|(b, region)| {
+            with_scratch(|columns, product_| {
+                let base = b * block * sample;
+                for piece in self.pieces(b * block, region.len() / sample) {
+                    let k = self.width(&piece);
+                    columns.resize(taps * k, 0.0);
+                    product_.resize(self.c_out * k, 0.0);
+                    self.im2col(x, &piece, columns);
+                    for (c, row) in product_.chunks_mut(k).enumerate() {
+                        row.fill(bias.map_or(0.0, |b| b[c]));
+                    }
+                    // product [c_out, k] = bias + weight [c_out, taps] * columns [taps, k]
+                    unsafe { product(self.c_out, k, taps, product_, true, (w, 1, taps as isize), (columns, 1, k as isize)) };
+                    for (at, from, len) in self.runs(&piece, self.c_out) {
+                        region[at - base..][..len].copy_from_slice(&product_[from..][..len]);
                     }
                 }
-            },
-        );
+            })
+        });
         tensor(y, [self.batch, self.c_out, self.out[0], self.out[1]])
     }
 
-    /// dLoss/dWeight, `[c_out, c_in, kh, kw]`: the sum over blocks of the block's output gradient
-    /// `[c_out, n*p]` times its columns^T `[n*p, taps]`.
+    /// dLoss/dWeight, `[c_out, c_in, kh, kw]`: the sum over pieces of the piece's columns
+    /// `[taps, width]` times its output gradient^T `[width, c_out]`, transposed at the end.
     pub fn weight_grad(&self, x: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
         let (x, g) = (x.to_contiguous(), output_grad.to_contiguous());
         let (x, g) = (slice(&x), slice(&g));
-        let (taps, p, block) = (self.taps(), self.positions(), self.block());
-        let total = (0..self.batch.div_ceil(block))
+        let (taps, block) = (self.taps(), self.block());
+        // One sum per thread over a fixed share of the blocks, added up in order: the gradient
+        // does not depend on how the work was scheduled.
+        let blocks = self.batch.div_ceil(block);
+        let share = blocks.div_ceil(rayon::current_num_threads());
+        let sums: Vec<Vec<f32>> = (0..blocks.div_ceil(share))
             .into_par_iter()
-            .fold(
-                || (vec![0.0f32; self.c_out * taps], Vec::new(), Vec::new()),
-                |(mut sum, mut columns, mut grads), b| {
-                    let (start, n) = (b * block, block.min(self.batch - b * block));
-                    columns.resize(taps * n * p, 0.0);
-                    grads.resize(self.c_out * n * p, 0.0);
-                    self.im2col(x, start, n, &mut columns);
-                    self.gather_output_grad(g, start, n, &mut grads);
-                    let k = n * p;
-                    // sum [c_out, taps] += grads [c_out, k] * columns^T [k, taps]
-                    unsafe { product(self.c_out, taps, k, &mut sum, true, (&grads, 1, k as isize), (&columns, k as isize, 1)) };
-                    (sum, columns, grads)
-                },
-            )
-            .map(|(sum, _, _)| sum)
-            .reduce(|| vec![0.0f32; self.c_out * taps], |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            });
-        tensor(total, [self.c_out, self.c_in, self.kernel[0], self.kernel[1]])
+            .map(|t| {
+                let mut sum = vec![0.0f32; taps * self.c_out];
+                with_scratch(|columns, grads| {
+                    for b in t * share..((t + 1) * share).min(blocks) {
+                        let (start, n) = (b * block, block.min(self.batch - b * block));
+                        for piece in self.pieces(start, n) {
+                            let k = self.width(&piece);
+                            columns.resize(taps * k, 0.0);
+                            grads.resize(self.c_out * k, 0.0);
+                            self.im2col(x, &piece, columns);
+                            self.gather(g, &piece, grads);
+                            // sum [taps, c_out] += columns [taps, k] * grads^T [k, c_out]; the other
+                            // orientation, [c_out, taps], ran at half the speed on the 32x32 layers.
+                            unsafe { product(taps, self.c_out, k, &mut sum, true, (columns, 1, k as isize), (grads, k as isize, 1)) };
+                        }
+                    }
+                });
+                sum
+            })
+            .collect();
+        let mut sums = sums.into_iter();
+        let mut total = sums.next().expect("a plan has at least one sample");
+        for sum in sums {
+            total.iter_mut().zip(&sum).for_each(|(a, b)| *a += b);
+        }
+        tensor(transposed(&total, taps, self.c_out), [self.c_out, self.c_in, self.kernel[0], self.kernel[1]])
     }
 
-    /// dLoss/dx, `[batch, c_in, h, w]`: col2im of weight^T `[taps, c_out]` times each block's
-    /// output gradient `[c_out, n*p]`.
+    /// dLoss/dx, `[batch, c_in, h, w]`: col2im of weight^T `[taps, c_out]` times each piece's
+    /// output gradient `[c_out, width]`.
     pub fn input_grad(&self, weight: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
         let (w, g) = (weight.to_contiguous(), output_grad.to_contiguous());
         let (w, g) = (slice(&w), slice(&g));
-        let (taps, p, block) = (self.taps(), self.positions(), self.block());
+        let (taps, block) = (self.taps(), self.block());
+        // weight^T as a matrix of its own: the product ran at half the speed on a transposed
+        // view of the weight (the 4x4 layers).
+        let wt = transposed(w, self.c_out, taps);
         let sample = self.c_in * self.size[0] * self.size[1];
         let mut dx = vec![0.0f32; self.batch * sample];
-        dx.par_chunks_mut(block * sample).enumerate().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(columns, grads), (b, region)| {
-                let (start, n) = (b * block, region.len() / sample);
-                columns.resize(taps * n * p, 0.0);
-                grads.resize(self.c_out * n * p, 0.0);
-                self.gather_output_grad(g, start, n, grads);
-                let k = n * p;
-                // columns [taps, k] = weight^T [taps, c_out] * grads [c_out, k]
-                unsafe { product(taps, k, self.c_out, columns, false, (w, taps as isize, 1), (grads, 1, k as isize)) };
-                self.col2im_add(columns, n, region);
-            },
-        );
+        dx.par_chunks_mut(block * sample).enumerate().for_each(|(b, region)| {
+            with_scratch(|columns, grads| {
+                for piece in self.pieces(b * block, region.len() / sample) {
+                    let k = self.width(&piece);
+                    columns.resize(taps * k, 0.0);
+                    grads.resize(self.c_out * k, 0.0);
+                    self.gather(g, &piece, grads);
+                    // columns [taps, k] = weight^T [taps, c_out] * grads [c_out, k]
+                    unsafe { product(taps, k, self.c_out, columns, false, (&wt, 1, self.c_out as isize), (grads, 1, k as isize)) };
+                    self.col2im_add(columns, &piece, region);
+                }
+            })
+        });
         tensor(dx, [self.batch, self.c_in, self.size[0], self.size[1]])
     }
 
-    /// Samples `start..start + n` of the output gradient `[batch, c_out, p]` as `[c_out, n*p]`.
-    fn gather_output_grad(&self, g: &[f32], start: usize, n: usize, out: &mut [f32]) {
-        let p = self.positions();
-        for (c, row) in out.chunks_mut(n * p).enumerate() {
-            for (s, dst) in row.chunks_mut(p).enumerate() {
-                let src = ((start + s) * self.c_out + c) * p;
-                dst.copy_from_slice(&g[src..src + p]);
-            }
+    /// A piece of the output gradient `[batch, c_out, p]` as `[c_out, width]`.
+    fn gather(&self, g: &[f32], piece: &Piece, out: &mut [f32]) {
+        for (at, from, len) in self.runs(piece, self.c_out) {
+            out[from..][..len].copy_from_slice(&g[at..][..len]);
         }
     }
 
-    /// Fills `columns` (`[taps, n*p]`) from samples `start..start + n` of `x` (`[batch, c_in, h, w]`).
-    fn im2col(&self, x: &[f32], start: usize, n: usize, columns: &mut [f32]) {
-        let ([h, w], [kh, kw], [oh_len, ow_len]) = (self.size, self.kernel, self.out);
-        let p = self.positions();
-        columns.chunks_mut(n * p).enumerate().for_each(|(tap, row)| {
+    /// Fills `columns` (`[taps, width]`) from `x` (`[batch, c_in, h, w]`).
+    fn im2col(&self, x: &[f32], piece: &Piece, columns: &mut [f32]) {
+        let ([h, w], [kh, kw], ow_len) = (self.size, self.kernel, self.out[1]);
+        let len = piece.rows.len() * ow_len;
+        let spans = self.spans(w);
+        columns.chunks_mut(piece.n * len).enumerate().for_each(|(tap, row)| {
             let (c, ki, kj) = (tap / (kh * kw), (tap / kw) % kh, tap % kw);
-            let cols = self.valid(1, kj, w);
-            for s in 0..n {
-                let plane = &x[((start + s) * self.c_in + c) * h * w..][..h * w];
-                for oh in 0..oh_len {
-                    let out = &mut row[s * p + oh * ow_len..][..ow_len];
+            for s in 0..piece.n {
+                let plane = &x[((piece.start + s) * self.c_in + c) * h * w..][..h * w];
+                for (r, oh) in piece.rows.clone().enumerate() {
+                    let out = &mut row[s * len + r * ow_len..][..ow_len];
                     match self.input_index(0, oh, ki, h) {
-                        Some(ih) => self.copy_row(&plane[ih * w..][..w], out, cols, kj),
+                        Some(ih) => self.copy_row(&plane[ih * w..][..w], out, spans[kj]),
                         None => out.fill(0.0),
                     }
                 }
@@ -217,29 +262,27 @@ impl Plan {
         });
     }
 
-    /// Adds `columns` (`[taps, n*p]`, the gradient of n samples' columns) into `dx`
-    /// (`[n, c_in, h, w]`); each (sample, channel) plane is written by one task.
-    fn col2im_add(&self, columns: &[f32], n: usize, dx: &mut [f32]) {
-        let ([h, w], [kh, kw], [oh_len, ow_len]) = (self.size, self.kernel, self.out);
-        let p = self.positions();
+    /// Adds `columns` (`[taps, width]`, the gradient of a piece's columns) into `dx`, the
+    /// piece's samples of the input gradient (`[n, c_in, h, w]`).
+    fn col2im_add(&self, columns: &[f32], piece: &Piece, dx: &mut [f32]) {
+        let ([h, w], [kh, kw], ow_len) = (self.size, self.kernel, self.out[1]);
+        let len = piece.rows.len() * ow_len;
+        let width = piece.n * len;
+        let spans = self.spans(w);
         dx.chunks_mut(h * w).enumerate().for_each(|(i, plane)| {
             let (s, c) = (i / self.c_in, i % self.c_in);
             for ki in 0..kh {
-                for kj in 0..kw {
-                    let (lo, hi) = self.valid(1, kj, w);
-                    if lo >= hi {
-                        continue; // this kernel column reads only padding
-                    }
-                    let row = &columns[((c * kh + ki) * kw + kj) * n * p + s * p..][..p];
-                    for oh in 0..oh_len {
+                for (kj, span) in spans.iter().enumerate() {
+                    let Some(Span { lo, hi, first }) = *span else { continue };
+                    let row = &columns[((c * kh + ki) * kw + kj) * width + s * len..][..len];
+                    for (r, oh) in piece.rows.clone().enumerate() {
                         let Some(ih) = self.input_index(0, oh, ki, h) else { continue };
-                        let src = &row[oh * ow_len..][..ow_len];
+                        let src = &row[r * ow_len..][lo..hi];
                         let dst = &mut plane[ih * w..][..w];
-                        let first = lo * self.stride[1] + kj * self.dilation[1] - self.pad[1];
                         if self.stride[1] == 1 {
-                            dst[first..first + hi - lo].iter_mut().zip(&src[lo..hi]).for_each(|(d, v)| *d += v);
+                            dst[first..first + hi - lo].iter_mut().zip(src).for_each(|(d, v)| *d += v);
                         } else {
-                            for (o, v) in src[lo..hi].iter().enumerate() {
+                            for (o, v) in src.iter().enumerate() {
                                 dst[first + o * self.stride[1]] += v;
                             }
                         }
@@ -254,25 +297,27 @@ impl Plan {
         (o * self.stride[axis] + k * self.dilation[axis]).checked_sub(self.pad[axis]).filter(|&i| i < len)
     }
 
-    /// The output indices `lo..hi` on `axis` whose input index through kernel index `k` lies inside.
-    fn valid(&self, axis: usize, k: usize, len: usize) -> (usize, usize) {
-        let out = self.out[axis];
-        let lo = (0..out).find(|&o| self.input_index(axis, o, k, len).is_some()).unwrap_or(out);
-        let hi = (lo..out).rev().find(|&o| self.input_index(axis, o, k, len).is_some()).map_or(lo, |o| o + 1);
-        (lo, hi)
+    /// For each kernel column, the output columns that read inside an input row `w` wide;
+    /// `None` where it reads only padding.
+    fn spans(&self, w: usize) -> Vec<Option<Span>> {
+        (0..self.kernel[1])
+            .map(|kj| {
+                let inside = |o: &usize| self.input_index(1, *o, kj, w).is_some();
+                let lo = (0..self.out[1]).find(inside)?;
+                let hi = (lo..self.out[1]).rev().find(inside)? + 1;
+                Some(Span { lo, hi, first: self.input_index(1, lo, kj, w)? })
+            })
+            .collect()
     }
 
-    /// One output row of the columns: `src` (an input row) read at the kernel column `kj`,
-    /// zero outside `lo..hi`.
-    fn copy_row(&self, src: &[f32], out: &mut [f32], (lo, hi): (usize, usize), kj: usize) {
-        if lo >= hi {
-            // This kernel column reads only padding.
+    /// One output row of the columns: `src` (an input row) read through one kernel column.
+    fn copy_row(&self, src: &[f32], out: &mut [f32], span: Option<Span>) {
+        let Some(Span { lo, hi, first }) = span else {
             out.fill(0.0);
             return;
-        }
+        };
         out[..lo].fill(0.0);
         out[hi..].fill(0.0);
-        let first = lo * self.stride[1] + kj * self.dilation[1] - self.pad[1];
         if self.stride[1] == 1 {
             out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
         } else {
@@ -281,6 +326,48 @@ impl Plan {
             }
         }
     }
+}
+
+/// The output columns `lo..hi` that one kernel column reads inside the input row, the first of
+/// them at input column `first`.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    lo: usize,
+    hi: usize,
+    first: usize,
+}
+
+thread_local! {
+    /// Each thread's columns and output-gradient piece, kept from one call to the next: fresh
+    /// ones cost a page fault per 4 KB on every conv (a sixth of a training step in the kernel).
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = RefCell::default();
+}
+
+/// `f` with this thread's two scratch buffers (fresh ones if they are already in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut pair) => {
+            let (a, b) = &mut *pair;
+            f(a, b)
+        }
+        Err(_) => f(&mut Vec::new(), &mut Vec::new()),
+    })
+}
+
+/// A row-major `[rows, cols]` matrix as a row-major `[cols, rows]` one, in tiles the threads
+/// share (an element at a time, its writes missed the cache: 8 ms for a 512-channel weight).
+fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 16;
+    let mut out = vec![0.0f32; values.len()];
+    out.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, band)| {
+        let (c0, width) = (t * TILE, band.len() / rows);
+        for r in 0..rows {
+            for (dc, v) in values[r * cols + c0..][..width].iter().enumerate() {
+                band[dc * rows + r] = *v;
+            }
+        }
+    });
+    out
 }
 
 /// `dst [m, n] (+)= lhs [m, k] * rhs [k, n]` on this thread, each matrix given as (values,
@@ -346,26 +433,31 @@ mod tests {
         let y = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone());
         let g = y.clone().detach().random_like(Distribution::Normal(0.0, 1.0));
         let grads = (y * g.clone()).sum().backward();
-        let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}", x.dims());
-        let mut plan = Plan::new(&flex(&x), &flex(&w), &flex(&g), &options).expect("an f32 conv with one group");
-        plan.block_samples = Some(chunk);
         let b = Tensor::<1>::random([c_out], Distribution::Normal(0.0, 1.0), &device);
-        let mut forward = Plan::forward(&flex(&x), &flex(&w), &options).expect("an f32 conv with one group");
-        forward.block_samples = Some(chunk);
         let with_bias = burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone());
-        close(forward.output(&flex(&x), &flex(&w), Some(&FlexTensor::from_data(b.to_data()))), with_bias, &format!("output, {what}"));
-        close(plan.weight_grad(&flex(&x), &flex(&g)), w.grad(&grads).expect("w takes part"), &format!("weight, {what}"));
-        close(plan.input_grad(&flex(&w), &flex(&g)), x.grad(&grads).expect("x takes part"), &format!("input, {what}"));
+        // One-sample blocks also cut into pieces of two output rows.
+        for piece_rows in [None, Some(2)] {
+            let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}", x.dims());
+            let mut plan = Plan::new(&flex(&x), &flex(&w), &flex(&g), &options).expect("an f32 conv with one group");
+            (plan.block_samples, plan.piece_rows) = (Some(chunk), piece_rows);
+            let mut forward = Plan::forward(&flex(&x), &flex(&w), &options).expect("an f32 conv with one group");
+            (forward.block_samples, forward.piece_rows) = (Some(chunk), piece_rows);
+            close(forward.output(&flex(&x), &flex(&w), Some(&FlexTensor::from_data(b.to_data()))), with_bias.clone(), &format!("output, {what}"));
+            close(plan.weight_grad(&flex(&x), &flex(&g)), w.grad(&grads).expect("w takes part"), &format!("weight, {what}"));
+            close(plan.input_grad(&flex(&w), &flex(&g)), x.grad(&grads).expect("x takes part"), &format!("input, {what}"));
+        }
     }
 
     #[test]
     fn output_and_gradients_match_burns_for_strides_paddings_dilations_and_blocks() {
         check([3, 4, 9, 7], 5, [3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1), 3);
         check([3, 4, 9, 7], 5, [3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1), 2);
+        check([3, 4, 9, 7], 5, [3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1), 1);
         check([5, 3, 11, 10], 6, [3, 2], ConvOptions::new([2, 3], [1, 0], [1, 1], 1), 2);
         check([2, 2, 12, 12], 3, [3, 3], ConvOptions::new([1, 1], [2, 2], [2, 2], 1), 1);
         check([2, 8, 6, 6], 4, [1, 1], ConvOptions::new([1, 1], [0, 0], [1, 1], 1), 2);
         check([2, 3, 8, 9], 4, [7, 7], ConvOptions::new([2, 2], [3, 3], [1, 1], 1), 2);
+        check([2, 3, 11, 9], 4, [7, 7], ConvOptions::new([2, 2], [3, 3], [1, 1], 1), 1);
         check([2, 3, 8, 8], 4, [3, 3], ConvOptions::new_with_padding([2, 2], [(0, 1), (1, 0)], [1, 1], 1), 1);
         // Kernel columns and rows that read only padding: ResNet50's convs on a 32-pixel image.
         check([2, 3, 1, 2], 4, [3, 3], ConvOptions::new([2, 2], [1, 1], [1, 1], 1), 1);
@@ -384,3 +476,4 @@ mod tests {
         assert!(Plan::new(&x16, &flex(&w), &flex(&g), &ConvOptions::new([1, 1], [0, 0], [1, 1], 1)).is_none());
     }
 }
+

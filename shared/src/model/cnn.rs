@@ -197,7 +197,7 @@ impl TappedModel for Cnn {
         }; // [batch, channels, side, side]
         for (i, (conv, norm)) in self.convs.iter().zip(&self.norms).enumerate() {
             if self.pool_before[i] {
-                h = self.pool.forward(h);
+                h = crate::pool::forward(&self.pool, h);
             }
             let z = crate::batch_norm::forward(norm, crate::conv::forward(conv, h)); // [batch, width, s, s]
             h = if tap.wants(i) {

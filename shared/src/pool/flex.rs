@@ -1,0 +1,104 @@
+//! Max-pooling over windows that tile the input, on burn's flex backend for f32
+//! `[batch, channels, h, w]` tensors: one pass for the output, one for the gradient, the
+//! (sample, channel) planes shared out between the threads.
+
+use burn::backend::DType;
+use burn::backend::flex::FlexTensor;
+use rayon::prelude::*;
+
+use crate::flex_slices::{slice, tensor};
+
+/// Planes per task: a plane of the first stage is 4 KB, too little to share out alone.
+const PLANES_PER_TASK: usize = 16;
+
+/// One pooling's sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    batch: usize,
+    channels: usize,
+    size: [usize; 2],
+    kernel: [usize; 2],
+    /// Output height and width: whole windows only (burn's floor mode).
+    out: [usize; 2],
+}
+
+impl Plan {
+    /// `None` where the loops here do not apply (another dtype, no whole window): the caller
+    /// then uses burn's own.
+    pub fn new(x: &FlexTensor, kernel: [usize; 2]) -> Option<Self> {
+        let shape = x.layout().shape();
+        if x.dtype() != DType::F32 || shape.num_dims() != 4 || kernel.contains(&0) {
+            return None;
+        }
+        let (size, out) = ([shape[2], shape[3]], [shape[2] / kernel[0], shape[3] / kernel[1]]);
+        let plan = Plan { batch: shape[0], channels: shape[1], size, kernel, out };
+        (plan.planes() > 0 && out[0] > 0 && out[1] > 0).then_some(plan)
+    }
+
+    /// Whether `output_grad` has the output's shape (and dtype).
+    pub fn takes_grad(&self, output_grad: &FlexTensor) -> bool {
+        output_grad.dtype() == DType::F32 && output_grad.layout().shape().to_vec() == vec![self.batch, self.channels, self.out[0], self.out[1]]
+    }
+
+    fn planes(&self) -> usize {
+        self.batch * self.channels
+    }
+
+    /// The position in its plane and the value of the maximum of window (`oh`, `ow`): the first
+    /// maximum in row-major order, or the last NaN, as burn's flex max-pool picks.
+    fn window_max(&self, plane: &[f32], oh: usize, ow: usize) -> (usize, f32) {
+        let ([kh, kw], w) = (self.kernel, self.size[1]);
+        let corner = oh * kh * w + ow * kw;
+        let mut best = (corner, plane[corner]);
+        let mut consider = |i: usize| {
+            let v = plane[i];
+            if v > best.1 || v.is_nan() {
+                best = (i, v);
+            }
+        };
+        if self.kernel == [2, 2] {
+            // The models' pooling, unrolled: twice as fast as the loop.
+            consider(corner + 1);
+            consider(corner + w);
+            consider(corner + w + 1);
+        } else {
+            (0..kh).flat_map(|i| (0..kw).map(move |j| i * w + j)).skip(1).for_each(|offset| consider(corner + offset));
+        }
+        best
+    }
+
+    /// The pooled output, `[batch, channels, oh, ow]`.
+    pub fn output(&self, x: &FlexTensor) -> FlexTensor {
+        let x = x.to_contiguous();
+        let x = slice(&x);
+        let ([h, w], [oh_len, ow_len]) = (self.size, self.out);
+        let mut y = vec![0.0f32; self.planes() * oh_len * ow_len];
+        y.par_chunks_mut(PLANES_PER_TASK * oh_len * ow_len).zip(x.par_chunks(PLANES_PER_TASK * h * w)).for_each(|(y, x)| {
+            for (out, plane) in y.chunks_mut(oh_len * ow_len).zip(x.chunks(h * w)) {
+                for (o, v) in out.iter_mut().enumerate() {
+                    *v = self.window_max(plane, o / ow_len, o % ow_len).1;
+                }
+            }
+        });
+        tensor(y, [self.batch, self.channels, oh_len, ow_len])
+    }
+
+    /// dLoss/dx, `[batch, channels, h, w]`: each output's gradient at its window's maximum,
+    /// zero elsewhere.
+    pub fn input_grad(&self, x: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
+        let (x, g) = (x.to_contiguous(), output_grad.to_contiguous());
+        let (x, g) = (slice(&x), slice(&g));
+        let ([h, w], [oh_len, ow_len]) = (self.size, self.out);
+        let mut dx = vec![0.0f32; self.planes() * h * w];
+        dx.par_chunks_mut(PLANES_PER_TASK * h * w).zip(x.par_chunks(PLANES_PER_TASK * h * w)).zip(g.par_chunks(PLANES_PER_TASK * oh_len * ow_len)).for_each(
+            |((dx, x), g)| {
+                for ((dx, plane), g) in dx.chunks_mut(h * w).zip(x.chunks(h * w)).zip(g.chunks(oh_len * ow_len)) {
+                    for (o, &v) in g.iter().enumerate() {
+                        dx[self.window_max(plane, o / ow_len, o % ow_len).0] = v;
+                    }
+                }
+            },
+        );
+        tensor(dx, [self.batch, self.channels, h, w])
+    }
+}
