@@ -41,8 +41,8 @@ impl Plan {
         (0..self.batch).map(move |n| &t[(n * self.channels + c) * self.plane..][..self.plane])
     }
 
-    /// Output, mean and biased variance (burn's `batch_norm_train`).
-    pub fn train(&self, x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> Three {
+    /// Output (after a ReLU where `relu`), mean and biased variance (burn's `batch_norm_train`).
+    pub fn train(&self, x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64, relu: bool) -> Three {
         let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
         let (xs, gamma, beta) = (slice(&x), slice(&gamma), slice(&beta));
         let stats: Vec<(f64, f64)> = (0..self.channels)
@@ -59,17 +59,28 @@ impl Plan {
             let (mean, variance) = stats[c];
             let scale = gamma[c] as f64 / (variance + epsilon).sqrt();
             let (scale, shift) = (scale as f32, (beta[c] as f64 - mean * scale) as f32);
-            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * scale + shift);
+            match relu {
+                // burn's ReLU: zero where the value is not above zero (a NaN stays).
+                true => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = if v * scale + shift <= 0.0 { 0.0 } else { v * scale + shift }),
+                false => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * scale + shift),
+            }
         });
         let shape = x.layout().shape().to_vec();
         let (mean, variance): (Vec<f32>, Vec<f32>) = stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip();
         (tensor(out, shape), tensor(mean, vec![self.channels]), tensor(variance, vec![self.channels]))
     }
 
-    /// Gradients of x, gamma and beta (burn's `batch_norm_train_backward`).
-    pub fn grads(&self, x: &FlexTensor, gamma: &FlexTensor, mean: &FlexTensor, variance: &FlexTensor, epsilon: f64, output_grad: &FlexTensor) -> Three {
-        let (x, gamma, mean, variance, g) = (x.to_contiguous(), gamma.to_contiguous(), mean.to_contiguous(), variance.to_contiguous(), output_grad.to_contiguous());
-        let (xs, gamma, mean, variance, gs) = (slice(&x), slice(&gamma), slice(&mean), slice(&variance), slice(&g));
+    /// Gradients of x, gamma and beta (burn's `batch_norm_train_backward`), through the ReLU
+    /// whose output is `relu_output` where the forward applied one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grads(&self, x: &FlexTensor, gamma: &FlexTensor, mean: &FlexTensor, variance: &FlexTensor, epsilon: f64, relu_output: Option<&FlexTensor>, output_grad: &FlexTensor) -> Three {
+        let (x, gamma, mean, variance) = (x.to_contiguous(), gamma.to_contiguous(), mean.to_contiguous(), variance.to_contiguous());
+        let (xs, gamma, mean, variance) = (slice(&x), slice(&gamma), slice(&mean), slice(&variance));
+        let g = match relu_output {
+            Some(output) => self.through_relu(output, output_grad),
+            None => output_grad.to_contiguous(),
+        };
+        let gs = slice(&g);
         let inv_std = |c: usize| 1.0 / (variance[c] as f64 + epsilon).sqrt();
         // Per channel: the sum of the output gradient (beta's gradient) and of the output
         // gradient times the normalised input (gamma's gradient).
@@ -95,6 +106,18 @@ impl Plan {
         let shape = x.layout().shape().to_vec();
         let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = sums.iter().map(|&(sg, sgx)| (sg as f32, sgx as f32)).unzip();
         (tensor(dx, shape), tensor(gamma_grad, vec![self.channels]), tensor(beta_grad, vec![self.channels]))
+    }
+
+    /// The gradient through a ReLU (burn's `relu_backward`: zero where its output is not above
+    /// zero), one pass the threads share.
+    fn through_relu(&self, output: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
+        let (y, g) = (output.to_contiguous(), output_grad.to_contiguous());
+        let (ys, gs) = (slice(&y), slice(&g));
+        let mut masked = vec![0.0f32; gs.len()];
+        masked.par_chunks_mut(self.plane).zip(ys.par_chunks(self.plane).zip(gs.par_chunks(self.plane))).for_each(|(dst, (y, g))| {
+            dst.iter_mut().zip(y.iter().zip(g)).for_each(|(d, (&y, &g))| *d = if y <= 0.0 { 0.0 } else { g });
+        });
+        tensor(masked, y.layout().shape().to_vec())
     }
 }
 

@@ -6,7 +6,8 @@
 //! broadcasts, each a pass over the activation. They took 117-137 ms of a paper-CNN step where
 //! PyTorch's fused kernels take 23 ms (docs/performance.md). [`FastNorm`] is the same operation
 //! through burn's backend-extension API; on flex (f32) it runs [`flex`]'s fused loops, elsewhere
-//! burn's own.
+//! burn's own. It can apply a ReLU to its output in the same pass ([`forward_relu`]): a separate
+//! ReLU took another pass each way, 20-25 ms of a paper-CNN step.
 
 #[cfg(feature = "native")]
 mod autodiff;
@@ -24,12 +25,13 @@ mod extension {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Backend, Cube, Flex, backend_extension};
 
-    /// Training batch-norm: the output, the batch mean and the biased batch variance (burn's
-    /// `batch_norm_train`), differentiated through [`FastNorm::batch_norm_grads`].
+    /// Training batch-norm: the output (with a ReLU applied where `relu`), the batch mean and
+    /// the biased batch variance (burn's `batch_norm_train`), differentiated through
+    /// [`FastNorm::batch_norm_grads`].
     #[backend_extension(Flex, Cube, Autodiff)]
     pub trait FastNorm: Backend {
-        fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            burns_train::<Self>(x, gamma, beta, epsilon)
+        fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            burns_train::<Self>(x, gamma, beta, epsilon, relu)
         }
         /// The gradients of x, gamma and beta.
         fn batch_norm_grads(
@@ -40,25 +42,44 @@ mod extension {
             epsilon: f64,
             output_grad: FloatTensor<Self>,
         ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            burns_grads::<Self>(x, gamma, mean, variance, epsilon, output_grad)
+            burns_grads::<Self>(x, gamma, mean, variance, epsilon, None, output_grad)
+        }
+        /// The same through the ReLU the forward applied; `output` is its output (the gradient
+        /// is zero where that is not above zero).
+        #[allow(clippy::too_many_arguments)]
+        fn batch_norm_relu_grads(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            mean: FloatTensor<Self>,
+            variance: FloatTensor<Self>,
+            epsilon: f64,
+            output: FloatTensor<Self>,
+            output_grad: FloatTensor<Self>,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            burns_grads::<Self>(x, gamma, mean, variance, epsilon, Some(output), output_grad)
         }
     }
 
-    /// burn's own training batch-norm, as the tuple [`FastNorm`] returns.
-    fn burns_train<B: Backend>(x: FloatTensor<B>, gamma: FloatTensor<B>, beta: FloatTensor<B>, epsilon: f64) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    /// burn's own training batch-norm (and ReLU), as the tuple [`FastNorm`] returns.
+    fn burns_train<B: Backend>(x: FloatTensor<B>, gamma: FloatTensor<B>, beta: FloatTensor<B>, epsilon: f64, relu: bool) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
         let r = B::batch_norm_train(x, gamma, beta, epsilon);
-        (r.output, r.mean, r.variance)
+        (if relu { B::relu(r.output) } else { r.output }, r.mean, r.variance)
     }
 
-    /// burn's own batch-norm backward, as the tuple [`FastNorm`] returns.
+    /// burn's own batch-norm (and ReLU) backward, as the tuple [`FastNorm`] returns.
     fn burns_grads<B: Backend>(
         x: FloatTensor<B>,
         gamma: FloatTensor<B>,
         mean: FloatTensor<B>,
         variance: FloatTensor<B>,
         epsilon: f64,
+        relu_output: Option<FloatTensor<B>>,
         output_grad: FloatTensor<B>,
     ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        let output_grad = match relu_output {
+            Some(output) => B::relu_backward(output, output_grad),
+            None => output_grad,
+        };
         let r = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
         (r.x_grad, r.gamma_grad, r.beta_grad)
     }
@@ -66,10 +87,10 @@ mod extension {
     impl FastNorm for Cube {}
 
     impl FastNorm for Flex {
-        fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
             match super::flex::Plan::new(&x, &gamma) {
-                Some(plan) => plan.train(&x, &gamma, &beta, epsilon),
-                None => burns_train::<Self>(x, gamma, beta, epsilon),
+                Some(plan) => plan.train(&x, &gamma, &beta, epsilon, relu),
+                None => burns_train::<Self>(x, gamma, beta, epsilon, relu),
             }
         }
         fn batch_norm_grads(
@@ -80,10 +101,36 @@ mod extension {
             epsilon: f64,
             output_grad: FloatTensor<Self>,
         ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            match super::flex::Plan::new(&x, &gamma).filter(|_| output_grad.layout().shape() == x.layout().shape()) {
-                Some(plan) => plan.grads(&x, &gamma, &mean, &variance, epsilon, &output_grad),
-                None => burns_grads::<Self>(x, gamma, mean, variance, epsilon, output_grad),
-            }
+            flex_grads(x, gamma, mean, variance, epsilon, None, output_grad)
+        }
+        fn batch_norm_relu_grads(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            mean: FloatTensor<Self>,
+            variance: FloatTensor<Self>,
+            epsilon: f64,
+            output: FloatTensor<Self>,
+            output_grad: FloatTensor<Self>,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            flex_grads(x, gamma, mean, variance, epsilon, Some(output), output_grad)
+        }
+    }
+
+    /// [`FastNorm::batch_norm_grads`] on flex: [`super::flex`]'s where its loops apply.
+    fn flex_grads(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+        relu_output: Option<FloatTensor<Flex>>,
+        output_grad: FloatTensor<Flex>,
+    ) -> (FloatTensor<Flex>, FloatTensor<Flex>, FloatTensor<Flex>) {
+        let shape = x.layout().shape();
+        let fits = |t: &FloatTensor<Flex>| t.layout().shape() == shape && t.dtype() == x.dtype();
+        match super::flex::Plan::new(&x, &gamma).filter(|_| fits(&output_grad) && relu_output.as_ref().is_none_or(fits)) {
+            Some(plan) => plan.grads(&x, &gamma, &mean, &variance, epsilon, relu_output.as_ref(), &output_grad),
+            None => burns_grads::<Flex>(x, gamma, mean, variance, epsilon, relu_output, output_grad),
         }
     }
 }
@@ -91,10 +138,19 @@ mod extension {
 /// `norm.forward(x)`: in training (an autodiff device and the layer's training flag on) through
 /// [`FastNorm`], with burn's own update of the running statistics; otherwise burn's.
 pub fn forward(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    forward_then(norm, x, false)
+}
+
+/// `relu(norm.forward(x))`, in training as one operation ([`FastNorm`] with its ReLU).
+pub fn forward_relu(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    forward_then(norm, x, true)
+}
+
+fn forward_then(norm: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     #[cfg(feature = "native")]
     if x.device().is_autodiff() && norm.training.is_enabled() {
         let device = x.device();
-        let (output, mean, variance) = train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+        let (output, mean, variance) = train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon, relu);
         let m = norm.momentum;
         let running_mean = norm.running_mean.value_sync().to_device(&device).mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m));
         let running_var = norm.running_var.value_sync().to_device(&device).mul_scalar(1.0 - m).add(variance.detach().mul_scalar(m));
@@ -102,14 +158,16 @@ pub fn forward(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         norm.running_var.update(running_var.detach());
         return output;
     }
-    norm.forward(x)
+    let output = norm.forward(x);
+    if relu { burn::tensor::activation::relu(output) } else { output }
 }
 
-/// [`FastNorm::fast_batch_norm_train`] on tensors of any device: output, mean, biased variance.
+/// [`FastNorm::fast_batch_norm_train`] on tensors of any device: output (after a ReLU where
+/// `relu`), mean, biased variance.
 #[cfg(feature = "native")]
-pub fn train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+pub fn train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64, relu: bool) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
     use burn::backend::Dispatch;
-    let (output, mean, variance) = <Dispatch as FastNorm>::fast_batch_norm_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon);
+    let (output, mean, variance) = <Dispatch as FastNorm>::fast_batch_norm_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon, relu);
     (Tensor::from_dispatch(output), Tensor::from_dispatch(mean), Tensor::from_dispatch(variance))
 }
 
@@ -130,6 +188,16 @@ mod tests {
     /// the running statistics equal burn's own `BatchNorm`'s.
     #[test]
     fn training_batch_norm_equals_burns_through_autodiff() {
+        check(false);
+    }
+
+    /// With its ReLU: the output and gradients of `relu(BatchNorm)`.
+    #[test]
+    fn training_batch_norm_with_relu_equals_burns_through_autodiff() {
+        check(true);
+    }
+
+    fn check(relu: bool) {
         let device = Device::flex().autodiff();
         let channels = 5;
         let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), &device);
@@ -143,8 +211,10 @@ mod tests {
         let (ours_norm, burns_norm) = (layer(), layer());
         for step in 0..2 {
             let x = Tensor::<4>::random([3, channels, 4, 6], Distribution::Normal(2.0, 3.0), &device).require_grad();
-            let ours = forward(&ours_norm, x.clone());
-            let theirs = burns_norm.forward(x.clone());
+            let (ours, theirs) = match relu {
+                true => (forward_relu(&ours_norm, x.clone()), burn::tensor::activation::relu(burns_norm.forward(x.clone()))),
+                false => (forward(&ours_norm, x.clone()), burns_norm.forward(x.clone())),
+            };
             close(ours.clone(), theirs.clone(), &format!("output, step {step}"));
             let g = theirs.clone().detach().random_like(Distribution::Normal(0.0, 1.0));
             let (grads_ours, grads_theirs) = ((ours * g.clone()).sum().backward(), (theirs * g).sum().backward());

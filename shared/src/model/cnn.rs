@@ -199,14 +199,17 @@ impl TappedModel for Cnn {
             if self.pool_before[i] {
                 h = crate::pool::forward(&self.pool, h);
             }
-            let z = crate::batch_norm::forward(norm, crate::conv::forward(conv, h)); // [batch, width, s, s]
+            let z = crate::conv::forward(conv, h); // [batch, width, s, s]
             h = if tap.wants(i) {
+                let z = crate::batch_norm::forward(norm, z);
                 let [b, ch, hh, ww] = z.dims();
                 let z = tap.pre(i, z.permute([0, 2, 3, 1]).reshape([b, hh * ww, ch])); // [b, s*s, width]
                 let a = tap.post(i, self.activation.apply(z));
                 a.reshape([b, hh, ww, ch]).permute([0, 3, 1, 2])
+            } else if self.activation == Activation::Relu {
+                crate::batch_norm::forward_relu(norm, z) // one pass where it trains
             } else {
-                self.activation.apply(z)
+                self.activation.apply(crate::batch_norm::forward(norm, z))
             };
         }
         let [b, ch, _, _] = h.dims();

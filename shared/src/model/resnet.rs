@@ -111,9 +111,8 @@ pub struct Bottleneck {
 impl Bottleneck {
     /// The block's output before its ReLU: the residual branch plus the (projected) input.
     fn pre_activation(&self, x: Tensor<4>) -> Tensor<4> {
-        let relu = burn::tensor::activation::relu;
-        let h = relu(batch_norm::forward(&self.bn1, conv::forward(&self.conv1, x.clone())));
-        let h = relu(batch_norm::forward(&self.bn2, conv::forward(&self.conv2, h)));
+        let h = batch_norm::forward_relu(&self.bn1, conv::forward(&self.conv1, x.clone()));
+        let h = batch_norm::forward_relu(&self.bn2, conv::forward(&self.conv2, h));
         let h = batch_norm::forward(&self.bn3, conv::forward(&self.conv3, h));
         let identity = match &self.downsample {
             Some(d) => batch_norm::forward(&d.bn, conv::forward(&d.conv, x)),
