@@ -48,24 +48,28 @@ fn wgpu_matches_the_cpu_backend() {
     assert_eq!((h.total(), h.counts[0], h.counts[10], h.counts[19]), (3, 1, 1, 1));
 }
 
-/// The models' conv and training batch-norm (`conv::FastConv`, `batch_norm::FastNorm`) route
-/// wgpu tensors to burn's own ops: the same output and gradients as on the CPU backend, where
-/// our kernels run.
+/// The models' conv, training batch-norm with its ReLU and max-pool (`conv::FastConv`,
+/// `batch_norm::FastNorm`, `pool::FastPool`) route wgpu tensors to burn's own ops: the same
+/// output and gradients as on the CPU backend, where our kernels run.
 #[test]
 fn conv_and_batch_norm_run_on_wgpu_like_on_the_cpu() {
     use burn::nn::conv::Conv2dConfig;
+    use burn::nn::pool::MaxPool2dConfig;
     use burn::nn::{BatchNormConfig, PaddingConfig2d};
-    use hidden_neurons::{batch_norm, conv};
+    use hidden_neurons::{batch_norm, conv, pool};
     let chosen = choose(BackendChoice::Wgpu);
     let cpu = Device::flex().autodiff();
     let gpu = chosen.device.clone().autodiff();
     let layer = Conv2dConfig::new([2, 3], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&cpu);
     let norm = BatchNormConfig::new(3).init(&cpu);
-    let x: Vec<f32> = (0..2 * 2 * 5 * 5).map(|i| ((i * 37) % 23) as f32 / 7.0 - 1.5).collect();
+    let max_pool = MaxPool2dConfig::new([2, 2]).init();
+    // Distinct values (37 is invertible mod 101): no ties for the max-pool to break differently.
+    let x: Vec<f32> = (0..2 * 2 * 5 * 5).map(|i| ((i * 37) % 101) as f32 / 29.0 - 1.7).collect();
     let run = |device: &Device| {
         let (layer, norm) = (layer.clone().fork(device), norm.clone().fork(device));
         let x = Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 2, 5, 5]), device).require_grad();
-        let y = batch_norm::forward(&norm, conv::forward(&layer, x.clone()));
+        let z = batch_norm::forward(&norm, conv::forward(&layer, x.clone()));
+        let y = z.clone() + pool::forward(&max_pool, batch_norm::forward_relu(&norm, z)).repeat_dim(2, 3).repeat_dim(3, 3).slice([0..2, 0..3, 0..5, 0..5]);
         let weights = Tensor::<4>::from_data(TensorData::new((0..2 * 3 * 5 * 5).map(|i| (i % 7) as f32 - 3.0).collect::<Vec<f32>>(), [2, 3, 5, 5]), device);
         let grads = (y.clone() * weights).sum().backward();
         let weight_grad = layer.weight.val().grad(&grads).expect("the weight takes part");

@@ -25,8 +25,7 @@ pub use extension::FastPool;
 mod extension {
     use burn::backend::ops::ModuleOps;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, Cube, Flex, backend_extension};
-    use burn::tensor::IntDType;
+    use burn::backend::{Backend, Cube, Flex, TensorMetadata, backend_extension, get_or_init_device_settings};
 
     /// Max-pooling over windows of `kernel` that tile the input, differentiated through
     /// [`FastPool::max_pool2d_grad`].
@@ -41,9 +40,11 @@ mod extension {
         }
     }
 
-    /// burn's own backward: the indices of the maxima, then its scatter.
+    /// burn's own backward: the indices of the maxima (in the device's int type, as burn's
+    /// autodiff asks for them: wgpu has no i64), then its scatter.
     fn burns_grad<B: Backend>(x: FloatTensor<B>, kernel: [usize; 2], output_grad: FloatTensor<B>) -> FloatTensor<B> {
-        let indices = B::max_pool2d_with_indices(x.clone(), kernel, kernel, [0, 0], [1, 1], false, IntDType::I64).indices;
+        let int_dtype = get_or_init_device_settings::<B>(&x.device()).int_dtype;
+        let indices = B::max_pool2d_with_indices(x.clone(), kernel, kernel, [0, 0], [1, 1], false, int_dtype).indices;
         B::max_pool2d_with_indices_backward(x, kernel, kernel, [0, 0], [1, 1], false, output_grad, indices).x_grad
     }
 
