@@ -20,6 +20,11 @@ use crate::flex_slices::{slice, tensor};
 /// Output positions a block aims at: enough for the product's inner dimension to run at speed.
 const BLOCK_POSITIONS: usize = 256;
 
+/// Column values a block aims at where its kernel has few taps (few input channels): more
+/// positions per product, whose fixed cost otherwise weighs on the first layers. 256 positions
+/// of a 64-channel 3x3 layer (590 KB).
+const BLOCK_VALUES: usize = 256 * 576;
+
 /// One conv's sizes, read from its tensors.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
@@ -107,20 +112,25 @@ impl Plan {
         self.out[0] * self.out[1]
     }
 
-    /// Samples per block: [`BLOCK_POSITIONS`] positions, but at least one block per thread.
+    /// Output positions per product: [`BLOCK_POSITIONS`], more where the taps are few.
+    fn block_positions(&self) -> usize {
+        BLOCK_POSITIONS.max(BLOCK_VALUES / self.taps())
+    }
+
+    /// Samples per block: [`Self::block_positions`], but at least one block per thread.
     fn block(&self) -> usize {
-        let wanted = BLOCK_POSITIONS.div_ceil(self.positions());
+        let wanted = self.block_positions().div_ceil(self.positions());
         let shared = self.batch.div_ceil(rayon::current_num_threads());
         self.block_samples.unwrap_or(wanted.min(shared)).clamp(1, self.batch)
     }
 
     /// The pieces of the block of samples `start..start + n`, one product each: the whole block,
     /// or where a block is one sample, a few of its output rows at a time (about
-    /// [`BLOCK_POSITIONS`] positions), so that a piece's columns stay in the core's own cache
+    /// [`Self::block_positions`]), so that a piece's columns stay in the core's own cache
     /// while the product reads them: the 32x32 layers ran 1.5-2x slower with a whole sample's.
     fn pieces(&self, start: usize, n: usize) -> impl Iterator<Item = Piece> {
         let [oh, ow] = self.out;
-        let rows = if n > 1 { oh } else { self.piece_rows.unwrap_or(BLOCK_POSITIONS / ow).max(1) };
+        let rows = if n > 1 { oh } else { self.piece_rows.unwrap_or(self.block_positions() / ow).max(1) };
         (0..oh.div_ceil(rows)).map(move |i| Piece { start, n, rows: i * rows..((i + 1) * rows).min(oh) })
     }
 
