@@ -25,6 +25,14 @@ const BLOCK_POSITIONS: usize = 256;
 /// of a 64-channel 3x3 layer (590 KB).
 const BLOCK_VALUES: usize = 256 * 576;
 
+/// Output rows narrower than this are copied through a table of source positions instead of
+/// row by row: a 4x4 layer's rows are a few values each, and copying them one by one took longer
+/// than the product itself.
+const TABLE_BELOW: usize = 16;
+
+/// A table entry that reads padding.
+const PADDING: u32 = u32::MAX;
+
 /// One conv's sizes, read from its tensors.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
@@ -45,6 +53,9 @@ pub struct Plan {
     /// Output rows per piece of a one-sample block instead of the chosen number (tests cut
     /// small images).
     piece_rows: Option<usize>,
+    /// Output widths below which im2col and col2im go through a table ([`TABLE_BELOW`]; tests
+    /// try both ways).
+    table_below: usize,
 }
 
 /// The columns of one product: output rows `rows` of samples `start..start + n`.
@@ -98,6 +109,7 @@ impl Plan {
             dilation: options.dilation,
             block_samples: None,
             piece_rows: None,
+            table_below: TABLE_BELOW,
         };
         let consistent = ws[1] == plan.c_in && plan.batch > 0 && plan.positions() > 0 && plan.taps() > 0 && plan.c_out > 0;
         consistent.then_some(plan)
@@ -256,6 +268,18 @@ impl Plan {
     fn im2col(&self, x: &[f32], piece: &Piece, columns: &mut [f32]) {
         let ([h, w], [kh, kw], ow_len) = (self.size, self.kernel, self.out[1]);
         let len = piece.rows.len() * ow_len;
+        if let Some(table) = self.table(&piece.rows) {
+            columns.chunks_mut(piece.n * len).enumerate().for_each(|(tap, row)| {
+                let (c, sources) = (tap / (kh * kw), &table[(tap % (kh * kw)) * len..][..len]);
+                for (s, out) in row.chunks_mut(len).enumerate() {
+                    let plane = &x[((piece.start + s) * self.c_in + c) * h * w..][..h * w];
+                    for (d, &i) in out.iter_mut().zip(sources) {
+                        *d = if i == PADDING { 0.0 } else { plane[i as usize] };
+                    }
+                }
+            });
+            return;
+        }
         let spans = self.spans(w);
         columns.chunks_mut(piece.n * len).enumerate().for_each(|(tap, row)| {
             let (c, ki, kj) = (tap / (kh * kw), (tap / kw) % kh, tap % kw);
@@ -278,6 +302,20 @@ impl Plan {
         let ([h, w], [kh, kw], ow_len) = (self.size, self.kernel, self.out[1]);
         let len = piece.rows.len() * ow_len;
         let width = piece.n * len;
+        if let Some(table) = self.table(&piece.rows) {
+            dx.chunks_mut(h * w).enumerate().for_each(|(i, plane)| {
+                let (s, c) = (i / self.c_in, i % self.c_in);
+                for (k, sources) in table.chunks(len).enumerate() {
+                    let row = &columns[(c * kh * kw + k) * width + s * len..][..len];
+                    for (&v, &i) in row.iter().zip(sources) {
+                        if i != PADDING {
+                            plane[i as usize] += v;
+                        }
+                    }
+                }
+            });
+            return;
+        }
         let spans = self.spans(w);
         dx.chunks_mut(h * w).enumerate().for_each(|(i, plane)| {
             let (s, c) = (i / self.c_in, i % self.c_in);
@@ -305,6 +343,30 @@ impl Plan {
     /// The input row or column that output index `o` reads through kernel index `k` on `axis`.
     fn input_index(&self, axis: usize, o: usize, k: usize, len: usize) -> Option<usize> {
         (o * self.stride[axis] + k * self.dilation[axis]).checked_sub(self.pad[axis]).filter(|&i| i < len)
+    }
+
+    /// Where output rows are narrower than [`Self::table_below`]: for each kernel tap (kernel
+    /// row, kernel column) and each output position of `rows`, the position it reads in an
+    /// input plane, or [`PADDING`].
+    fn table(&self, rows: &Range<usize>) -> Option<Vec<u32>> {
+        let ([h, w], [kh, kw], ow) = (self.size, self.kernel, self.out[1]);
+        if ow >= self.table_below || h * w >= PADDING as usize {
+            return None;
+        }
+        let mut table = Vec::with_capacity(kh * kw * rows.len() * ow);
+        for ki in 0..kh {
+            for kj in 0..kw {
+                for oh in rows.clone() {
+                    for o in 0..ow {
+                        table.push(match (self.input_index(0, oh, ki, h), self.input_index(1, o, kj, w)) {
+                            (Some(ih), Some(iw)) => (ih * w + iw) as u32,
+                            _ => PADDING,
+                        });
+                    }
+                }
+            }
+        }
+        Some(table)
     }
 
     /// For each kernel column, the output columns that read inside an input row `w` wide;
@@ -445,13 +507,14 @@ mod tests {
         let grads = (y * g.clone()).sum().backward();
         let b = Tensor::<1>::random([c_out], Distribution::Normal(0.0, 1.0), &device);
         let with_bias = burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone());
-        // One-sample blocks also cut into pieces of two output rows.
-        for piece_rows in [None, Some(2)] {
-            let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}", x.dims());
+        // One-sample blocks also cut into pieces of two output rows; rows copied one by one and
+        // through the table.
+        for (piece_rows, table_below) in [(None, 0), (Some(2), 0), (None, usize::MAX), (Some(2), usize::MAX)] {
+            let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}, table below {table_below}", x.dims());
             let mut plan = Plan::new(&flex(&x), &flex(&w), &flex(&g), &options).expect("an f32 conv with one group");
-            (plan.block_samples, plan.piece_rows) = (Some(chunk), piece_rows);
+            (plan.block_samples, plan.piece_rows, plan.table_below) = (Some(chunk), piece_rows, table_below);
             let mut forward = Plan::forward(&flex(&x), &flex(&w), &options).expect("an f32 conv with one group");
-            (forward.block_samples, forward.piece_rows) = (Some(chunk), piece_rows);
+            (forward.block_samples, forward.piece_rows, forward.table_below) = (Some(chunk), piece_rows, table_below);
             close(forward.output(&flex(&x), &flex(&w), Some(&FlexTensor::from_data(b.to_data()))), with_bias.clone(), &format!("output, {what}"));
             close(plan.weight_grad(&flex(&x), &flex(&g)), w.grad(&grads).expect("w takes part"), &format!("weight, {what}"));
             close(plan.input_grad(&flex(&w), &flex(&g)), x.grad(&grads).expect("x takes part"), &format!("input, {what}"));
@@ -486,4 +549,5 @@ mod tests {
         assert!(Plan::new(&x16, &flex(&w), &flex(&g), &ConvOptions::new([1, 1], [0, 0], [1, 1], 1)).is_none());
     }
 }
+
 
