@@ -42,6 +42,39 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// `--rounds`: ours and PyTorch's in turn, each side's best compared, every round kept.
+#[test]
+fn rounds_compare_each_sides_best() {
+    let dir = scratch("rounds");
+    // PyTorch's stand-in answers 1000, then 3000, then 2000 samples/s.
+    let python = dir.join("python");
+    let count = dir.join("calls");
+    std::fs::write(
+        &python,
+        format!(
+            "#!/bin/sh\nn=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}\ncase $n in 1) v=1000;; 2) v=3000;; *) v=2000;; esac\necho \"{{\\\"name\\\": \\\"tiny\\\", \\\"samples_per_s\\\": $v, \\\"torch\\\": \\\"9.9\\\", \\\"device\\\": \\\"cpu\\\", \\\"threads\\\": 2, \\\"compiled\\\": false}}\"\n",
+            c = count.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let json = dir.join("out.json");
+    let o = compare(&dir, WORKLOADS, &["--python", python.to_str().unwrap(), "--json", json.to_str().unwrap(), "--rounds", "3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["pytorch_rounds"], serde_json::json!([1000.0, 3000.0, 2000.0]), "{row}");
+    assert_eq!(row["pytorch_samples_per_s"].as_f64(), Some(3000.0));
+    let ours: Vec<f64> = row["ours_rounds"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(ours.len(), 3);
+    let best = ours.iter().copied().fold(f64::MIN, f64::max);
+    assert_eq!(row["ours_samples_per_s"].as_f64(), Some(best));
+    assert!((row["ratio"].as_f64().unwrap() - best / 3000.0).abs() < 1e-9, "{row}");
+    assert!(text(&o).contains("best of 3 rounds") && text(&o).contains("PyTorch 1000-3000"), "{}", text(&o));
+    let o = compare(&dir, WORKLOADS, &["--rounds", "0"]);
+    assert!(!o.status.success() && text(&o).contains("--rounds"), "{}", text(&o));
+}
+
 #[test]
 fn compare_prints_both_sides_and_their_ratio() {
     let dir = scratch("ratio");

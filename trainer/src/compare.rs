@@ -61,6 +61,9 @@ struct Row {
     pytorch: Option<String>,
     /// Ours over PyTorch's samples/s: above 1 we are faster.
     ratio: Option<f64>,
+    /// Each round's samples/s (`--rounds`); the numbers above are the best of them.
+    ours_rounds: Vec<f64>,
+    pytorch_rounds: Vec<f64>,
 }
 
 /// One line of torch_bench.py's output.
@@ -139,16 +142,24 @@ pub fn run(args: CompareArgs) -> Result<()> {
 
     let mut rows = Vec::new();
     for e in config.workloads.iter().filter(|e| args.only.is_empty() || args.only.contains(&e.name)) {
-        device.seed(1);
         let model = ModelArg::from_str(&e.model, false).expect("checked when read");
         let w = Workload { model, hidden: Some(e.hidden.clone()), batch: e.batch, steps: e.steps, tracked: 1, data: args.data.clone(), side: e.side };
-        let seconds = match prepare(&w, &device).with_context(|| format!("workload '{}'", e.name))? {
-            Prepared::Mlp(split, model) => timed(&split, model, e, &config, adam(), &device),
-            Prepared::Cnn(split, model, _) => timed(&split, model, e, &config, adam(), &device),
-            Prepared::ResNet(split, model) => timed(&split, model, e, &config, adam(), &device),
-        };
-        let ours = (e.steps * e.batch) as f64 / seconds;
-        let torch = torch_side(&args, &path, &e.name);
+        let (mut ours_rounds, mut torch_rounds, mut torch_failure) = (Vec::new(), Vec::new(), None);
+        for _ in 0..args.rounds {
+            device.seed(1);
+            let seconds = match prepare(&w, &device).with_context(|| format!("workload '{}'", e.name))? {
+                Prepared::Mlp(split, model) => timed(&split, model, e, &config, adam(), &device),
+                Prepared::Cnn(split, model, _) => timed(&split, model, e, &config, adam(), &device),
+                Prepared::ResNet(split, model) => timed(&split, model, e, &config, adam(), &device),
+            };
+            ours_rounds.push((e.steps * e.batch) as f64 / seconds);
+            match torch_side(&args, &path, &e.name) {
+                Ok(t) => torch_rounds.push(t),
+                Err(why) => torch_failure = Some(why),
+            }
+        }
+        let ours = ours_rounds.iter().copied().fold(f64::MIN, f64::max);
+        let torch = torch_rounds.iter().max_by(|a, b| a.samples_per_s.total_cmp(&b.samples_per_s)).ok_or_else(|| torch_failure.unwrap_or_default());
         let row = Row {
             name: e.name.clone(),
             ours_samples_per_s: ours,
@@ -158,11 +169,18 @@ pub fn run(args: CompareArgs) -> Result<()> {
                 format!("torch {} {}{}, {} threads", t.torch, t.device, if t.compiled { " compiled" } else { " eager" }, t.threads)
             }),
             ratio: torch.as_ref().ok().map(|t| ours / t.samples_per_s),
+            ours_rounds: ours_rounds.clone(),
+            pytorch_rounds: torch_rounds.iter().map(|t| t.samples_per_s).collect(),
         };
         let head = format!("{:<10} {:>4} steps of {:<4} ours {:>8.0} samples/s", e.name, e.steps, e.batch, ours);
+        let spread = |v: &[f64]| format!("{:.0}-{:.0}", v.iter().copied().fold(f64::MAX, f64::min), v.iter().copied().fold(f64::MIN, f64::max));
+        let rounds = match args.rounds {
+            1 => String::new(),
+            n => format!("   (best of {n} rounds; ours {}, PyTorch {})", spread(&row.ours_rounds), spread(&row.pytorch_rounds)),
+        };
         match &torch {
             Ok(t) => println!(
-                "{head}   PyTorch {:>8.0} samples/s ({})   ratio {:.2}x",
+                "{head}   PyTorch {:>8.0} samples/s ({})   ratio {:.2}x{rounds}",
                 t.samples_per_s,
                 row.pytorch.as_deref().unwrap_or(""),
                 ours / t.samples_per_s

@@ -348,6 +348,10 @@ pub struct CompareArgs {
     /// Also write the numbers to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run each workload this many times, ours and PyTorch's in turn, and compare each side's
+    /// best: on a shared machine other jobs only ever slow a run down (1 to 20).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
 }
 
 #[derive(clap::Args, Clone, Debug)]
