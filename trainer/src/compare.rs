@@ -169,7 +169,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
                 format!("torch {} {}{}, {} threads", t.torch, t.device, if t.compiled { " compiled" } else { " eager" }, t.threads)
             }),
             ratio: torch.as_ref().ok().map(|t| ours / t.samples_per_s),
-            ours_rounds: ours_rounds.clone(),
+            ours_rounds,
             pytorch_rounds: torch_rounds.iter().map(|t| t.samples_per_s).collect(),
         };
         let head = format!("{:<10} {:>4} steps of {:<4} ours {:>8.0} samples/s", e.name, e.steps, e.batch, ours);

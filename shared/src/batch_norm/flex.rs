@@ -48,8 +48,8 @@ impl Plan {
         let stats: Vec<(f64, f64)> = (0..self.channels)
             .into_par_iter()
             .map(|c| {
-                let mean = self.channel(xs, c).map(|plane| lanes_sum(plane, |v| v as f64)).sum::<f64>() / self.count();
-                let variance = self.channel(xs, c).map(|plane| lanes_sum(plane, |v| (v as f64 - mean).powi(2))).sum::<f64>() / self.count();
+                let mean = self.channel(xs, c).map(|plane| lanes_sum(plane, plane, |v, _| v as f64)).sum::<f64>() / self.count();
+                let variance = self.channel(xs, c).map(|plane| lanes_sum(plane, plane, |v, _| (v as f64 - mean).powi(2))).sum::<f64>() / self.count();
                 (mean, variance)
             })
             .collect();
@@ -61,7 +61,10 @@ impl Plan {
             let (scale, shift) = (scale as f32, (beta[c] as f64 - mean * scale) as f32);
             match relu {
                 // burn's ReLU: zero where the value is not above zero (a NaN stays).
-                true => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = if v * scale + shift <= 0.0 { 0.0 } else { v * scale + shift }),
+                true => dst.iter_mut().zip(src).for_each(|(d, &v)| {
+                    let y = v * scale + shift;
+                    *d = if y <= 0.0 { 0.0 } else { y };
+                }),
                 false => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * scale + shift),
             }
         });
@@ -89,7 +92,7 @@ impl Plan {
             .map(|c| {
                 let m = mean[c] as f64;
                 let (sg, sgx) = self.channel(gs, c).zip(self.channel(xs, c)).fold((0.0, 0.0), |(sg, sgx), (g, x)| {
-                    (sg + lanes_sum(g, |g| g as f64), sgx + lanes_sum2(g, x, |g, x| g as f64 * (x as f64 - m)))
+                    (sg + lanes_sum(g, g, |g, _| g as f64), sgx + lanes_sum(g, x, |g, x| g as f64 * (x as f64 - m)))
                 });
                 (sg, sgx * inv_std(c))
             })
@@ -126,21 +129,9 @@ impl Plan {
 /// vector register, and the compiler keeps their order.
 const LANES: usize = 8;
 
-/// The sum of `f` over `values`, in f64 over [`LANES`] lanes.
-fn lanes_sum(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
-    let mut lanes = [0.0f64; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let rest: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += f(v);
-        }
-    }
-    lanes.iter().sum::<f64>() + rest
-}
-
-/// The sum of `f` over pairs of `a` and `b`, as [`lanes_sum`].
-fn lanes_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+/// The sum of `f` over pairs of `a` and `b`, in f64 over [`LANES`] lanes (a sum over one slice
+/// passes it twice).
+fn lanes_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
     let mut lanes = [0.0f64; LANES];
     let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let rest: f64 = chunks_a.remainder().iter().zip(chunks_b.remainder()).map(|(&a, &b)| f(a, b)).sum();
