@@ -23,7 +23,12 @@ pub fn snapshot(weights: Vec<(String, Tensor<1>)>) -> Vec<(String, Tensor<1>)> {
 
 /// Per layer of `start`, `1 - cos(now, start)`; computed on the device, read back once.
 pub fn cosine_distances(now: &[(String, Tensor<1>)], start: &[(String, Tensor<1>)]) -> Vec<f64> {
-    cosines(now, start).map(|c| read_f32(c).into_iter().map(|c| 1.0 - c as f64).collect()).unwrap_or_default()
+    cosines(now, start).map(|c| distances(read_f32(c))).unwrap_or_default()
+}
+
+/// `1 - cos` for cosines read back from [`cosines`].
+pub fn distances(cosines: Vec<f32>) -> Vec<f64> {
+    cosines.into_iter().map(|c| 1.0 - c as f64).collect()
 }
 
 /// Per layer of `start`, `cos(now, start)` as one device tensor (None for no layers): read it

@@ -295,6 +295,9 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
+/// Values per MNIST image (28x28), what the MNIST models take.
+pub const MNIST_VALUES: usize = 28 * 28;
+
 /// What the MNIST models (both MLPs, the page's CNN) take, for [`check_image_values`].
 pub const MNIST_TAKES: &str = "the MNIST models take 28x28 images (784 values)";
 

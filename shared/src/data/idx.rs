@@ -15,6 +15,11 @@ use super::DataError;
 /// digits' 188 MB; this leaves room for bigger IDX datasets while keeping a run's memory bounded.
 pub const MAX_DECOMPRESSED_BYTES: u64 = 512 << 20;
 
+/// The largest IDX file we read, raw or fetched: the largest payload plus the largest header (the
+/// magic and up to 255 dimensions of 4 bytes). Refusing larger files before reading them keeps a
+/// sparse multi-GB file or an endless download out of memory.
+pub const MAX_IDX_FILE_BYTES: u64 = MAX_DECOMPRESSED_BYTES + 4 + 4 * 255;
+
 /// Reads all of `reader` into memory, refusing more than `limit` bytes (read at most one past).
 pub fn read_capped(name: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>, DataError> {
     let mut out = Vec::new();

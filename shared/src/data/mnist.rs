@@ -4,7 +4,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::idx::{IdxU8, MAX_DECOMPRESSED_BYTES, read_idx_u8};
+use super::idx::{IdxU8, MAX_DECOMPRESSED_BYTES, MAX_IDX_FILE_BYTES, read_idx_u8};
 use super::{DataError, parse_idx_u8};
 
 /// The four files of an MNIST-style folder, in the order train images, train labels, test images,
@@ -306,10 +306,8 @@ fn read_one(dir: &Path, gz_name: &str) -> Result<(String, IdxU8), DataError> {
         if path.is_file() {
             let display = path.display().to_string();
             let file = std::fs::File::open(&path).map_err(|source| DataError::Io { file: path.clone(), source })?;
-            // A raw file larger than any payload we accept (a sparse multi-GB file, say) is
-            // refused before a byte of it is read.
             let len = file.metadata().map_err(|source| DataError::Io { file: path.clone(), source })?.len();
-            if len > MAX_DECOMPRESSED_BYTES + 4 + 4 * 255 {
+            if len > MAX_IDX_FILE_BYTES {
                 return Err(DataError::TooLarge { file: display, limit: MAX_DECOMPRESSED_BYTES });
             }
             let idx = read_idx_u8(&display, file, MAX_DECOMPRESSED_BYTES)?;

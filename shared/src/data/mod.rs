@@ -13,7 +13,7 @@ pub use cifar::{
     CIFAR_BATCH_RECORDS, CIFAR_CHANNELS, CIFAR_MAX_BATCH_BYTES, CIFAR_PIXELS, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, augment_into, cifar_from_archive,
     cifar_from_archive_reader, cifar_from_files, load_cifar, parse_cifar_batch,
 };
-pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, decoded, maybe_gunzip, parse_idx_u8, read_capped, read_file_capped, read_idx_u8};
+pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, MAX_IDX_FILE_BYTES, decoded, maybe_gunzip, parse_idx_u8, read_capped, read_file_capped, read_idx_u8};
 #[cfg(feature = "native")]
 pub use imagenet::{
     CROP, IMAGENET_MEAN, IMAGENET_STD, ImageBatch, ImageFolder, ImageNetError, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, RESIZE_SHORTER, StreamConfig, preprocess, stream,

@@ -29,7 +29,7 @@ pub struct MlpConfig {
 
 impl MlpConfig {
     pub fn mnist(activation: Activation, hidden: Vec<usize>) -> Self {
-        Self { input: 784, hidden, classes: 10, activation, dropout: 0.5, first_index: 1, init: Init::Burn }
+        Self { input: crate::settings::MNIST_VALUES, hidden, classes: 10, activation, dropout: 0.5, first_index: 1, init: Init::Burn }
     }
 
     pub fn with_init(self, init: Init) -> Self {

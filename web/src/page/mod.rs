@@ -157,8 +157,7 @@ fn Controls() -> impl IntoView {
     // Train may be pressed while the data loads (the run waits for it).
     let train_blocked = move || matches!(phase(), Phase::Starting | Phase::NoData | Phase::Broken | Phase::Analyzing) || state.pending_start.get();
     let layers = move || state.live.with(|l| l.as_ref().map(|l| l.layers.clone())).unwrap_or_else(|| state.url.with(|u| u.settings.layer_names()));
-    // Another data set can be chosen whenever the worker is up and not analyzing.
-    let data_locked = move || matches!(phase(), Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing);
+    let data_locked = move || phase().data_locked();
     let (embed_pick, set_embed_pick) = signal(FigureId::Fig5);
     let (snippet, set_snippet) = signal(String::new());
     let copy_embed = move |_| {
@@ -333,7 +332,7 @@ fn FullPage() -> impl IntoView {
     let _ = window_event_listener(leptos::ev::drop, move |ev| {
         ev.prevent_default();
         let Some(files) = ev.data_transfer().and_then(|d| d.files()) else { return };
-        if files.length() == 0 || matches!(state.phase.get_untracked(), Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing) {
+        if files.length() == 0 || state.phase.get_untracked().data_locked() {
             return;
         }
         state.load_own_files(&files);

@@ -28,6 +28,13 @@ pub enum Phase {
     Stopped,
 }
 
+impl Phase {
+    /// Whether another data set may be chosen: the worker is up and not analyzing.
+    pub fn data_locked(self) -> bool {
+        matches!(self, Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing)
+    }
+}
+
 #[derive(Clone, Copy)]
 pub struct AppState {
     pub url: RwSignal<UrlState>,
@@ -179,9 +186,7 @@ impl AppState {
     /// Switches to data set `choice`: served sets are loaded at once; own files wait for the
     /// user (the file picker or a drop). The current run, if any, ends.
     pub fn choose_data(&self, choice: DataChoice) {
-        self.url.update(|u| u.settings.data = choice);
-        self.data.set(None);
-        self.clear_run();
+        self.forget_data(choice);
         if choice == DataChoice::Own {
             let resent = super::link::resend_files();
             self.phase.set(if resent { Phase::Loading } else { Phase::NoData });
@@ -193,11 +198,16 @@ impl AppState {
 
     /// The user gave files (picked or dropped): they become the data set.
     pub fn load_own_files(&self, files: &web_sys::FileList) {
-        self.url.update(|u| u.settings.data = DataChoice::Own);
-        self.data.set(None);
-        self.clear_run();
+        self.forget_data(DataChoice::Own);
         self.phase.set(Phase::Loading);
         super::link::load_files(files);
+    }
+
+    /// A new data set was chosen: the loaded one and every result trained on it go.
+    fn forget_data(&self, choice: DataChoice) {
+        self.url.update(|u| u.settings.data = choice);
+        self.data.set(None);
+        self.clear_run();
     }
 
     /// Whether the form's settings can train.

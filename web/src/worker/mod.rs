@@ -9,8 +9,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use hidden_neurons::data::{MAX_DECOMPRESSED_BYTES, MNIST_FILES, MnistBytes, Split, mnist_file_roles};
-use hidden_neurons::settings::{MNIST_TAKES, check_image_values};
+use hidden_neurons::data::{MAX_IDX_FILE_BYTES, MNIST_FILES, MnistBytes, Split, mnist_file_roles};
+use hidden_neurons::settings::{MNIST_TAKES, MNIST_VALUES, check_image_values};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -170,11 +170,9 @@ async fn load(source: &DataSource) -> Result<Split, String> {
             (roles.iter().map(|&i| files[i].clone()).collect(), "own files".to_string())
         }
     };
-    // IDX files are at most this large decompressed, so their gzip cannot be larger.
-    let limit = MAX_DECOMPRESSED_BYTES + 4 * 256;
     let mut bytes = Vec::with_capacity(4);
     for (name, url) in &files {
-        bytes.push(js::fetch_bytes(url, limit).await.map_err(|e| {
+        bytes.push(js::fetch_bytes(url, MAX_IDX_FILE_BYTES).await.map_err(|e| {
             let hint = if matches!(source, DataSource::Served { data: DataChoice::FashionMnist }) {
                 " (this copy of the page does not serve Fashion-MNIST: scripts/build-web.sh copies it from Debian's dataset-fashion-mnist)"
             } else {
@@ -187,6 +185,6 @@ async fn load(source: &DataSource) -> Result<Split, String> {
     let split = MnistBytes { train_images: &bytes[0], train_labels: &bytes[1], test_images: &bytes[2], test_labels: &bytes[3] }
         .parse_named(names, &label)
         .map_err(|e| format!("could not parse {label}: {e}"))?;
-    check_image_values(split.train.features, 784, MNIST_TAKES).map_err(|p| format!("{}: {p}", names[0]))?;
+    check_image_values(split.train.features, MNIST_VALUES, MNIST_TAKES).map_err(|p| format!("{}: {p}", names[0]))?;
     Ok(split)
 }

@@ -255,7 +255,8 @@ impl Session {
             Some(c) => {
                 self.last_rotation = self.last_point;
                 let cos = read_f32_async(c).await.map_err(read_failed)?;
-                self.start_weights.iter().zip(cos).map(|((name, _), c)| (name.clone(), 1.0 - c as f64)).collect()
+                let names = self.start_weights.iter().map(|(name, _)| name.clone());
+                names.zip(hidden_neurons::rotation::distances(cos)).collect()
             }
             None => Vec::new(),
         };
