@@ -1,5 +1,5 @@
 //! Reading and making f32 tensors of burn's flex backend, for the fused CPU kernels of
-//! [`crate::conv`] and [`crate::batch_norm`].
+//! [`crate::conv`], [`crate::batch_norm`], [`crate::pool`] and [`crate::adam`].
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;

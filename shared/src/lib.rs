@@ -6,7 +6,7 @@
 //!
 //! - [`data`]: IDX/MNIST parsing from bytes, seeded batching.
 //! - [`model`]: the models and the [`model::Tap`] hook of the tapped forward pass.
-//! - [`train`]: one training step, evaluation.
+//! - [`train`]: one training step, evaluation; [`adam`]: burn's Adam in one pass on flex.
 //! - [`recording`]: experiment 1 and 2 (gradient-sign counts, pre-activation snapshots).
 //! - [`readback`]: awaited device reads (WebGPU has no blocking ones).
 //! - [`percentile`]: exact per-neuron percentiles by streamed selection on the device.
@@ -18,6 +18,7 @@
 //! - [`rotation`]: layer rotation, the cosine distance of each layer's weights to their start.
 //! - [`claims`]: the paper's claims as criteria on a run's results (`trainer study`).
 
+pub mod adam;
 pub mod analysis;
 pub mod backend;
 pub mod batch_norm;

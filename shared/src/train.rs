@@ -2,7 +2,7 @@
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, RmsPropConfig, SgdConfig};
+use burn::optim::{GradientsParams, RmsPropConfig, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -127,8 +127,9 @@ impl TrainConfig {
     }
 }
 
+/// burn's Adam with its defaults (betas 0.9 and 0.999, epsilon 1e-5), fused on flex.
 pub fn adam() -> ModuleOptimizer {
-    AdamConfig::new().init()
+    crate::adam::adam(0.9, 0.999, 1e-5)
 }
 
 /// One optimizer step on a batch. In online recording mode the batch's own per-sample

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use burn::optim::AdamConfig;
 use burn::tensor::Device;
 use clap::ValueEnum;
 use hidden_neurons::data::Split;
@@ -138,7 +137,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     let chosen = hidden_neurons::backend::choose(args.backend.into());
     println!("ours: {}", chosen.reason);
     let device = chosen.device.clone().autodiff();
-    let adam = || AdamConfig::new().with_beta_1(config.adam.beta1).with_beta_2(config.adam.beta2).with_epsilon(config.adam.eps).init();
+    let adam = || hidden_neurons::adam::adam(config.adam.beta1, config.adam.beta2, config.adam.eps);
 
     let mut rows = Vec::new();
     for e in config.workloads.iter().filter(|e| args.only.is_empty() || args.only.contains(&e.name)) {

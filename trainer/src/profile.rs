@@ -15,11 +15,11 @@ use hidden_neurons::batch_norm;
 use hidden_neurons::conv::{self, FastConv};
 use hidden_neurons::model::{CnnConfig, ConvLayer};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Int;
 use hidden_neurons::model::{NoTap, TappedModel};
 use hidden_neurons::stats::read_f32;
-use hidden_neurons::train::adam;
+use hidden_neurons::train::{ModuleOptimizer, adam};
 
 /// Repeats per timed op; the median is reported.
 const REPEATS: usize = 5;
@@ -131,30 +131,37 @@ pub fn profile_convs(cfg: &CnnConfig, batch: usize, device: &Device) {
 }
 
 /// Times the phases of whole training steps on one batch (median of [`REPEATS`]): the forward
-/// pass with the loss, the backward pass, and Adam's step. Beside the op tables above it shows
-/// what they leave out (autodiff's own work, the head, the optimizer, allocation).
-pub fn profile_step<M: TappedModel>(mut model: M, x: Tensor<2>, y: Tensor<1, Int>) {
+/// pass with the loss, the backward pass, and the optimizer's step, with our Adam
+/// ([`hidden_neurons::adam`], what the models train with) and then with burn's own. Beside the op
+/// tables above it shows what they leave out (autodiff's own work, the head, allocation).
+pub fn profile_step<M: TappedModel>(model: M, x: Tensor<2>, y: Tensor<1, Int>) {
+    let [f, b, o] = step_phases(model.clone(), &x, &y, adam());
+    println!("training step phases: forward with the loss {f:.0} ms, backward {b:.0} ms, Adam {o:.0} ms = {:.0} ms", f + b + o);
+    let [_, _, burns] = step_phases(model, &x, &y, AdamConfig::new().init());
+    println!("Adam: ours {o:.0} ms, burn's {burns:.0} ms");
+}
+
+fn step_phases<M: TappedModel>(mut model: M, x: &Tensor<2>, y: &Tensor<1, Int>, mut optim: ModuleOptimizer) -> [f64; 3] {
     let ce = CrossEntropyLossConfig::new().init(&x.device());
-    let mut optim = adam();
-    let mut phases: Vec<[f64; 3]> = (0..=REPEATS)
-        .map(|_| {
-            let started = Instant::now();
-            let loss = ce.forward(model.clone().forward_tapped(x.clone(), &mut NoTap), y.clone());
-            read_f32(loss.clone().inner());
-            let forward = started.elapsed().as_secs_f64() * 1e3;
-            let grads = loss.backward();
-            let backward = started.elapsed().as_secs_f64() * 1e3 - forward;
-            let grads = GradientsParams::from_grads(grads, &model);
-            model = optim.step(1e-3, model.clone(), grads);
-            let total = started.elapsed().as_secs_f64() * 1e3;
-            [forward, backward, total - forward - backward]
-        })
-        .skip(1) // warm-up
-        .collect();
+    let mut phases: Vec<[f64; 3]> = Vec::with_capacity(REPEATS + 1);
+    for _ in 0..=REPEATS {
+        let started = Instant::now();
+        let loss = ce.forward(model.clone().forward_tapped(x.clone(), &mut NoTap), y.clone());
+        read_f32(loss.clone().inner());
+        let forward = started.elapsed().as_secs_f64() * 1e3;
+        let grads = loss.backward();
+        let backward = started.elapsed().as_secs_f64() * 1e3 - forward;
+        let grads = GradientsParams::from_grads(grads, &model);
+        // The model moves into the step (as in training), so the optimizer may update the
+        // parameters in place.
+        model = optim.step(1e-3, model, grads);
+        let total = started.elapsed().as_secs_f64() * 1e3;
+        phases.push([forward, backward, total - forward - backward]);
+    }
+    phases.remove(0); // warm-up
     let mut median = |i: usize| {
         phases.sort_by(|a, b| a[i].total_cmp(&b[i]));
         phases[REPEATS / 2][i]
     };
-    let [f, b, o] = [median(0), median(1), median(2)];
-    println!("training step phases: forward with the loss {f:.0} ms, backward {b:.0} ms, Adam {o:.0} ms = {:.0} ms", f + b + o);
+    [median(0), median(1), median(2)]
 }

@@ -48,9 +48,18 @@ impl Plan {
         let stats: Vec<(f64, f64)> = (0..self.channels)
             .into_par_iter()
             .map(|c| {
-                let mean = self.channel(xs, c).map(|plane| lanes_sum(plane, plane, |v, _| v as f64)).sum::<f64>() / self.count();
-                let variance = self.channel(xs, c).map(|plane| lanes_sum(plane, plane, |v, _| (v as f64 - mean).powi(2))).sum::<f64>() / self.count();
-                (mean, variance)
+                // One pass: sums of the values and their squares, shifted by the channel's first
+                // value so that a mean far from zero does not cancel the variance away.
+                let shift = xs[c * self.plane] as f64;
+                let (s1, s2) = self.channel(xs, c).fold((0.0, 0.0), |(s1, s2), plane| {
+                    let (a, b) = lanes_sums(plane, plane, plane, |v, _, _| {
+                        let d = v as f64 - shift;
+                        (d, d * d)
+                    });
+                    (s1 + a, s2 + b)
+                });
+                let mean_shifted = s1 / self.count();
+                (shift + mean_shifted, (s2 / self.count() - mean_shifted * mean_shifted).max(0.0))
             })
             .collect();
         let mut out = vec![0.0f32; xs.len()];
@@ -79,11 +88,16 @@ impl Plan {
     pub fn grads(&self, x: &FlexTensor, gamma: &FlexTensor, mean: &FlexTensor, variance: &FlexTensor, epsilon: f64, relu_output: Option<&FlexTensor>, output_grad: &FlexTensor) -> Three {
         let (x, gamma, mean, variance) = (x.to_contiguous(), gamma.to_contiguous(), mean.to_contiguous(), variance.to_contiguous());
         let (xs, gamma, mean, variance) = (slice(&x), slice(&gamma), slice(&mean), slice(&variance));
-        let g = match relu_output {
-            Some(output) => self.through_relu(output, output_grad),
-            None => output_grad.to_contiguous(),
-        };
+        let g = output_grad.to_contiguous();
         let gs = slice(&g);
+        // Through the ReLU: the gradient is zero where its output is not above zero (burn's
+        // `relu_backward`), applied as the gradient is read rather than in a pass of its own.
+        let y = relu_output.map(|y| y.to_contiguous());
+        let (ys, relu) = match &y {
+            Some(y) => (slice(y), true),
+            None => (gs, false),
+        };
+        let through = move |g: f32, y: f32| if relu && y <= 0.0 { 0.0 } else { g };
         let inv_std = |c: usize| 1.0 / (variance[c] as f64 + epsilon).sqrt();
         // Per channel: the sum of the output gradient (beta's gradient) and of the output
         // gradient times the normalised input (gamma's gradient).
@@ -91,37 +105,30 @@ impl Plan {
             .into_par_iter()
             .map(|c| {
                 let m = mean[c] as f64;
-                let (sg, sgx) = self.channel(gs, c).zip(self.channel(xs, c)).fold((0.0, 0.0), |(sg, sgx), (g, x)| {
-                    (sg + lanes_sum(g, g, |g, _| g as f64), sgx + lanes_sum(g, x, |g, x| g as f64 * (x as f64 - m)))
+                let (sg, sgx) = self.channel(gs, c).zip(self.channel(ys, c)).zip(self.channel(xs, c)).fold((0.0, 0.0), |(sg, sgx), ((g, y), x)| {
+                    let (a, b) = lanes_sums(g, y, x, |g, y, x| {
+                        let g = through(g, y) as f64;
+                        (g, g * (x as f64 - m))
+                    });
+                    (sg + a, sgx + b)
                 });
                 (sg, sgx * inv_std(c))
             })
             .collect();
         let mut dx = vec![0.0f32; xs.len()];
-        dx.par_chunks_mut(self.plane).zip(xs.par_chunks(self.plane).zip(gs.par_chunks(self.plane))).enumerate().for_each(|(i, (dst, (x, g)))| {
+        let planes = xs.par_chunks(self.plane).zip(gs.par_chunks(self.plane)).zip(ys.par_chunks(self.plane));
+        dx.par_chunks_mut(self.plane).zip(planes).enumerate().for_each(|(i, (dst, ((x, g), y)))| {
             let c = i % self.channels;
             let (m, s) = (mean[c] as f64, inv_std(c));
             let (mean_g, mean_gx) = (sums[c].0 / self.count(), sums[c].1 / self.count());
             // dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - m) * s
             let scale = gamma[c] as f64 * s;
             let (a, b, k) = (scale as f32, (-scale * (mean_g - m * s * mean_gx)) as f32, (-scale * s * mean_gx) as f32);
-            dst.iter_mut().zip(x.iter().zip(g)).for_each(|(d, (&x, &g))| *d = a * g + k * x + b);
+            dst.iter_mut().zip(x.iter().zip(g).zip(y)).for_each(|(d, ((&x, &g), &y))| *d = a * through(g, y) + k * x + b);
         });
         let shape = x.layout().shape().to_vec();
         let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = sums.iter().map(|&(sg, sgx)| (sg as f32, sgx as f32)).unzip();
         (tensor(dx, shape), tensor(gamma_grad, vec![self.channels]), tensor(beta_grad, vec![self.channels]))
-    }
-
-    /// The gradient through a ReLU (burn's `relu_backward`: zero where its output is not above
-    /// zero), one pass the threads share.
-    fn through_relu(&self, output: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
-        let (y, g) = (output.to_contiguous(), output_grad.to_contiguous());
-        let (ys, gs) = (slice(&y), slice(&g));
-        let mut masked = vec![0.0f32; gs.len()];
-        masked.par_chunks_mut(self.plane).zip(ys.par_chunks(self.plane).zip(gs.par_chunks(self.plane))).for_each(|(dst, (y, g))| {
-            dst.iter_mut().zip(y.iter().zip(g)).for_each(|(d, (&y, &g))| *d = if y <= 0.0 { 0.0 } else { g });
-        });
-        tensor(masked, y.layout().shape().to_vec())
     }
 }
 
@@ -129,16 +136,20 @@ impl Plan {
 /// vector register, and the compiler keeps their order.
 const LANES: usize = 8;
 
-/// The sum of `f` over pairs of `a` and `b`, in f64 over [`LANES`] lanes (a sum over one slice
-/// passes it twice).
-fn lanes_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
-    let mut lanes = [0.0f64; LANES];
-    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let rest: f64 = chunks_a.remainder().iter().zip(chunks_b.remainder()).map(|(&a, &b)| f(a, b)).sum();
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for ((lane, &a), &b) in lanes.iter_mut().zip(ca).zip(cb) {
-            *lane += f(a, b);
+/// The two sums of `f` over the triples of `a`, `b` and `c`, in f64 over [`LANES`] lanes each.
+fn lanes_sums(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> (f64, f64)) -> (f64, f64) {
+    let (mut first, mut second) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let (ca, cb, cc) = (a.chunks_exact(LANES), b.chunks_exact(LANES), c.chunks_exact(LANES));
+    let rest = ca.remainder().iter().zip(cb.remainder()).zip(cc.remainder()).fold((0.0, 0.0), |(r1, r2), ((&a, &b), &c)| {
+        let (x, y) = f(a, b, c);
+        (r1 + x, r2 + y)
+    });
+    for ((ca, cb), cc) in ca.zip(cb).zip(cc) {
+        for i in 0..LANES {
+            let (x, y) = f(ca[i], cb[i], cc[i]);
+            first[i] += x;
+            second[i] += y;
         }
     }
-    lanes.iter().sum::<f64>() + rest
+    (first.iter().sum::<f64>() + rest.0, second.iter().sum::<f64>() + rest.1)
 }
