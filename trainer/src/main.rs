@@ -403,7 +403,7 @@ pub fn default_data_dir() -> PathBuf {
 /// glibc hands every freed block above 128 KB back to the system, and the next allocation of
 /// that size faults its pages in afresh. A CNN training step allocates and frees hundreds of MB
 /// of activations and gradients: 10 paper-CNN steps took 940 000 page faults and 2.5-3 s of
-/// system time that way, 115 000 and 0.7-0.9 s with freed memory kept for reuse (8-20% faster
+/// system time that way, 115 000 and 0.7-1.0 s with freed memory kept for reuse (8-20% faster
 /// steps, the same peak memory; docs/performance.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {

@@ -29,7 +29,8 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// Whether another data set may be chosen: the worker is up and not analyzing.
+    /// Whether the data set is locked: another may be chosen only once the worker is up and
+    /// while it is neither loading nor analyzing.
     pub fn data_locked(self) -> bool {
         matches!(self, Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing)
     }
