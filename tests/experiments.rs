@@ -75,6 +75,15 @@ fn labelled_by_model(model: &impl TappedModel, mut test: Dataset, device: &Devic
     test
 }
 
+/// Held by every test here that draws from the device's random numbers. The tests of one binary
+/// run on parallel threads and share the flex device's generator: another test's draws between
+/// a seed and an initialisation change the weights, and the sliding-window test compares two
+/// runs that must see the same seeded draws (it failed once so in a clean-clone run).
+fn random_draws() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A 5-16-16-3 ReLU MLP trained for a while on toy data, so that its predictions depend on its
 /// input (a freshly initialised one predicts nearly the same class everywhere).
 fn trained_model(device: &Device) -> Mlp {
@@ -94,6 +103,7 @@ fn trained_model(device: &Device) -> Mlp {
 
 #[test]
 fn quantization_is_a_forward_pass_with_statistics_from_the_statistics_subset() {
+    let _draws = random_draws();
     let device = Device::flex();
     let model = trained_model(&device);
     let stats = samples(80, 37, 0, 96);
@@ -167,6 +177,7 @@ fn post_quantized_by_hand(model: &impl TappedModel, layer: usize, stats: &Datase
 
 #[test]
 fn post_activation_quantization_replaces_activations_by_their_side_s_mean_activation() {
+    let _draws = random_draws();
     let device = Device::flex();
     let model = trained_model(&device);
     let stats = samples(80, 13, 7, 255);
@@ -192,6 +203,7 @@ fn post_activation_quantization_replaces_activations_by_their_side_s_mean_activa
 
 #[test]
 fn window_maps_are_the_window_indicator_in_the_order_the_suffix_reads() {
+    let _draws = random_draws();
     let device = Device::flex();
     // MLP: one position, the maps are the indicator of each neuron's window.
     let model = tiny_model(Activation::Sigmoid, &device);
@@ -322,6 +334,7 @@ fn a_zero_average_sign_is_in_neither_category() {
 /// gives the captured path's numbers, for a dense layer and for ResNet's pooled probe.
 #[test]
 fn sliding_window_with_streamed_statistics_matches_the_captured_path() {
+    let _draws = random_draws();
     let device = Device::flex();
     let model = trained_model(&device);
     let train = samples(90, 37, 0, 96);
