@@ -24,7 +24,7 @@ prepare)
     cargo build --release --locked -p trainer || exit 1
     mkdir -p "$GPU"
     gzip -c "$CARGO_TARGET_DIR/release/trainer" >"$GPU/trainer.gz"
-    cifar=${CIFAR:-../shared/data/cifar10/cifar-10-binary.tar.gz}
+    cifar=${CIFAR:-${XDG_CACHE_HOME:-$HOME/.cache}/hidden-neurons/data/cifar-10-binary.tar.gz}
     if [ -f "$cifar" ]; then
         split -b 40M -d -a 1 "$cifar" "$GPU/cifar.part"
         sha256sum "$cifar" | cut -d' ' -f1 >"$GPU/cifar.sha256"

@@ -8,6 +8,10 @@ use std::process::{Command, Output};
 use hidden_neurons::figures::NamedFigure;
 use hidden_neurons::results::Results;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::write_fake_cifar;
+
 fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hn-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -192,26 +196,6 @@ fn bad_data_folder_gives_a_clear_error() {
 
 /// CIFAR-10 binary batch files with random pixels: 5 train files of `per_file` records and a
 /// test file.
-fn write_fake_cifar(dir: &Path, per_file: usize) {
-    let dir = dir.join("cifar-10-batches-bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut state = 12345u64;
-    let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as u8
-    };
-    for name in ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"] {
-        let mut bytes = Vec::with_capacity(per_file * 3073);
-        for _ in 0..per_file {
-            let label = next() % 10;
-            bytes.push(label);
-            // A class-dependent brightness so that there is something to learn.
-            bytes.extend((0..3072).map(|_| (next() / 2).saturating_add(label * 12)));
-        }
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
 fn reproduce_cifar(data: &Path, out: &Path, extra: &[&str]) -> String {
     let mut args = vec![
         "reproduce", "--model", "cifar", "--preset", "fast", "--backend", "cpu", "--only", "cnn-linear",

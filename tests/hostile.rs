@@ -49,7 +49,7 @@ fn succeeds(args: &[&str]) -> String {
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{gz, idx};
+use common::{gz, idx, read_safetensors, write_fake_cifar, write_safetensors};
 
 /// An MNIST-style folder of `n` train and test images of `side` x `side` pixels.
 fn idx_folder(name: &str, n: u32, side: u32) -> PathBuf {
@@ -107,6 +107,9 @@ fn every_hostile_input_is_a_clean_error_within_two_gib() {
     corrupt_and_odd_archives();
     checkpoints_from_other_runs();
     outputs_reopen();
+    non_finite_numbers();
+    two_runs_in_one_folder();
+    pretrained_classes_by_wnid();
     let peak = children_peak_rss();
     assert!(peak < MEMORY_LIMIT, "a trainer run reached {} MiB", peak >> 20);
     println!("peak RSS of any trainer run: {} MiB", peak >> 20);
@@ -358,4 +361,199 @@ fn outputs_reopen() {
     let figs: Vec<hidden_neurons::figures::NamedFigure> =
         serde_json::from_slice(&std::fs::read(out.join("mlp-relu/figures.json")).unwrap()).unwrap();
     assert!(!figs.is_empty());
+}
+
+/// Rewrites the payload of a sealed checkpoint part (see trainer/src/checkpoint.rs: magic, the
+/// settings' length and text, the payload's length and CRC-32, the payload) with `fill` bytes
+/// over 64 bytes three quarters in (the weights' values), and seals it again with a valid
+/// checksum: damage that the checksum cannot see.
+fn overwrite_payload(part: &Path, fill: u8) {
+    let mut bytes = std::fs::read(part).unwrap();
+    assert_eq!(&bytes[..8], b"HNPART01");
+    let settings = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+    let len_at = 16 + settings;
+    let payload_len = u64::from_le_bytes(bytes[len_at..len_at + 8].try_into().unwrap()) as usize;
+    let payload_at = len_at + 12;
+    assert_eq!(bytes.len(), payload_at + payload_len);
+    let at = payload_at + payload_len * 3 / 4;
+    bytes[at..at + 64].fill(fill);
+    let mut crc = flate2::Crc::new();
+    crc.update(&bytes[payload_at..]);
+    bytes[len_at + 8..len_at + 12].copy_from_slice(&crc.sum().to_le_bytes());
+    std::fs::write(part, bytes).unwrap();
+}
+
+fn non_finite_numbers() {
+    // A checkpoint whose weights hold NaN (0xFFFFFFFF) under a valid checksum: refused, named.
+    let out = scratch("nan-checkpoint");
+    succeeds(&strs(&tiny_mnist(&out, &["--stop-after", "1"])));
+    let part = out.join("mlp-relu/checkpoint/model.bpk.0");
+    let good = std::fs::read(&part).unwrap();
+    overwrite_payload(&part, 0xFF);
+    let e = refuses(&strs(&tiny_mnist(&out, &["--resume"])), &["model.bpk.0", "NaN or infinite", "hidden.0.weight"]);
+    assert!(e.contains("delete"), "{e}");
+    // The same damage in place of the checkpoint's own bytes is what the check saw: restored, it resumes.
+    std::fs::write(&part, good).unwrap();
+    succeeds(&strs(&tiny_mnist(&out, &["--resume"])));
+
+    // A loss that overflows during an epoch stops the run at that step, before any checkpoint
+    // holds its weights; no results are written.
+    let out = scratch("diverge");
+    let e = refuses(
+        &strs(&tiny_mnist(&out, &["--optimizer", "sgd", "--learning-rate", "10", "--hidden", "512,512", "--epochs", "3"])),
+        &["diverged at step", "loss is", "--learning-rate"],
+    );
+    assert!(e.contains("epoch 1") || e.contains("the last good checkpoint"), "{e}");
+    assert!(!out.join("mlp-relu/results.json").exists());
+}
+
+fn two_runs_in_one_folder() {
+    let out = scratch("lock");
+    let long = tiny_mnist(&out, &["--epochs", "200"]);
+    let mut first = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&long).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let lock = out.join("mlp-relu/.lock");
+    let pid = first.id().to_string();
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&lock).unwrap_or_default() != pid {
+        assert!(started.elapsed().as_secs() < 120, "the first run never took its lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A second run into the same folder is refused, naming the lock and its holder; the first
+    // run's files are untouched by it.
+    let e = refuses(&strs(&tiny_mnist(&out, &["--epochs", "1"])), &[".lock", &pid, "another --out"]);
+    assert!(e.contains("another run"), "{e}");
+    assert!(first.try_wait().unwrap().is_none(), "the first run goes on");
+    // Killed with SIGKILL, the first run leaves no stuck lock.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    succeeds(&strs(&tiny_mnist(&out, &["--epochs", "1"])));
+}
+
+/// `train/<class>/` and `val/<class>/` of small JPEGs, `per_class` each.
+fn image_folder(root: &Path, classes: &[&str], per_class: usize) {
+    use image::{ImageBuffer, ImageFormat, Rgb};
+    for (k, class) in classes.iter().enumerate() {
+        for split in ["train", "val"] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..per_class {
+                let img = ImageBuffer::from_fn(40, 36, |x, y| Rgb([(x * 5 + 40 * k as u32) as u8, (y * 6 + i as u32 * 9) as u8, (70 * k as u32) as u8]));
+                let mut bytes = std::io::Cursor::new(Vec::new());
+                img.write_to(&mut bytes, ImageFormat::Jpeg).unwrap();
+                std::fs::write(dir.join(format!("{class}_{i}.JPEG")), bytes.into_inner()).unwrap();
+            }
+        }
+    }
+}
+
+fn pretrained_classes_by_wnid() {
+    // The committed reduced-width ResNet50 fixture (width 4: 128 features) with a 1000-class
+    // classifier, as ImageNet weights have.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/resnet/tiny.safetensors");
+    let tensors: Vec<_> = read_safetensors(&fixture)
+        .into_iter()
+        .map(|(name, shape, values)| match name.as_str() {
+            "fc.weight" => (name, vec![1000, shape[1]], (0..1000 * shape[1]).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect()),
+            "fc.bias" => (name, vec![1000], vec![0.0; 1000]),
+            _ => (name, shape, values),
+        })
+        .collect();
+    let dir = scratch("wnids");
+    let weights = dir.join("imagenet1k.safetensors");
+    write_safetensors(&weights, &tensors);
+    let run = |data: &Path, out: &Path| {
+        let (w, d, o) = (s(&weights), s(data), s(out));
+        vec![
+            "reproduce", "--model", "resnet50", "--weights", w, "--data", d, "--out", o, "--preset", "fast", "--backend", "cpu",
+            "--side", "32", "--width", "4", "--quiet", "--train-samples", "6", "--retrain-samples", "6", "--retrain-epochs", "1",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    // Three of ImageNet's classes (the first two and the last), no synset file: runs as is,
+    // classes numbered by ImageNet-1k's wnid list.
+    let data = dir.join("subset");
+    image_folder(&data, &["n01440764", "n01443537", "n15075141"], 2);
+    let stdout = succeeds(&strs(&run(&data, &dir.join("out"))));
+    assert!(stdout.contains("ImageNet-1k"), "{stdout}");
+    // Folders that are not wnids: the error says so in classes, and what to do.
+    let data = dir.join("named");
+    image_folder(&data, &["cat", "dog", "fish"], 2);
+    let e = refuses(&strs(&run(&data, &dir.join("out2"))), &["imagenet1k.safetensors", "the weights have 1000 classes, the data 3", "wnid"]);
+    assert!(!e.contains("ShapeMismatch") && !e.contains("allow_partial"), "{e}");
+}
+
+/// Results of a finished run with the wall-clock times taken out (all else must be equal).
+fn timeless(results: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(results).unwrap()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("train_seconds");
+    o.remove("experiment_seconds");
+    v
+}
+
+/// The run `args` (without `--out`) uninterrupted, then killed with SIGKILL at `kills` points
+/// spread over its running time and resumed each time: the resumed results must equal the
+/// uninterrupted run's.
+fn survives_kill_storm(name: &str, args: &[String], model: &str, kills: usize) {
+    let whole = scratch(&format!("{name}-whole"));
+    let with_out = |out: &Path, extra: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--out".to_string(), s(out).to_string()]);
+        a.extend(extra.iter().map(|e| e.to_string()));
+        a
+    };
+    let started = std::time::Instant::now();
+    succeeds(&strs(&with_out(&whole, &[])));
+    let full_ms = started.elapsed().as_millis() as u64;
+    let expected = timeless(&whole.join(model).join("results.json"));
+
+    let storm = scratch(&format!("{name}-storm"));
+    let resumed = with_out(&storm, &["--resume"]);
+    // Kill points from a fixed sequence over 5%..95% of the uninterrupted run's time: start-up,
+    // training, checkpoint writes and the experiments all get hit across the storm.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ kills as u64;
+    let mut killed = 0;
+    for _ in 0..kills {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let fraction = 0.05 + 0.9 * ((state >> 33) as f64 / (1u64 << 31) as f64);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&resumed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis((fraction * full_ms as f64) as u64));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(killed > 0, "{name}: no kill landed while the run was going");
+    succeeds(&strs(&resumed));
+    assert_eq!(timeless(&storm.join(model).join("results.json")), expected, "{name}: resumed after {killed} kills");
+}
+
+#[test]
+fn kill_storms_resume_exactly() {
+    // CIFAR with augmentation (random crops and flips drawn per epoch).
+    let data = scratch("storm-cifar-data");
+    write_fake_cifar(&data, 40);
+    let cifar: Vec<String> = [
+        "reproduce", "--model", "cifar", "--preset", "fast", "--backend", "cpu", "--only", "cnn-relu", "--hidden", "4,4,8,8",
+        "--epochs", "4", "--every", "3", "--tracked", "24", "--batch", "16", "--retrain-samples", "64", "--quiet", "--data", s(&data),
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    survives_kill_storm("cifar", &cifar, "cnn-relu", 4);
+
+    // ResNet50 trained here for one epoch on a small folder, then studied.
+    let folder = scratch("storm-imagenet");
+    image_folder(&folder, &["a", "b", "c"], 4);
+    let resnet: Vec<String> = [
+        "reproduce", "--model", "resnet50", "--epochs", "1", "--data", s(&folder), "--preset", "fast", "--backend", "cpu", "--side", "32",
+        "--width", "2", "--quiet", "--train-samples", "6", "--retrain-samples", "6", "--retrain-epochs", "1", "--batch", "4",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    survives_kill_storm("resnet", &resnet, "resnet50", 3);
 }

@@ -228,3 +228,43 @@ fn streamed_selection_of_nothing_is_nan() {
     let p = read_f32(percentiles_streamed(&[50.0], 3, &device, |_| {}));
     assert!(p.iter().all(|v| v.is_nan()));
 }
+
+/// The percentile rule, pinned by hand rather than through `percentile_index`: the r-th
+/// percentile of n values is the value at sorted index round(r / 100 * (n - 1)), halves rounded
+/// up (numpy's `method="nearest"` rounds halves to even instead: n = 2, r = 50 is index 1 here,
+/// 0 there). Every path (sort, in-memory selection, streamed selection) on awkward sizes.
+#[test]
+fn percentile_rule_on_awkward_sizes_by_hand() {
+    let device = Device::flex();
+    // (n, rank, expected sorted index), worked out by hand.
+    let cases: &[(usize, f64, usize)] = &[
+        (1, 0.0, 0), (1, 50.0, 0), (1, 100.0, 0),
+        (2, 0.0, 0), (2, 25.0, 0), (2, 50.0, 1), (2, 75.0, 1), (2, 100.0, 1),
+        (3, 10.0, 0), (3, 25.0, 1), (3, 50.0, 1), (3, 75.0, 2),
+        (4, 50.0, 2), (4, 25.0, 1), (4, 100.0, 3),
+        (10, 5.0, 0), (10, 45.0, 4), (10, 50.0, 5), (10, 55.0, 5), (10, 95.0, 9),
+        (101, 33.3, 33), (101, 50.0, 50), (101, 90.0, 90),
+    ];
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+    for &(n, rank, index) in cases {
+        // Values 0..n in a shuffled order, so that the value is its sorted index; two columns,
+        // the second negated (its sorted index counts from the other end).
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        let m: Vec<Vec<f32>> = order.iter().map(|&v| vec![v as f32, -(v as f32)]).collect();
+        let want = [index as f32, -((n - 1 - index) as f32)];
+        let z = tensor(&m, &device);
+        let sorted = read_f32(percentiles_by_sort(z.clone(), &[rank]));
+        let selected = read_f32(percentiles_selected(z.clone(), &[rank]));
+        let streamed = read_f32(percentiles_streamed(&[rank], 2, &device, |sink| {
+            for start in (0..n).step_by(3) {
+                sink(z.clone().narrow(0, start, 3.min(n - start)));
+            }
+        }));
+        for (path, got) in [("sort", &sorted), ("selection", &selected), ("streamed", &streamed)] {
+            assert_eq!(got.as_slice(), want.as_slice(), "{path}: n {n}, rank {rank}");
+        }
+    }
+}

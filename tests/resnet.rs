@@ -12,6 +12,10 @@ use hidden_neurons::stats::read_f32;
 use hidden_neurons::weights::load_resnet;
 use serde::Deserialize;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{read_safetensors, write_safetensors};
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/resnet").join(name)
 }
@@ -82,43 +86,9 @@ fn imported_weights_give_pytorch_s_outputs() {
     }
 }
 
-/// A safetensors file of f32 tensors (name, shape, values), written by hand.
-fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
-    let mut header = serde_json::Map::new();
-    let mut offset = 0usize;
-    for (name, shape, values) in tensors {
-        let end = offset + 4 * values.len();
-        header.insert(name.clone(), serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }));
-        offset = end;
-    }
-    let mut json = serde_json::to_vec(&header).unwrap();
-    while json.len() % 8 != 0 {
-        json.push(b' ');
-    }
-    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(json);
-    for (_, _, values) in tensors {
-        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    std::fs::write(path, bytes).unwrap();
-}
-
 /// The fixture's tensors, read back from its safetensors file.
 fn tiny_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(fixture("tiny.safetensors")).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let data = &bytes[8 + n..];
-    header
-        .iter()
-        .filter(|(k, _)| k.as_str() != "__metadata__")
-        .filter(|(_, v)| v["dtype"] == "F32")
-        .map(|(k, v)| {
-            let shape: Vec<usize> = serde_json::from_value(v["shape"].clone()).unwrap();
-            let [a, b]: [usize; 2] = serde_json::from_value(v["data_offsets"].clone()).unwrap();
-            (k.clone(), shape, data[a..b].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
-        })
-        .collect()
+    read_safetensors(&fixture("tiny.safetensors"))
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -205,4 +175,69 @@ fn safetensors_whose_length_starts_like_a_pickle_load() {
     let device = Device::flex();
     let model = load_resnet(tiny_config(&e).init(&device), &path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(model.layers().len(), 17);
+}
+
+/// Weight files a user might hold by mistake get errors in a user's words: what is missing or
+/// misshaped, by torchvision's names, and what to do; never burn-store's hints to a programmer.
+#[test]
+fn weight_file_errors_speak_to_a_user() {
+    let e = expected();
+    let device = Device::flex();
+    let all = tiny_tensors();
+    let load = |tensors: &[(String, Vec<usize>, Vec<f32>)], name: &str| {
+        let path = scratch(name);
+        write_safetensors(&path, tensors);
+        let err = load_resnet(tiny_config(&e).init(&device), &path).err().map(|e| e.to_string()).expect("refused");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(!err.contains("allow_partial") && !err.contains("Hint") && !err.contains("ShapeMismatch"), "{err}");
+        err
+    };
+    // A file of some other network: none of ResNet50's tensors.
+    let other: Vec<_> = (0..12).map(|i| (format!("encoder.block{i}.weight"), vec![4], vec![0.5; 4])).collect();
+    let err = load(&other, "other-network");
+    assert!(err.contains("none of the model's") && err.contains("not a ResNet50"), "{err}");
+    // Many missing: a few names, then a count.
+    let half: Vec<_> = all.iter().filter(|t| !t.0.starts_with("layer3.")).cloned().collect();
+    let err = load(&half, "half");
+    assert!(err.contains("missing") && err.contains("more"), "{err}");
+    // A projection's names are given as torchvision spells them.
+    let no_projection: Vec<_> = all.iter().filter(|t| t.0 != "layer2.0.downsample.1.running_mean").cloned().collect();
+    let err = load(&no_projection, "projection");
+    assert!(err.contains("layer2.0.downsample.1.running_mean"), "{err}");
+    // 1000-class weights for 10 classes: said in classes.
+    let thousand: Vec<_> = all
+        .iter()
+        .map(|t| match t.0.as_str() {
+            "fc.weight" => (t.0.clone(), vec![1000, t.1[1]], vec![0.01; 1000 * t.1[1]]),
+            "fc.bias" => (t.0.clone(), vec![1000], vec![0.0; 1000]),
+            _ => t.clone(),
+        })
+        .collect();
+    let err = load(&thousand, "thousand");
+    assert!(err.contains("the weights have 1000 classes, the data 10") && err.contains("wnid"), "{err}");
+    assert_eq!(hidden_neurons::weights::classes_in_file(&scratch("thousand"), 32 * e.config.width).unwrap(), Some(1000));
+    assert_eq!(hidden_neurons::weights::classes_in_file(&fixture("tiny.pth"), 32 * e.config.width).unwrap(), Some(10));
+}
+
+/// NaN or infinity anywhere in a weight file (here conv1's weights, and a batch-norm running
+/// variance) is refused, naming the tensor.
+#[test]
+fn non_finite_weights_are_refused() {
+    let e = expected();
+    let device = Device::flex();
+    for (tensor, bad) in [("conv1.weight", f32::NAN), ("layer4.2.bn3.running_var", f32::INFINITY)] {
+        let tensors: Vec<_> = tiny_tensors()
+            .into_iter()
+            .map(|mut t| {
+                if t.0 == tensor {
+                    t.2[3] = bad;
+                }
+                t
+            })
+            .collect();
+        let path = scratch(&format!("non-finite-{tensor}"));
+        write_safetensors(&path, &tensors);
+        let err = load_resnet(tiny_config(&e).init(&device), &path).err().map(|e| e.to_string()).expect("refused");
+        assert!(err.contains(tensor) && err.contains("NaN or infinite") && err.contains(&path.display().to_string()), "{err}");
+    }
 }

@@ -100,6 +100,18 @@ impl ExperimentConfig {
         Self { stats_samples: 2_000, retrain_samples: 10_000, retrain_epochs: 3, ..Self::paper(seed) }
     }
 
+    /// The CIFAR `cpu` preset's experiments: percentiles from 2000 training images, every other
+    /// window centre, suffixes retrained on 5000 images for 2 epochs, the whole test set.
+    pub fn cifar_cpu(seed: u64) -> Self {
+        Self {
+            stats_samples: 2_000,
+            retrain_samples: 5_000,
+            retrain_epochs: 2,
+            centres: (0..10).map(|i| 5.0 + 10.0 * i as f64).collect(),
+            ..Self::paper(seed)
+        }
+    }
+
     /// Retraining the conv layers after stage0layer0 dominates the cost on a CPU: every other
     /// window centre (5, 15, ..., 95).
     pub fn cifar_fast(seed: u64) -> Self {

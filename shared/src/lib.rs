@@ -16,6 +16,7 @@
 //! - [`analysis`], [`results`], [`figures`], [`report`]: what a run writes.
 //! - [`weights`]: pretrained weights in torchvision's layout (native builds).
 //! - [`rotation`]: layer rotation, the cosine distance of each layer's weights to their start.
+//! - [`finite`]: NaN and infinity checks on weights and every step's loss.
 //! - [`claims`]: the paper's claims as criteria on a run's results (`trainer study`).
 
 pub mod adam;
@@ -27,6 +28,7 @@ pub mod conv;
 pub mod data;
 pub mod experiments;
 pub mod figures;
+pub mod finite;
 #[cfg(feature = "native")]
 mod flex_slices;
 pub mod json;

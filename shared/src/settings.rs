@@ -41,6 +41,8 @@ pub enum Setting {
     RetrainSamples,
     RetrainEpochs,
     StopAfter,
+    LabelSmoothing,
+    WeightDecay,
     /// Not a flag of its own: the memory all the sizes above add up to.
     Memory,
 }
@@ -61,6 +63,8 @@ impl Setting {
             Setting::RetrainSamples => "--retrain-samples",
             Setting::RetrainEpochs => "--retrain-epochs",
             Setting::StopAfter => "--stop-after",
+            Setting::LabelSmoothing => "--label-smoothing",
+            Setting::WeightDecay => "--weight-decay",
             Setting::Memory => "--hidden/--batch/--tracked",
         }
     }
@@ -80,6 +84,8 @@ impl Setting {
             Setting::RetrainSamples => "retraining samples",
             Setting::RetrainEpochs => "retraining epochs",
             Setting::StopAfter => "stop after",
+            Setting::LabelSmoothing => "label smoothing",
+            Setting::WeightDecay => "weight decay",
             Setting::Memory => "memory",
         }
     }
@@ -99,6 +105,8 @@ impl Setting {
             Setting::TrainSamples | Setting::TestSamples | Setting::RetrainSamples => "at least 1".into(),
             Setting::RetrainEpochs => format!("1 to {MAX_RETRAIN_EPOCHS}"),
             Setting::StopAfter => "at least 1".into(),
+            Setting::LabelSmoothing => "0 (off) or a number below 1; not with --recording online".into(),
+            Setting::WeightDecay => "0 (off), or a number above 0 and at most 1 with --optimizer sgd or nesterov".into(),
             Setting::Memory => "what fits in this machine's memory".into(),
         }
     }
@@ -140,6 +148,21 @@ pub fn check_train(cfg: &TrainConfig) -> Result<(), SettingError> {
     let e = cfg.certainty_epsilon;
     if !(e.is_finite() && (0.0..1.0).contains(&e)) {
         return Err(SettingError::new(Setting::CertaintyEpsilon, format!("{e} is not a number in [0, 1)")));
+    }
+    let a = cfg.label_smoothing;
+    if !(a.is_finite() && (0.0..1.0).contains(&a)) {
+        return Err(SettingError::new(Setting::LabelSmoothing, format!("{a} is not a number in [0, 1)")));
+    }
+    // Online recording reads its signs from the training loss: a smoothed one would change them.
+    if a > 0.0 && cfg.mode == crate::recording::RecordingMode::Online {
+        return Err(SettingError::new(Setting::LabelSmoothing, "online recording takes its signs from the training loss, which must then be plain cross-entropy"));
+    }
+    let d = cfg.weight_decay;
+    if !(d.is_finite() && (0.0..=1.0).contains(&d)) {
+        return Err(SettingError::new(Setting::WeightDecay, format!("{d} is out of range")));
+    }
+    if d > 0.0 && !cfg.optimizer.takes_weight_decay() {
+        return Err(SettingError::new(Setting::WeightDecay, format!("the {} optimizer takes no weight decay here", cfg.optimizer.name())));
     }
     Ok(())
 }
@@ -343,7 +366,13 @@ mod tests {
             (TrainConfig { certainty_epsilon: f32::INFINITY, ..ok.clone() }, "--certainty-epsilon"),
             (TrainConfig { certainty_epsilon: 1.0, ..ok.clone() }, "--certainty-epsilon"),
             (TrainConfig { certainty_epsilon: -0.5, ..ok.clone() }, "--certainty-epsilon"),
+            (TrainConfig { label_smoothing: 1.0, ..ok.clone() }, "--label-smoothing"),
+            (TrainConfig { label_smoothing: f32::NAN, ..ok.clone() }, "--label-smoothing"),
+            (TrainConfig { label_smoothing: 0.1, mode: crate::recording::RecordingMode::Online, ..ok.clone() }, "--label-smoothing"),
+            (TrainConfig { weight_decay: -1e-4, optimizer: crate::train::Optimizer::Sgd, ..ok.clone() }, "--weight-decay"),
+            (TrainConfig { weight_decay: 5e-4, ..ok.clone() }, "--weight-decay"),
         ];
+        assert_eq!(check_train(&TrainConfig::cifar_cpu(1)), Ok(()));
         for (cfg, flag) in cases {
             let e = check_train(&cfg).unwrap_err().to_string();
             assert!(e.starts_with(flag) && e.contains("allowed"), "{e}");

@@ -69,3 +69,65 @@ pub fn gz(bytes: &[u8]) -> Vec<u8> {
     e.write_all(bytes).unwrap();
     e.finish().unwrap()
 }
+
+/// A safetensors file of f32 tensors (name, shape, values), written by hand.
+pub fn write_safetensors(path: &std::path::Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape, values) in tensors {
+        let end = offset + 4 * values.len();
+        header.insert(name.clone(), serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }));
+        offset = end;
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(json);
+    for (_, _, values) in tensors {
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The f32 tensors (name, shape, values) of a safetensors file.
+pub fn read_safetensors(path: &std::path::Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .filter(|(_, v)| v["dtype"] == "F32")
+        .map(|(k, v)| {
+            let shape: Vec<usize> = serde_json::from_value(v["shape"].clone()).unwrap();
+            let [a, b]: [usize; 2] = serde_json::from_value(v["data_offsets"].clone()).unwrap();
+            (k.clone(), shape, data[a..b].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+        })
+        .collect()
+}
+
+
+/// A CIFAR-10 binary folder (`cifar-10-batches-bin/`) of `per_file` random images per batch file,
+/// with a class-dependent brightness so that there is something to learn.
+pub fn write_fake_cifar(dir: &std::path::Path, per_file: usize) {
+    let dir = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u8
+    };
+    for name in ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"] {
+        let mut bytes = Vec::with_capacity(per_file * 3073);
+        for _ in 0..per_file {
+            let label = next() % 10;
+            bytes.push(label);
+            // A class-dependent brightness so that there is something to learn.
+            bytes.extend((0..3072).map(|_| (next() / 2).saturating_add(label * 12)));
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}

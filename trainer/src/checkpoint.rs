@@ -153,6 +153,15 @@ impl Checkpoint {
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(unseal(&path, fingerprint, limit)?))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let model = model.load_record(record);
+        let non_finite = hidden_neurons::finite::non_finite_tensors(&model);
+        if !non_finite.is_empty() {
+            bail!(
+                "{}: weights {} hold NaN or infinite values: this checkpoint is damaged and cannot be resumed; delete {} to start over, or use another --out",
+                path.display(),
+                hidden_neurons::finite::few_names(&non_finite, 5),
+                self.dir.display()
+            );
+        }
         let path = self.part("optim.bpk", slot);
         let optim = optim
             .from_bytes(Bytes::from_bytes_vec(unseal(&path, fingerprint, limit)?))

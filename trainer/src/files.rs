@@ -30,3 +30,44 @@ pub const MAX_JSON_BYTES: u64 = 256 << 20;
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     Ok(hidden_neurons::data::read_file_capped(path, MAX_JSON_BYTES)?)
 }
+
+/// An output folder held by one run: the lock is the OS's (`flock`), so a run killed with
+/// kill -9 releases it with its process and never leaves it stuck.
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+/// The lock file in a model's output folder.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Takes `dir`'s lock, or says which process holds it.
+pub fn lock_folder(dir: &Path) -> Result<FolderLock> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() { "another run".to_string() } else { format!("another run (process {holder})") };
+            anyhow::bail!(
+                "{}: {who} is writing to {} now; wait for it to finish, or give this run another --out",
+                path.display(),
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+    // The holder's pid, for the message a second run shows; the lock itself is the flock.
+    file.set_len(0).and_then(|_| file.rewind()).and_then(|_| write!(file, "{}", std::process::id())).with_context(|| format!("writing {}", path.display()))?;
+    Ok(FolderLock { _file: file })
+}

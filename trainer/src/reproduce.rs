@@ -10,6 +10,7 @@ use hidden_neurons::backend::Chosen;
 use hidden_neurons::data::{Batches, Split, epoch_order, load_cifar, load_mnist_dir};
 use hidden_neurons::experiments::{self, ExperimentConfig, QuantizeAt};
 use hidden_neurons::figures::NamedFigure;
+use hidden_neurons::finite::{LossLog, NonFiniteLoss};
 use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, Init, LAYERS_PER_STAGE, MNIST_WIDTHS, MlpConfig, TappedModel};
 use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
 use rand::SeedableRng;
@@ -18,8 +19,7 @@ use hidden_neurons::recording::{POSITIONS_PER_CHANNEL, Recorder, RecordingMode, 
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
 use hidden_neurons::rotation::{self, LayerRotation};
-use hidden_neurons::stats::read_f32;
-use hidden_neurons::train::{ConvSigns, Optimizer, TrainConfig, accuracy, train_step};
+use hidden_neurons::train::{ConvSigns, Optimizer, Schedule, TrainConfig, accuracy, train_step_smoothed};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{Checkpoint, Progress};
@@ -43,6 +43,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     };
     if let Some(m) = models.iter().find(|m| m.family() != Some(args.model)) {
         bail!("--only {m:?} is not a model of --model {:?}", args.model);
+    }
+    if args.preset == Preset::Cpu && args.model != ModelFamily::Cifar {
+        bail!("--preset cpu is a CIFAR preset (--model cifar); MNIST trains in minutes with --preset fast or paper");
     }
     let specs: Vec<Spec> = models.iter().map(|&m| Spec::new(&args, m)).collect();
     // Every flag is checked before any data is read or memory reserved.
@@ -124,10 +127,11 @@ fn load_data(args: &ReproduceArgs) -> Result<Split> {
             load_mnist_dir(&dir).with_context(|| format!("loading MNIST-style data from {}", dir.display()))
         }
         ModelFamily::Cifar | ModelFamily::Resnet50 => {
-            let Some(path) = &args.data else {
-                bail!("--model cifar needs --data: cifar-10-binary.tar.gz, or a folder with it or with cifar-10-batches-bin/")
+            let path = match &args.data {
+                Some(path) => path.clone(),
+                None => crate::download::cifar()?,
             };
-            load_cifar(path).with_context(|| format!("loading CIFAR-10 from {}", path.display()))
+            load_cifar(&path).with_context(|| format!("loading CIFAR-10 from {}", path.display()))
         }
     }
 }
@@ -169,19 +173,21 @@ impl Spec {
             (ModelFamily::Mnist, Preset::Fast) => (TrainConfig::fast(seed), ExperimentConfig::fast(seed), "fast"),
             (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed), "paper"),
             (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed), "fast"),
+            // check_preset refuses the cpu preset for MNIST before a spec is made.
+            (_, Preset::Cpu) => (TrainConfig::cifar_cpu(seed), ExperimentConfig::cifar_cpu(seed), "cpu"),
         };
         override_configs(args, &mut train, &mut experiments);
         let (widths, augment) = match (args.model, args.preset) {
-            (ModelFamily::Mnist, _) => (MNIST_WIDTHS.to_vec(), false),
             (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true),
-            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast) => (vec![16, 32, 64, 128], true),
+            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast | Preset::Cpu) => (vec![16, 32, 64, 128], true),
+            (ModelFamily::Mnist, _) => (MNIST_WIDTHS.to_vec(), false),
         };
         let widths = args.hidden.clone().unwrap_or(widths);
         // The paper used Keras, whose layers start Glorot-uniform with zero biases: the paper
         // preset does too; the fast preset keeps burn's defaults (see the README's presets).
         let init = args.init.map(Init::from).unwrap_or(match args.preset {
             Preset::Paper => Init::Keras,
-            Preset::Fast => Init::Burn,
+            Preset::Fast | Preset::Cpu => Init::Burn,
         });
         let (shape, experiment_layers, figure_layers) = match args.model {
             ModelFamily::Mnist => {
@@ -277,6 +283,15 @@ impl Spec {
         if t.conv_signs != ConvSigns::Channel {
             extra += " conv-signs=positions";
         }
+        if t.schedule != Schedule::Constant {
+            extra += &format!(" schedule={}", t.schedule.name());
+        }
+        if t.label_smoothing != 0.0 {
+            extra += &format!(" label-smoothing={}", t.label_smoothing);
+        }
+        if t.weight_decay != 0.0 {
+            extra += &format!(" weight-decay={}", t.weight_decay);
+        }
         let base = format!(
             "{} preset={} seed={} data={} widths={:?} augment={} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={} test={} certainty={} experiments=(stats {} ranks {:?} centres {:?} width {} retrain {}x{} batch {} lr {})",
             self.id,
@@ -322,10 +337,22 @@ pub fn memory_budget() -> u64 {
 
 fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut ExperimentConfig) {
     train.mode = args.recording.into();
-    train.optimizer = args.optimizer.into();
     train.conv_signs = args.conv_signs.into();
-    if train.optimizer != Optimizer::Adam {
-        train.learning_rate = train.optimizer.default_learning_rate();
+    if let Some(o) = args.optimizer {
+        let chosen: Optimizer = o.into();
+        if chosen != train.optimizer {
+            train.optimizer = chosen;
+            train.learning_rate = chosen.default_learning_rate();
+            if !chosen.takes_weight_decay() {
+                train.weight_decay = 0.0;
+            }
+        }
+    }
+    if let Some(a) = args.label_smoothing {
+        train.label_smoothing = a;
+    }
+    if let Some(d) = args.weight_decay {
+        train.weight_decay = d;
     }
     if let Some(e) = args.epochs {
         train.epochs = e;
@@ -383,6 +410,7 @@ fn run_model<M: TappedModel>(
     let (train_cfg, exp_cfg, preset) = (spec.train.clone(), spec.experiments.clone(), spec.preset);
     let id = spec.id.clone();
     let dir = args.out.join(&id);
+    let _lock = crate::files::lock_folder(&dir)?;
     let fingerprint = spec.fingerprint(args, split);
     if args.resume {
         if let Some(done) = output::load_finished(&dir, &fingerprint)? {
@@ -427,14 +455,15 @@ fn run_model<M: TappedModel>(
     };
     let (mut model, mut optim, mut recorder, mut progress) = if args.resume && ckpt.exists() {
         let limit = (64 << 20) + 2 * spec.needed_bytes(split);
-        let (m, o, r, p) = ckpt.load(model, train_cfg.optimizer.init(), &device, &fingerprint, &layers, items, train_cfg.mode, limit)?;
+        let (m, o, r, p) = ckpt.load(model, train_cfg.init_optimizer(), &device, &fingerprint, &layers, items, train_cfg.mode, limit)?;
         println!("{id}: resuming after epoch {} (step {}, {} recordings)", p.epochs_done, p.step, r.recordings);
         (m, o, r, p)
     } else {
-        (model, train_cfg.optimizer.init(), fresh(), Progress { fingerprint: fingerprint.clone(), ..Default::default() })
+        (model, train_cfg.init_optimizer(), fresh(), Progress { fingerprint: fingerprint.clone(), ..Default::default() })
     };
 
     let batches_per_epoch = Batches::count(n_train, train_cfg.batch_size);
+    let total_steps = (train_cfg.epochs * batches_per_epoch) as u64;
     let pb = bar(args, (train_cfg.epochs * batches_per_epoch) as u64, &id);
     pb.set_position(progress.step);
     let inner = device.clone().inner();
@@ -448,7 +477,7 @@ fn run_model<M: TappedModel>(
         device.seed(args.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
         let mut augment_rng = Xoshiro256PlusPlus::seed_from_u64(args.seed.wrapping_mul(7_000_003).wrapping_add(epoch as u64));
         let started = Instant::now();
-        let mut loss_sum: Option<Tensor<1>> = None;
+        let mut losses = LossLog::default();
         let mut batches = 0usize;
         for batch in Batches::new(epoch_order(n_train, args.seed, epoch), train_cfg.batch_size) {
             let step = progress.step;
@@ -473,23 +502,20 @@ fn run_model<M: TappedModel>(
                     Some((&mut recorder, Tensor::<1, Int>::from_data(TensorData::new(rows, [batch.samples.len()]), &inner)))
                 }
             };
-            let (m, loss, _) = train_step(model, &mut optim, train_cfg.learning_rate, x, y, online);
+            let lr = train_cfg.learning_rate_at(step, total_steps);
+            let (m, loss, _) = train_step_smoothed(model, &mut optim, lr, train_cfg.label_smoothing, x, y, online);
             model = m;
-            loss_sum = Some(match loss_sum {
-                Some(s) => s + loss,
-                None => loss,
-            });
+            losses.push(step, loss);
             batches += 1;
             progress.step += 1;
             pb.inc(1);
             if batches % 50 == 0 {
-                let mean = read_f32(loss_sum.clone().expect("summed")).first().copied().unwrap_or(f32::NAN) / batches as f32;
-                check_finite(mean, epoch, &ckpt)?;
-                pb.set_message(format!("epoch {} loss {mean:.4}", epoch + 1));
+                losses.check().map_err(|bad| diverged(&bad, batches_per_epoch, &ckpt))?;
+                pb.set_message(format!("epoch {} loss {:.4}", epoch + 1, losses.mean()));
             }
         }
-        let mean = read_f32(loss_sum.expect("an epoch has batches")).first().copied().unwrap_or(f32::NAN) / batches.max(1) as f32;
-        check_finite(mean, epoch, &ckpt)?;
+        losses.check().map_err(|bad| diverged(&bad, batches_per_epoch, &ckpt))?;
+        let mean = losses.mean() as f32;
         let acc = accuracy(&model, &split.test, split.norm, &device, CHUNK);
         progress.epochs_done = epoch + 1;
         progress.epoch_loss.push(mean as f64);
@@ -572,10 +598,15 @@ fn describe_mlp(cfg: &MlpConfig) -> String {
     format!("MLP {} ({}, dropout {} after each hidden layer)", widths.join("-"), cfg.activation.suffix(), cfg.dropout)
 }
 
-fn check_finite(loss: f32, epoch: usize, ckpt: &Checkpoint) -> Result<()> {
-    if !loss.is_finite() {
-        let kept = if ckpt.exists() { "the last good checkpoint is kept" } else { "no checkpoint had been written yet" };
-        bail!("training diverged in epoch {} (mean loss {loss}); {kept}", epoch + 1);
-    }
-    Ok(())
+/// The error of a step whose loss was not finite: the checkpoint on disk is from before it.
+pub fn diverged(bad: &NonFiniteLoss, batches_per_epoch: usize, ckpt: &Checkpoint) -> anyhow::Error {
+    let kept = if ckpt.exists() { "the last good checkpoint (the previous epoch's end) is kept" } else { "no checkpoint had been written yet" };
+    let per_epoch = batches_per_epoch.max(1) as u64;
+    anyhow::anyhow!(
+        "training diverged at step {} (epoch {}, batch {}): its loss is {}; {kept}. A lower --learning-rate may help",
+        bad.step + 1,
+        bad.step / per_epoch + 1,
+        bad.step % per_epoch + 1,
+        bad.loss
+    )
 }

@@ -14,9 +14,9 @@ use hidden_neurons::analysis::{quantization_figure_of, window_figure_of};
 use hidden_neurons::data::{CROP, ImageFolder, ImageSource, RESIZE_SHORTER, Source, StreamConfig};
 use hidden_neurons::experiments::{self, ExperimentConfig, QuantizeAt};
 use hidden_neurons::figures::Histogram;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use hidden_neurons::model::{RESNET50_BLOCKS, ResNet, ResNetConfig, TappedModel};
-use hidden_neurons::stats::read_f32;
+use hidden_neurons::finite::LossLog;
 use hidden_neurons::train::{Optimizer, train_step};
 use hidden_neurons::recording::RecordingMode;
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
@@ -67,6 +67,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let (mut exp, preset) = match args.preset {
         Preset::Paper => (ExperimentConfig::resnet_paper(seed), "paper"),
         Preset::Fast => (ExperimentConfig::resnet_fast(seed), "fast"),
+        Preset::Cpu => bail!("--preset cpu is a CIFAR preset (--model cifar); ResNet50 takes paper or fast"),
     };
     crate::reproduce::override_retraining(&args, &mut exp);
     if let Some(b) = args.batch {
@@ -77,9 +78,15 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     }
     settings::check_experiments(&exp)?;
 
-    let (train, val) = discover(&root, args.limit)?;
+    // 1000-class ImageNet weights with a folder of wnid-named classes: classes are numbered by
+    // their place among ImageNet-1k's wnids, as the weights number them.
+    let weight_classes = match &weights {
+        Some(w) => hidden_neurons::weights::classes_in_file(w, 32 * args.width)?,
+        None => None,
+    };
+    let (train, val) = discover(&root, args.limit, weight_classes)?;
     let test_samples = args.test_samples.or(match args.preset {
-        Preset::Paper => None,
+        Preset::Paper | Preset::Cpu => None,
         Preset::Fast => Some(100),
     });
     let classes = train.classes.len();
@@ -108,6 +115,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let conv1_values = stats.len() as u64 * (args.side as u64).div_ceil(2).pow(2) * args.width as u64;
     settings::check_memory(conv1_values.min(exp.max_captured_values as u64) * 4 * 3, crate::reproduce::memory_budget())?;
 
+    let _lock = crate::files::lock_folder(&args.out.join("resnet50"))?;
     let chosen = hidden_neurons::backend::choose(args.backend.into());
     println!("backend: {}", chosen.reason);
     let device = chosen.device.clone().autodiff();
@@ -134,7 +142,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         args.epochs,
         exp.batch_size,
         args.learning_rate,
-        args.optimizer
+        args.optimizer.unwrap_or(crate::OptimizerArg::Adam)
     );
     let (model, progress) = match args.epochs {
         Some(epochs) => {
@@ -196,7 +204,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             args.side,
             args.epochs.map(|e| format!(", then trained {e} epoch(s) here")).unwrap_or_default()
         ),
-        train: TrainConfig { epochs: args.epochs.unwrap_or(0), batch_size: exp.batch_size, optimizer: args.optimizer.into(), ..TrainConfig::fast(seed) },
+        train: TrainConfig { epochs: args.epochs.unwrap_or(0), batch_size: exp.batch_size, optimizer: args.optimizer.map_or(Optimizer::Adam, Into::into), ..TrainConfig::fast(seed) },
         experiments: exp,
         epoch_loss: progress.epoch_loss.clone(),
         epoch_test_accuracy: progress.epoch_test_accuracy.clone(),
@@ -244,7 +252,7 @@ fn train_model(
     // backward pass (about 25 M values per 224 x 224 image at full width).
     let scale = (args.side * args.side) as u64 * args.width as u64 / (224 * 224 * 64);
     settings::check_memory(25_600_000 * 16 + t.batch as u64 * 100_000_000 * scale.max(1), crate::reproduce::memory_budget())?;
-    let optimizer: Optimizer = args.optimizer.into();
+    let optimizer: Optimizer = args.optimizer.map_or(Optimizer::Adam, Into::into);
     let ckpt = Checkpoint::new(dir);
     let (mut model, mut optim, mut progress) = if args.resume && ckpt.exists() {
         let limit = (64 << 20) + 16 * 25_600_000 * (args.width as u64 * args.width as u64).div_ceil(64 * 64);
@@ -266,28 +274,20 @@ fn train_model(
         device.seed(args.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
         let order = ImageSource::new(train.sample(train.len(), args.seed.wrapping_mul(7_000_003).wrapping_add(epoch as u64)), stream);
         let started = Instant::now();
-        let mut loss_sum: Option<Tensor<1>> = None;
-        let mut batches = 0usize;
+        let mut losses = LossLog::default();
         let mut current = Some(model);
         order
             .visit(t.batch, device, &mut |x, y| {
                 let (m, loss, _) = train_step(current.take().expect("the model"), &mut optim, t.lr, x, y, None);
                 current = Some(m);
-                loss_sum = Some(match loss_sum.take() {
-                    Some(s) => s + loss,
-                    None => loss,
-                });
-                batches += 1;
+                losses.push(progress.step, loss);
                 progress.step += 1;
                 pb.inc(1);
             })
             .map_err(anyhow::Error::from_boxed)?;
         model = current.expect("the model");
-        let mean = loss_sum.map_or(f32::NAN, |l| read_f32(l)[0]) / batches.max(1) as f32;
-        if !mean.is_finite() {
-            let kept = if ckpt.exists() { "the last good checkpoint is kept" } else { "no checkpoint had been written yet" };
-            bail!("training diverged in epoch {} (mean loss {mean}); {kept}", epoch + 1);
-        }
+        losses.check().map_err(|bad| crate::reproduce::diverged(&bad, per_epoch, &ckpt))?;
+        let mean = losses.mean() as f32;
         let acc = experiments::accuracy_of(&model, test, device, t.batch).map_err(anyhow::Error::from_boxed)?;
         progress.epochs_done = epoch + 1;
         progress.epoch_loss.push(mean as f64);
@@ -301,11 +301,17 @@ fn train_model(
 }
 
 /// `root/train/<wnid>/` and `root/val/`, the latter with class folders or flat with its CSV.
-fn discover(root: &Path, limit: Option<usize>) -> Result<(ImageFolder, ImageFolder)> {
+/// Classes are numbered by `LOC_synset_mapping.txt` where there is one, else by ImageNet-1k's
+/// wnid list where the weights have 1000 classes and every folder is one of its wnids, else in
+/// the folders' name order.
+fn discover(root: &Path, limit: Option<usize>, weight_classes: Option<usize>) -> Result<(ImageFolder, ImageFolder)> {
     let mut train = ImageFolder::discover(&root.join("train"), limit)?;
     let synsets = root.join(SYNSETS);
     if synsets.is_file() {
         train = train.relabel(ImageFolder::synsets(&synsets)?, &synsets)?;
+    } else if weight_classes == Some(1000) && train.classes_are_imagenet_1k() {
+        println!("classes: {} of ImageNet-1k's wnids, numbered by their place among its 1000 (as the weights number them)", train.classes.len());
+        train = train.relabel(hidden_neurons::data::imagenet_1k_wnids(), &root.join("train"))?;
     }
     let val_dir = root.join("val");
     let has_class_folders = std::fs::read_dir(&val_dir)

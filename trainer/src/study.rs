@@ -88,7 +88,8 @@ impl Grid {
 
     fn check(&self) -> Result<()> {
         ensure!(matches!(self.model.as_str(), "mnist" | "cifar"), "model {:?}: expected mnist or cifar", self.model);
-        ensure!(matches!(self.preset.as_str(), "paper" | "fast"), "preset {:?}: expected paper or fast", self.preset);
+        ensure!(matches!(self.preset.as_str(), "paper" | "fast" | "cpu"), "preset {:?}: expected paper, fast or cpu", self.preset);
+        ensure!(self.preset != "cpu" || self.model == "cifar", "preset \"cpu\" is a CIFAR preset: model must be cifar");
         for f in &self.flags {
             if let Some(own) = OWN_FLAGS.iter().find(|o| f == *o || f.starts_with(&format!("{o}="))) {
                 bail!("flags: {own} is set by the study itself");

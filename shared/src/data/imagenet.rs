@@ -40,6 +40,15 @@ pub enum ImageNetError {
     BadImage { path: PathBuf, reason: String },
 }
 
+/// ImageNet-1k's 1000 wnids, sorted (n01440764 tench ... n15075141 toilet tissue).
+const IMAGENET_1K_WNIDS: &str = include_str!("imagenet_1k_wnids.txt");
+
+/// ImageNet-1k's 1000 wnids in sorted order: class `i` of torchvision's and Keras' pretrained
+/// 1000-class weights is the `i`-th.
+pub fn imagenet_1k_wnids() -> Vec<String> {
+    IMAGENET_1K_WNIDS.lines().map(str::to_string).collect()
+}
+
 /// The images of a split and their class indices.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageFolder {
@@ -134,6 +143,12 @@ impl ImageFolder {
         }
         let items = self.items.into_iter().map(|(p, l)| (p, map[l])).collect();
         Ok(Self { classes, items })
+    }
+
+    /// Whether every class folder is named by one of ImageNet-1k's wnids.
+    pub fn classes_are_imagenet_1k(&self) -> bool {
+        let all = imagenet_1k_wnids();
+        self.classes.iter().all(|c| all.binary_search(c).is_ok())
     }
 
     /// The wnids of a synset list (`LOC_synset_mapping.txt`: one `wnid description` per line),

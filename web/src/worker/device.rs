@@ -17,7 +17,7 @@ pub struct Backend {
 }
 
 /// burn's CPU backend in the browser. ndarray is deprecated in favour of flex, but in wasm it
-/// trains about 1.5x faster (measured in TOOLCHAIN.md).
+/// trains about 1.5x faster (measured: docs/building.md).
 #[allow(deprecated)]
 pub fn cpu() -> Device {
     Device::ndarray()
