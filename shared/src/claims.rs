@@ -39,8 +39,15 @@ pub enum Metric {
     SameSide50,
     /// The largest drop over ranks 30 to 80.
     QWorstDrop,
-    /// The rank with the best quantized accuracy (the mean of tied ranks).
+    /// The middle of the ranks whose quantized accuracy is within [`BEST_RANK_TOLERANCE`] of the
+    /// best (one rank's accuracy above another's by less than that is noise).
     BestRank,
+    /// The lowest and highest of those ranks: the best rank as a range.
+    BestRankLow,
+    BestRankHigh,
+    /// 1 when the zero pre-activation's rank lies within the best ranks' range, else 0 (the mean
+    /// over seeds is the share of runs where it does).
+    ZeroInBestRange,
     /// Sliding-window accuracy at the lowest and the highest centre.
     WindowLowEnd,
     WindowHighEnd,
@@ -71,7 +78,10 @@ impl Metric {
             Metric::Q50Post => "post-activation quantized accuracy at r = 50",
             Metric::SameSide50 => "neurons with both values on one side of 0, r = 50",
             Metric::QWorstDrop => "worst drop, r = 30..80",
-            Metric::BestRank => "best quantization rank",
+            Metric::BestRank => "best quantization rank (middle of the range)",
+            Metric::BestRankLow => "lowest rank within 0.2 points of the best",
+            Metric::BestRankHigh => "highest rank within 0.2 points of the best",
+            Metric::ZeroInBestRange => "zero rank within the best ranks' range",
             Metric::WindowLowEnd => "window accuracy, lowest centre",
             Metric::WindowHighEnd => "window accuracy, highest centre",
             Metric::WindowMiddle => "window accuracy, centres 40..60",
@@ -119,7 +129,14 @@ impl Metrics {
         m.put(Metric::SameSide50, at_rank(&l.quantization, 50.0).and_then(|q| q.same_side_share));
         let drops = l.quantization.iter().filter(|q| (30.0 - EPS..=80.0 + EPS).contains(&q.rank)).map(|q| reference - q.test_accuracy);
         m.put(Metric::QWorstDrop, drops.reduce(f64::max));
-        m.put(Metric::BestRank, best_rank(&l.quantization.iter().map(|q| (q.rank, q.test_accuracy)).collect::<Vec<_>>()));
+        let points: Vec<(f64, f64)> = l.quantization.iter().map(|q| (q.rank, q.test_accuracy)).collect();
+        m.put(Metric::BestRank, best_rank(&points));
+        if let Some((lo, hi)) = best_ranks(&points) {
+            m.put(Metric::BestRankLow, Some(lo));
+            m.put(Metric::BestRankHigh, Some(hi));
+            let z = l.zero_percentile_rank;
+            m.put(Metric::ZeroInBestRange, z.is_finite().then_some(if (lo..=hi).contains(&z) { 1.0 } else { 0.0 }));
+        }
 
         let mut window: Vec<(f64, f64)> = l.sliding_window.iter().map(|w| (w.center, w.test_accuracy)).filter(|(_, a)| a.is_finite()).collect();
         window.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -174,11 +191,28 @@ fn mass(h: &Histogram, keep: &dyn Fn(f64, f64) -> bool) -> f64 {
     h.counts.iter().enumerate().filter(|(i, _)| keep(h.edges[*i], h.edges[*i + 1])).map(|(_, &c)| c as f64).sum()
 }
 
-/// The rank of the best accuracy; several ranks tied at the best give their mean.
-pub fn best_rank(points: &[(f64, f64)]) -> Option<f64> {
+/// How far below the best quantized accuracy a rank may be and still count among the best: 0.2
+/// points, about the seed spread of one rank's accuracy on MNIST (an exact tie rule made "the best
+/// rank" swing with noise).
+pub const BEST_RANK_TOLERANCE: f64 = 0.002;
+
+/// The ranks whose accuracy is within [`BEST_RANK_TOLERANCE`] of the best.
+fn ranks_near_best(points: &[(f64, f64)]) -> Option<Vec<f64>> {
     let best = points.iter().map(|p| p.1).filter(|a| a.is_finite()).reduce(f64::max)?;
-    let tied: Vec<f64> = points.iter().filter(|p| (p.1 - best).abs() < 1e-12).map(|p| p.0).collect();
-    Some(tied.iter().sum::<f64>() / tied.len() as f64)
+    Some(points.iter().filter(|p| p.1.is_finite() && p.1 >= best - BEST_RANK_TOLERANCE - 1e-12).map(|p| p.0).collect())
+}
+
+/// The best rank: the mean of the ranks within [`BEST_RANK_TOLERANCE`] of the best accuracy.
+pub fn best_rank(points: &[(f64, f64)]) -> Option<f64> {
+    let near = ranks_near_best(points)?;
+    Some(near.iter().sum::<f64>() / near.len() as f64)
+}
+
+/// The best ranks as a range: the lowest and highest rank within [`BEST_RANK_TOLERANCE`] of the
+/// best accuracy.
+pub fn best_ranks(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let near = ranks_near_best(points)?;
+    Some((near.iter().copied().fold(f64::INFINITY, f64::min), near.iter().copied().fold(f64::NEG_INFINITY, f64::max)))
 }
 
 /// Pearson's correlation of `pairs`, when it is defined (at least 3 pairs, neither side constant).
@@ -440,6 +474,35 @@ mod tests {
         assert_eq!(correlation(&[(1.0, 1.0), (2.0, 2.0)]), None);
         assert_eq!(best_rank(&[(10.0, 0.5), (20.0, 0.9), (30.0, 0.9), (40.0, 0.1)]), Some(25.0));
         assert_eq!(best_rank(&[]), None);
+        assert_eq!(best_ranks(&[]), None);
+    }
+
+    /// Ranks within 0.2 points of the best count among the best; 0.21 points below does not.
+    #[test]
+    fn best_rank_is_a_range_within_the_tolerance() {
+        use crate::experiments::RankAccuracy;
+        let points = [(30.0, 0.9400), (40.0, 0.9500), (50.0, 0.9515), (60.0, 0.9496), (70.0, 0.9494), (80.0, 0.9510), (90.0, 0.9300)];
+        assert_eq!(best_ranks(&points), Some((40.0, 80.0)));
+        assert_eq!(best_rank(&points), Some((40.0 + 50.0 + 60.0 + 80.0) / 4.0));
+        // Noise of 0.05 points moves the single best rank from 50 to 80, not the range.
+        let mut noisy = points;
+        noisy[5].1 = 0.9516;
+        assert_eq!(best_ranks(&noisy), Some((40.0, 80.0)));
+        let l = |zero: f64| LayerResults {
+            zero_percentile_rank: zero,
+            quantization: points.map(|(rank, test_accuracy)| RankAccuracy { rank, test_accuracy, same_side_share: None }).to_vec(),
+            post_quantization: Vec::new(),
+            sliding_window: Vec::new(),
+            neurons: 1,
+            avg_sign_histogram: Histogram::empty(-1.0, 1.0, 20),
+            example_neuron: 0,
+            example_neuron_histogram: Histogram::empty(-1.0, 1.0, 20),
+            outer_fraction: 0.5,
+            class_low_fraction_histogram: Histogram::empty(0.0, 1.0, 20),
+            position_signs: None,
+        };
+        assert_eq!(Metrics::of_layer(0.96, &l(55.0)).get(Metric::ZeroInBestRange), Some(1.0));
+        assert_eq!(Metrics::of_layer(0.96, &l(85.0)).get(Metric::ZeroInBestRange), Some(0.0));
     }
 
     #[test]

@@ -469,6 +469,56 @@ test('own data: four IDX files, picked or dropped, train like MNIST; bad ones ar
   await context.close();
 });
 
+test('hostile drops while training: a message each, the run and the loaded data go on', async () => {
+  const { page, context, consoleErrors } = await open('/?tracked=50&every=5&epochs=50');
+  await waitPhase(page, 'ready');
+  await page.click('#train');
+  await waitPhase(page, 'training');
+  // Files made in the page and dropped on it, as a user would drop them from a file manager.
+  const drop = files => page.evaluate(files => {
+    window.hn.data_failed = undefined;
+    const dt = new DataTransfer();
+    for (const f of files) dt.items.add(f.huge ? new File(Array(f.huge).fill(window.__chunk ||= new Uint8Array(1 << 20)), f.name) : new File([new Uint8Array(f.bytes)], f.name));
+    window.__dropAt = performance.now();
+    document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, files);
+  const named = fs => fs.map(f => ({ name: f.name, bytes: [...f.buffer] }));
+  const good = ownFiles({ train: 300 });
+  const with0 = replacement => named(good).map((f, i) => (i === 0 ? replacement : f));
+  const cases = [
+    ['not IDX', with0({ name: 'train-images-idx3-ubyte', bytes: [...Buffer.from('these are my holiday photos, not IDX')] }), /train-images-idx3-ubyte/],
+    ['truncated', with0({ name: 'train-images-idx3-ubyte', bytes: [...good[0].buffer.subarray(0, 5000)] }), /train-images-idx3-ubyte.*truncated/],
+    ['counts disagree', named(good).map((f, i) => (i === 1 ? { name: f.name, bytes: [...idxFile([250], Array.from({ length: 250 }, (_, k) => k % 10))] } : f)), /train-(images|labels)-idx\d-ubyte/],
+    ['32x32 images', named(ownFiles({ train: 300, side: 32 })), /32x32/],
+    ['a 2 GiB file', with0({ name: 'train-images-idx3-ubyte', huge: 2048 }), /train-images-idx3-ubyte.*(more than|could not load)/],
+  ];
+  for (const [what, files, pattern] of cases) {
+    const before = await page.evaluate(() => window.hn.points.length);
+    await drop(files);
+    const message = await hn(page, () => window.hn?.data_failed?.message, 120_000);
+    assert(pattern.test(message), `${what}: '${message}' does not match ${pattern}`);
+    assert((await errorsText(page)).includes(message.slice(0, 40)), `${what}: the message is not shown in the page`);
+    // The run goes on, on the data it had.
+    await page.waitForFunction(n => window.hn.points.length > n, before, { timeout: 60_000, polling: 250 });
+    assert(/^training|^paused/.test(await page.$eval('.status', e => e.dataset.phase)), `${what}: the run stopped`);
+    assert((await page.inputValue('#data')) === 'mnist', `${what}: the data set changed`);
+    const { drops, longtasks } = await page.evaluate(() => ({ drops: window.__dropAt, longtasks: window.__longtasks }));
+    const worst = Math.max(0, ...longtasks.filter(t => t.start >= drops).map(t => t.duration));
+    assert(worst < 200, `${what}: a main-thread task of ${worst.toFixed(0)} ms after the drop`);
+  }
+  // A second, good drop while training: the new data replaces the old, the run ends.
+  await drop(named(good));
+  await page.waitForFunction(() => /own files loaded \(300 train, 100 test images\)/.test(document.querySelector('.status').innerText), null, { timeout: 60_000, polling: 250 });
+  await waitPhase(page, 'ready');
+  assert((await page.inputValue('#data')) === 'own', 'the good drop did not switch the data set');
+  // The worker is alive: the new data trains.
+  await page.click('#train');
+  await waitPhase(page, 'training');
+  await page.waitForFunction(() => window.hn.points.length > 0, null, { timeout: 60_000, polling: 250 });
+  assert(consoleErrors.every(e => !/panicked|RuntimeError|unreachable/.test(e)), `console errors: ${consoleErrors.join(' | ')}`);
+  await context.close();
+});
+
 const errorCase = (name, routes, pattern) => test(name, async () => {
   const { page, context } = await open('/', { routes });
   await page.waitForSelector('.errors', { timeout: 60_000 });

@@ -498,11 +498,11 @@ fn markdown(grid: &Grid, s: &Study) -> String {
         }
         md += "\n";
     }
-    md += "## Zero rank against the best quantization rank\n\nPearson's correlation, over every judged run, between a layer's zero pre-activation rank and the rank of its best two-value quantization (ties: the mean of the tied ranks). Near 1: the best threshold follows zero; near 0: it is not tied to it.\n\n| layer | runs | correlation |\n|---|---|---|\n";
+    md += "## Zero rank against the best quantization rank\n\nPearson's correlation, over every judged run, between a layer's zero pre-activation rank and the rank of its best two-value quantization (the middle of the ranks within 0.2 points of the best accuracy: a single best rank swings with noise). Near 1: the best threshold follows zero; near 0: it is not tied to it.\n\n| layer | runs | correlation |\n|---|---|---|\n";
     for (layer, (n, r)) in &s.zero_vs_best {
         let _ = writeln!(md, "| {layer} | {n} | {} |", r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "undefined".into()));
     }
-    md += "\n## Numbers per setting (means over seeds)\n\n| # | setting | layer | test acc. | \\|avg sign\\| >= 0.8 | < -0.8 / >= 0.8 | high category | q(r=50) | q(r=50) after the activation | both values on one side of 0 (r=50) | worst drop r=30..80 | best rank | window low / middle / high | zero rank | classes >= 90% in one category |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    md += "\n## Numbers per setting (means over seeds)\n\n| # | setting | layer | test acc. | \\|avg sign\\| >= 0.8 | < -0.8 / >= 0.8 | high category | q(r=50) | q(r=50) after the activation | both values on one side of 0 (r=50) | worst drop r=30..80 | best ranks (within 0.2 pts) | window low / middle / high | zero rank | classes >= 90% in one category |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     let pct = |m: &Metrics, k| m.get(k).map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into());
     let acc = |m: &Metrics, k| m.get(k).map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
     let rank = |m: &Metrics, k| m.get(k).map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
@@ -523,11 +523,17 @@ fn markdown(grid: &Grid, s: &Study) -> String {
                 acc(m, Metric::Q50Post),
                 pct(m, Metric::SameSide50),
                 m.get(Metric::QWorstDrop).map(|v| format!("{:.1} pts", v * 100.0)).unwrap_or_else(|| "-".into()),
-                rank(m, Metric::BestRank),
+                match (m.get(Metric::BestRankLow), m.get(Metric::BestRankHigh)) {
+                    (Some(lo), Some(hi)) => format!("{lo:.0}-{hi:.0}"),
+                    _ => "-".into(),
+                },
                 acc(m, Metric::WindowLowEnd),
                 acc(m, Metric::WindowMiddle),
                 acc(m, Metric::WindowHighEnd),
-                rank(m, Metric::ZeroRank),
+                match m.get(Metric::ZeroInBestRange) {
+                    Some(share) => format!("{} ({:.0}% of seeds within the best ranks)", rank(m, Metric::ZeroRank), share * 100.0),
+                    None => rank(m, Metric::ZeroRank),
+                },
                 pct(m, Metric::ClearClasses),
             );
         }

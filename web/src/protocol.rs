@@ -500,9 +500,15 @@ pub enum WorkerOutput {
     Backend { name: String, note: String },
     /// A data set is loaded and checked; `name` says which (own files: their names).
     DataLoaded { data: DataChoice, name: String, train: usize, test: usize },
-    /// The data set could not be loaded or does not fit the page's models; the page stays
-    /// without data until another one loads.
-    DataFailed { data: DataChoice, message: String },
+    /// The data set could not be loaded or does not fit the page's models. `kept`: the worker
+    /// still holds the data it had (and its run goes on), as after a bad drop of own files;
+    /// otherwise the page stays without data until another one loads.
+    DataFailed {
+        data: DataChoice,
+        message: String,
+        #[serde(default)]
+        kept: bool,
+    },
     Progress { point: ProgressPoint },
     Live { live: Box<Live> },
     Paused,

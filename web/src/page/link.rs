@@ -9,15 +9,17 @@ use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, Worker};
 
 use super::state::{AppState, Phase};
-use crate::protocol::{DataSource, WorkerInput, WorkerOutput, plan};
+use crate::protocol::{DataChoice, DataSource, WorkerInput, WorkerOutput, plan};
 
 thread_local! {
     static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
     static BUILD: Cell<Option<WorkerBuild>> = const { Cell::new(None) };
     /// Counts the workers started, so that a timeout only speaks for its own.
     static GENERATION: Cell<u32> = const { Cell::new(0) };
-    /// The files the user gave last: names and object URLs, kept for a worker started later.
+    /// The user's files that loaded last: names and object URLs, kept for a worker started later.
     static FILES: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+    /// Files given since, on their way to the worker: they replace `FILES` once they load.
+    static PENDING: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// How long the worker may take to say it is ready before the page reports it.
@@ -34,9 +36,7 @@ pub fn send(msg: &WorkerInput) {
 /// Hands the user's files to the worker as object URLs (nothing leaves the browser); the worker
 /// tells them apart by name, checks them and answers `DataLoaded` or `DataFailed`.
 pub fn load_files(files: &web_sys::FileList) {
-    for (_, url) in FILES.with(|f| std::mem::take(&mut *f.borrow_mut())) {
-        let _ = web_sys::Url::revoke_object_url(&url);
-    }
+    revoke(&PENDING);
     let mut named = Vec::new();
     for i in 0..files.length() {
         let Some(file) = files.get(i) else { continue };
@@ -44,13 +44,34 @@ pub fn load_files(files: &web_sys::FileList) {
             named.push((file.name(), url));
         }
     }
-    FILES.with(|f| *f.borrow_mut() = named);
+    PENDING.with(|f| *f.borrow_mut() = named);
     resend_files();
 }
 
-/// Sends the files given last (to a worker started since); false when there are none.
+fn revoke(files: &'static std::thread::LocalKey<RefCell<Vec<(String, String)>>>) {
+    for (_, url) in files.with(|f| std::mem::take(&mut *f.borrow_mut())) {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    }
+}
+
+/// Files on their way become the loaded ones, or are let go, as the worker answers.
+fn settle_files(msg: &WorkerOutput) {
+    let pending = PENDING.with(|p| !p.borrow().is_empty());
+    match msg {
+        WorkerOutput::DataLoaded { data: DataChoice::Own, .. } if pending => {
+            revoke(&FILES);
+            FILES.with(|f| *f.borrow_mut() = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut())));
+        }
+        WorkerOutput::DataFailed { data: DataChoice::Own, .. } => revoke(&PENDING),
+        _ => {}
+    }
+}
+
+/// Sends the files on their way, else those that loaded last (to a worker started since);
+/// false when there are none.
 pub fn resend_files() -> bool {
-    let files = FILES.with(|f| f.borrow().clone());
+    let pending = PENDING.with(|f| f.borrow().clone());
+    let files = if pending.is_empty() { FILES.with(|f| f.borrow().clone()) } else { pending };
     if files.is_empty() {
         return false;
     }
@@ -127,7 +148,10 @@ pub fn spawn(state: AppState, build: WorkerBuild) {
         let text = ev.data().as_string().unwrap_or_default();
         mirror(&text);
         match WorkerOutput::from_json(&text) {
-            Ok(msg) => state.apply(msg),
+            Ok(msg) => {
+                settle_files(&msg);
+                state.apply(msg)
+            }
             Err(e) => state.fail(format!("unreadable message from the worker: {e}")),
         }
     });

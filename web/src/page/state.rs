@@ -120,14 +120,18 @@ impl AppState {
                 self.backend_note.set(note);
             }
             WorkerOutput::DataLoaded { data, name, train, test } => {
+                // Own files dropped over loaded data replace it only now that they have loaded.
+                self.clear_run();
                 self.url.update(|u| u.settings.data = data);
                 self.data.set(Some((name, train, test)));
                 self.phase.set(Phase::Ready);
             }
-            WorkerOutput::DataFailed { data: _, message } => {
-                self.pending_start.set(false);
-                self.data.set(None);
-                self.phase.set(Phase::NoData);
+            WorkerOutput::DataFailed { data: _, message, kept } => {
+                if !kept {
+                    self.pending_start.set(false);
+                    self.data.set(None);
+                    self.phase.set(Phase::NoData);
+                }
                 self.errors.update(|e| e.push(message));
             }
             WorkerOutput::Progress { point } => {
@@ -197,10 +201,14 @@ impl AppState {
         }
     }
 
-    /// The user gave files (picked or dropped): they become the data set.
+    /// The user gave files (picked or dropped): they become the data set once the worker has
+    /// checked them. Data already loaded stays usable (and a run on it goes on) until then, so a
+    /// bad file costs nothing but a message.
     pub fn load_own_files(&self, files: &web_sys::FileList) {
-        self.forget_data(DataChoice::Own);
-        self.phase.set(Phase::Loading);
+        if self.data.with_untracked(|d| d.is_none()) {
+            self.forget_data(DataChoice::Own);
+            self.phase.set(Phase::Loading);
+        }
         super::link::load_files(files);
     }
 

@@ -49,14 +49,21 @@ async fn run(inbox: Rc<RefCell<VecDeque<WorkerInput>>>) {
         let next = inbox.borrow_mut().pop_front();
         if let Some(msg) = next {
             if let WorkerInput::Load { source } = msg {
-                session = None;
-                data = None;
+                // The user's own files are checked before anything is dropped: a bad drop keeps
+                // the loaded data and the run on it. A served data set replaces it at once (the
+                // page has already let go of the old one).
+                let keeps = matches!(source, DataSource::Files { .. }) && data.is_some();
+                if !keeps {
+                    session = None;
+                    data = None;
+                }
                 match load(&source).await {
                     Ok(split) => {
+                        session = None;
                         js::post(&WorkerOutput::DataLoaded { data: source.choice(), name: split.name.clone(), train: split.train.len(), test: split.test.len() });
                         data = Some((source.choice(), Rc::new(split)));
                     }
-                    Err(message) => js::post(&WorkerOutput::DataFailed { data: source.choice(), message }),
+                    Err(message) => js::post(&WorkerOutput::DataFailed { data: source.choice(), message, kept: keeps }),
                 }
                 continue;
             }
