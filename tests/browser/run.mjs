@@ -490,7 +490,8 @@ test('hostile drops while training: a message each, the run and the loaded data 
     ['truncated', with0({ name: 'train-images-idx3-ubyte', bytes: [...good[0].buffer.subarray(0, 5000)] }), /train-images-idx3-ubyte.*truncated/],
     ['counts disagree', named(good).map((f, i) => (i === 1 ? { name: f.name, bytes: [...idxFile([250], Array.from({ length: 250 }, (_, k) => k % 10))] } : f)), /train-(images|labels)-idx\d-ubyte/],
     ['32x32 images', named(ownFiles({ train: 300, side: 32 })), /32x32/],
-    ['a 2 GiB file', with0({ name: 'train-images-idx3-ubyte', huge: 2048 }), /train-images-idx3-ubyte.*(more than|could not load)/],
+    // Chromium's fetch of a 2 GiB blob fails before its size can be read: the message names the file.
+    ['a 2 GiB file', with0({ name: 'train-images-idx3-ubyte', huge: 2048 }), /could not load train-images-idx3-ubyte|train-images-idx3-ubyte.*more than/],
   ];
   for (const [what, files, pattern] of cases) {
     const before = await page.evaluate(() => window.hn.points.length);
