@@ -32,6 +32,9 @@ pub fn non_finite_tensors<M: ModuleSnapshot>(module: &M) -> Vec<String> {
     bad
 }
 
+/// How many names an error message lists before it counts the rest.
+pub const NAMES_SHOWN: usize = 5;
+
 /// A few names, then how many more: for error messages about many tensors.
 pub fn few_names(names: &[String], shown: usize) -> String {
     let mut text = names.iter().take(shown).cloned().collect::<Vec<_>>().join(", ");

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use burn::store::{ApplyError, ApplyResult, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 
+use crate::finite::NAMES_SHOWN as SHOWN;
 use crate::model::ResNet;
 
 /// Why weights could not be loaded; each names the file and says what to do.
@@ -38,9 +39,6 @@ fn torchvision_name(ours: &str) -> String {
 fn ignorable(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
 }
-
-/// How many names a message lists before it counts the rest.
-const SHOWN: usize = 5;
 
 /// Loads torchvision-layout ResNet weights into `model` (whose shape must match the file's).
 pub fn load_resnet(mut model: ResNet, path: &Path) -> Result<ResNet, WeightsError> {

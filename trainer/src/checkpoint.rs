@@ -158,7 +158,7 @@ impl Checkpoint {
             bail!(
                 "{}: weights {} hold NaN or infinite values: this checkpoint is damaged and cannot be resumed; delete {} to start over, or use another --out",
                 path.display(),
-                hidden_neurons::finite::few_names(&non_finite, 5),
+                hidden_neurons::finite::few_names(&non_finite, hidden_neurons::finite::NAMES_SHOWN),
                 self.dir.display()
             );
         }

@@ -47,17 +47,29 @@ pub fn cifar() -> Result<PathBuf> {
 }
 
 fn file_md5(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    copy_hashed(file, std::io::sink()).map_err(|(_, e)| e).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Which side of a copy failed.
+#[derive(Debug)]
+enum Side {
+    Read,
+    Write,
+}
+
+/// Copies `from` into `to` in pieces of 1 MiB, returning the MD5 of what went through.
+fn copy_hashed(mut from: impl Read, mut to: impl Write) -> Result<String, (Side, std::io::Error)> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = from.read(&mut buf).map_err(|e| (Side::Read, e))?;
         if n == 0 {
-            break;
+            return Ok(hex(&hasher.finalize()));
         }
         hasher.update(&buf[..n]);
+        to.write_all(&buf[..n]).map_err(|e| (Side::Write, e))?;
     }
-    Ok(hex(&hasher.finalize()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -74,18 +86,12 @@ fn fetch(url: &str, md5: &str, path: &Path) -> Result<()> {
     let tmp = path.with_file_name(format!("{CIFAR_FILE}.part{}", std::process::id()));
     let written = (|| -> Result<String> {
         let mut out = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        let mut hasher = Md5::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = body.read(&mut buf).context("the download was cut short")?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).with_context(|| format!("writing {}", tmp.display()))?;
-        }
+        let sum = copy_hashed(&mut body, &mut out).map_err(|(side, e)| match side {
+            Side::Read => anyhow::Error::new(e).context("the download was cut short"),
+            Side::Write => anyhow::Error::new(e).context(format!("writing {}", tmp.display())),
+        })?;
         out.sync_all().with_context(|| format!("writing {}", tmp.display()))?;
-        Ok(hex(&hasher.finalize()))
+        Ok(sum)
     })();
     let got = match written {
         Ok(sum) => sum,

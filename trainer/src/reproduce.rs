@@ -168,14 +168,15 @@ struct Spec {
 impl Spec {
     fn new(args: &ReproduceArgs, m: ModelArg) -> Self {
         let seed = args.seed;
-        let (mut train, mut experiments, preset) = match (args.model, args.preset) {
-            (ModelFamily::Mnist, Preset::Paper) => (TrainConfig::paper(seed), ExperimentConfig::paper(seed), "paper"),
-            (ModelFamily::Mnist, Preset::Fast) => (TrainConfig::fast(seed), ExperimentConfig::fast(seed), "fast"),
-            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed), "paper"),
-            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed), "fast"),
-            // check_preset refuses the cpu preset for MNIST before a spec is made.
-            (_, Preset::Cpu) => (TrainConfig::cifar_cpu(seed), ExperimentConfig::cifar_cpu(seed), "cpu"),
+        let (mut train, mut experiments) = match (args.model, args.preset) {
+            (ModelFamily::Mnist, Preset::Paper) => (TrainConfig::paper(seed), ExperimentConfig::paper(seed)),
+            (ModelFamily::Mnist, Preset::Fast) => (TrainConfig::fast(seed), ExperimentConfig::fast(seed)),
+            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed)),
+            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed)),
+            // `run` refuses the cpu preset for other models than CIFAR before a spec is made.
+            (_, Preset::Cpu) => (TrainConfig::cifar_cpu(seed), ExperimentConfig::cifar_cpu(seed)),
         };
+        let preset = args.preset.name();
         override_configs(args, &mut train, &mut experiments);
         let (widths, augment) = match (args.model, args.preset) {
             (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true),

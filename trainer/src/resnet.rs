@@ -64,9 +64,10 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         settings::check_learning_rate(lr)?;
     }
     let seed = args.seed;
-    let (mut exp, preset) = match args.preset {
-        Preset::Paper => (ExperimentConfig::resnet_paper(seed), "paper"),
-        Preset::Fast => (ExperimentConfig::resnet_fast(seed), "fast"),
+    let preset = args.preset.name();
+    let mut exp = match args.preset {
+        Preset::Paper => ExperimentConfig::resnet_paper(seed),
+        Preset::Fast => ExperimentConfig::resnet_fast(seed),
         Preset::Cpu => bail!("--preset cpu is a CIFAR preset (--model cifar); ResNet50 takes paper or fast"),
     };
     crate::reproduce::override_retraining(&args, &mut exp);
