@@ -129,7 +129,7 @@ fn cifar_is_downloaded_checked_and_cached() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("downloading CIFAR-10"));
     assert_eq!(cached(&cache), ["cifar-10-binary.tar.gz"]);
-    assert!(out.join("cnn-linear/results.json").is_file());
+    assert!(out.join("cifar-cnn-linear/results.json").is_file());
     let asked = server.requests.load(Ordering::SeqCst);
     assert_eq!(asked, 3);
 

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hidden_neurons::figures::NamedFigure;
+use hidden_neurons::model::Init;
 use hidden_neurons::results::Results;
+use hidden_neurons::run::Network;
+use hidden_neurons::train::Optimizer;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -73,8 +76,8 @@ fn small_run_writes_every_output_and_resumes_exactly() {
     assert_eq!(r.preset, "fast");
     assert!(r.test_accuracy > 0.6, "2 epochs on 3000 samples, far above chance (0.1): {}", r.test_accuracy);
     // 2 epochs x 24 batches of 128, a recording every 5 batches.
-    assert_eq!(r.recording.recordings, 10);
-    assert_eq!(r.recording.tracked_samples, 200);
+    assert_eq!(r.recording.as_ref().unwrap().recordings, 10);
+    assert_eq!(r.recording.as_ref().unwrap().tracked_samples, 200);
     let names: Vec<&String> = r.layers.keys().collect();
     assert_eq!(names, ["dense1-relu", "dense2-relu"]);
     // Layer rotation: every weighted layer, every epoch, a cosine distance that training moved.
@@ -141,7 +144,7 @@ fn small_run_writes_every_output_and_resumes_exactly() {
     let stdout = reproduce(&split, &["--resume"]);
     assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
     let resumed = results(&split);
-    assert_eq!(resumed.recording.recordings, r.recording.recordings);
+    assert_eq!(resumed.recording.as_ref().unwrap().recordings, r.recording.as_ref().unwrap().recordings);
     for (name, l) in &r.layers {
         assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
     }
@@ -164,8 +167,9 @@ fn keras_settings_train_and_resume_with_their_own_optimizer() {
     assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
     let r = results(&out);
     assert!(r.test_accuracy > 0.6, "RMSprop with Keras' init, 2 epochs: {}", r.test_accuracy);
-    let settings = r.settings.unwrap_or_default();
-    assert!(settings.contains("init=keras") && settings.contains("optimizer=rmsprop"), "{settings}");
+    let spec = r.spec.expect("the spec in results.json");
+    let Network::Mlp(cfg) = &spec.network else { panic!("an MLP") };
+    assert_eq!((cfg.init, spec.train.unwrap().optimizer), (Init::Keras, Optimizer::Rmsprop));
 }
 
 #[test]
@@ -176,8 +180,9 @@ fn the_paper_preset_starts_as_keras_does() {
         let mut args = vec!["reproduce", "--preset", preset, "--out", out.to_str().unwrap()];
         args.extend_from_slice(&tiny);
         succeeded(trainer(&args));
-        let settings = results(&out).settings.unwrap();
-        assert_eq!(settings.contains(" init=keras"), init.is_some(), "{preset}: {settings}");
+        let spec = results(&out).spec.unwrap();
+        let Network::Mlp(cfg) = &spec.network else { panic!("an MLP") };
+        assert_eq!(cfg.init == Init::Keras, init.is_some(), "{preset}: {:?}", cfg.init);
     }
 }
 
@@ -214,13 +219,13 @@ fn cifar_cnn_runs_and_resumes_exactly() {
     write_fake_cifar(&data, 40);
     let full = out_dir("cifar-full");
     reproduce_cifar(&data, &full, &[]);
-    let text = std::fs::read_to_string(full.join("cnn-linear/results.json")).unwrap();
+    let text = std::fs::read_to_string(full.join("cifar-cnn-linear/results.json")).unwrap();
     let r = Results::from_json(&text).unwrap();
     assert_eq!(r.dataset, "cifar10");
     assert_eq!(r.layers.len(), 12);
     assert!(r.layers.contains_key("stage0layer0-linear") && r.layers.contains_key("stage3layer2-linear"));
     // 200 train samples, batch 16: 2 x 13 batches, a recording every 3 (steps 0, 3, ..., 24).
-    assert_eq!(r.recording.recordings, 9);
+    assert_eq!(r.recording.as_ref().unwrap().recordings, 9);
     let with_experiments: Vec<&String> = r.layers.iter().filter(|(_, l)| !l.quantization.is_empty()).map(|(n, _)| n).collect();
     assert_eq!(with_experiments, ["stage0layer0-linear", "stage1layer2-linear", "stage3layer2-linear"]);
     for (name, l) in &r.layers {
@@ -228,14 +233,14 @@ fn cifar_cnn_runs_and_resumes_exactly() {
         assert!(pairs > 0 && pairs <= 24 * l.neurons as u64, "{name}: {pairs} pairs");
     }
     let files: Vec<String> =
-        std::fs::read_dir(full.join("cnn-linear")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        std::fs::read_dir(full.join("cifar-cnn-linear")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(files.iter().any(|f| f.starts_with("fig7_stage3layer2-linear") && f.ends_with(".svg")), "{files:?}");
 
     let split = out_dir("cifar-split");
     reproduce_cifar(&data, &split, &["--stop-after", "1"]);
     let stdout = reproduce_cifar(&data, &split, &["--resume"]);
     assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
-    let resumed = Results::from_json(&std::fs::read_to_string(split.join("cnn-linear/results.json")).unwrap()).unwrap();
+    let resumed = Results::from_json(&std::fs::read_to_string(split.join("cifar-cnn-linear/results.json")).unwrap()).unwrap();
     for (name, l) in &r.layers {
         assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
     }
@@ -248,7 +253,7 @@ fn cifar_signs_per_position_beside_channels_and_resumed_exactly() {
     write_fake_cifar(&data, 40);
     let full = out_dir("cifar-pos-full");
     reproduce_cifar(&data, &full, &["--conv-signs", "positions"]);
-    let r = Results::from_json(&std::fs::read_to_string(full.join("cnn-linear/results.json")).unwrap()).unwrap();
+    let r = Results::from_json(&std::fs::read_to_string(full.join("cifar-cnn-linear/results.json")).unwrap()).unwrap();
     assert!(r.settings.as_deref().is_some_and(|s| s.contains("conv-signs=positions")));
     for (name, l) in &r.layers {
         let p = l.position_signs.as_ref().unwrap_or_else(|| panic!("{name}: no per-position signs"));
@@ -258,13 +263,13 @@ fn cifar_signs_per_position_beside_channels_and_resumed_exactly() {
         assert!(triples > l.avg_sign_histogram.total() && triples <= 24 * 16 * l.neurons as u64, "{name}: {triples} triples");
         assert!((0.0..=1.0).contains(&p.outer_fraction));
     }
-    assert!(full.join("cnn-linear/fig5_positions.svg").is_file() && full.join("cnn-linear/fig5_positions.csv").is_file());
+    assert!(full.join("cifar-cnn-linear/fig5_positions.svg").is_file() && full.join("cifar-cnn-linear/fig5_positions.csv").is_file());
 
     let split = out_dir("cifar-pos-split");
     reproduce_cifar(&data, &split, &["--conv-signs", "positions", "--stop-after", "1"]);
     let stdout = reproduce_cifar(&data, &split, &["--conv-signs", "positions", "--resume"]);
     assert!(stdout.contains("resuming after epoch 1"), "{stdout}");
-    let resumed = Results::from_json(&std::fs::read_to_string(split.join("cnn-linear/results.json")).unwrap()).unwrap();
+    let resumed = Results::from_json(&std::fs::read_to_string(split.join("cifar-cnn-linear/results.json")).unwrap()).unwrap();
     for (name, l) in &r.layers {
         assert_eq!(resumed.layers[name].position_signs, l.position_signs, "{name}");
         assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");

@@ -543,7 +543,7 @@ fn kill_storms_resume_exactly() {
     .into_iter()
     .map(String::from)
     .collect();
-    survives_kill_storm("cifar", &cifar, "cnn-relu", 4);
+    survives_kill_storm("cifar", &cifar, "cifar-cnn-relu", 4);
 
     // ResNet50 trained here for one epoch on a small folder, then studied.
     let folder = scratch("storm-imagenet");

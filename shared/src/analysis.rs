@@ -370,7 +370,7 @@ pub fn class_figure(model: &str, signs: &[&LayerSigns]) -> NamedFigure {
 /// `figure_layers`; figures 3 and 4 the layers that have experiment results.
 pub fn figures(results: &Results, recorder: &Recorder, all_signs: &[LayerSigns], figure_layers: &[usize]) -> Vec<NamedFigure> {
     let m = &results.model;
-    let mode = results.recording.mode;
+    let mode = results.recording.as_ref().map_or(recorder.mode, |r| r.mode);
     let signs: Vec<&LayerSigns> = figure_layers.iter().filter_map(|&l| all_signs.get(l)).collect();
     // The MLPs' evolution figures are the paper's figures 2 and 6, the CNNs' its figure 7.
     let conv = recorder.layers.iter().any(|l| l.positions > 1);

@@ -57,6 +57,8 @@ pub struct NonFiniteLoss {
 #[derive(Default)]
 pub struct LossLog {
     pending: Vec<(u64, Tensor<1>)>,
+    /// Steps of the losses handed out by [`LossLog::take_pending`], awaiting their values.
+    taken: Vec<u64>,
     sum: f64,
     steps: usize,
 }
@@ -68,12 +70,30 @@ impl LossLog {
 
     /// Reads the pending losses; the first that is not finite is the error.
     pub fn check(&mut self) -> Result<(), NonFiniteLoss> {
+        match self.take_pending() {
+            Some(losses) => {
+                let values = read_f32(losses);
+                self.absorb(&values)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The pending losses as one tensor, for a caller that reads them itself (awaited on
+    /// WebGPU); their values go to [`LossLog::absorb`].
+    pub fn take_pending(&mut self) -> Option<Tensor<1>> {
         if self.pending.is_empty() {
-            return Ok(());
+            return None;
         }
         let (steps, losses): (Vec<u64>, Vec<Tensor<1>>) = std::mem::take(&mut self.pending).into_iter().unzip();
-        let values = read_f32(Tensor::cat(losses, 0));
-        for (&step, &loss) in steps.iter().zip(&values) {
+        self.taken = steps;
+        Some(Tensor::cat(losses, 0))
+    }
+
+    /// The values of the losses [`LossLog::take_pending`] handed out.
+    pub fn absorb(&mut self, values: &[f32]) -> Result<(), NonFiniteLoss> {
+        let steps = std::mem::take(&mut self.taken);
+        for (&step, &loss) in steps.iter().zip(values) {
             if !loss.is_finite() {
                 return Err(NonFiniteLoss { step, loss });
             }

@@ -40,6 +40,7 @@ pub mod recording;
 pub mod report;
 pub mod results;
 pub mod rotation;
+pub mod run;
 pub mod settings;
 pub mod stats;
 pub mod train;

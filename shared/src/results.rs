@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::LayerSigns;
 use crate::experiments::{CentreAccuracy, ExperimentConfig, RankAccuracy};
 use crate::figures::Histogram;
 use crate::recording::RecordingMode;
@@ -20,13 +19,18 @@ pub struct Results {
     pub seed: u64,
     #[serde(with = "crate::json::opt_f64")]
     pub test_accuracy: f64,
-    pub recording: RecordingSummary,
+    /// How the gradient signs were recorded; `None` for a network not trained here (ResNet50
+    /// from pretrained weights) or one studied without signs.
+    #[serde(default)]
+    pub recording: Option<RecordingSummary>,
     /// Keyed by the paper's layer names.
     pub layers: BTreeMap<String, LayerResults>,
     /// Which burn backend ran, e.g. "flex (CPU)".
     pub backend: String,
     pub architecture: String,
-    pub train: TrainConfig,
+    /// `None`: not trained here (pretrained weights studied as they are).
+    #[serde(default)]
+    pub train: Option<TrainConfig>,
     pub experiments: ExperimentConfig,
     /// Mean training loss of each epoch.
     #[serde(with = "crate::json::opt_f64s")]
@@ -42,11 +46,13 @@ pub struct Results {
     /// epoch; empty where not measured (the page).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layer_rotation: Vec<crate::rotation::LayerRotation>,
-    /// Every setting that shaped these numbers, in one line (the native trainer's run
-    /// fingerprint): `--resume` keeps a finished model only when it matches. Absent in the page's
-    /// export.
+    /// The run's fingerprint (see [`crate::run::RunSpec::fingerprint`]; older versions wrote
+    /// their settings in one line here): `--resume` keeps a finished model only when it matches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<String>,
+    /// Every setting that shaped these numbers, resolved (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::run::RunSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,32 +107,6 @@ pub struct PositionSigns {
     /// Share of defined triples with |average sign| >= 0.8.
     #[serde(with = "crate::json::opt_f64")]
     pub outer_fraction: f64,
-}
-
-impl LayerResults {
-    /// A layer's entry from its sign summary and experiment results.
-    pub fn new(signs: &LayerSigns, neurons: usize, zero_percentile_rank: f64, quantization: Vec<RankAccuracy>, sliding_window: Vec<CentreAccuracy>) -> Self {
-        Self {
-            neurons,
-            avg_sign_histogram: signs.histogram.clone(),
-            example_neuron: signs.example_neuron,
-            example_neuron_histogram: signs.example_histogram.clone(),
-            outer_fraction: signs.outer_fraction,
-            zero_percentile_rank,
-            quantization,
-            post_quantization: Vec::new(),
-            sliding_window,
-            class_low_fraction_histogram: signs.class_low_fraction.clone(),
-            position_signs: signs.position.clone(),
-        }
-    }
-}
-
-impl LayerResults {
-    pub fn with_post_quantization(mut self, post: Vec<RankAccuracy>) -> Self {
-        self.post_quantization = post;
-        self
-    }
 }
 
 impl Results {

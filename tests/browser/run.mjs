@@ -319,6 +319,11 @@ test('analysis fills figures 3, 4 and 8; results.json downloads and parses with 
   await download.saveAs(file);
   const r = JSON.parse(fs.readFileSync(file, 'utf8'));
   assert(r.model === 'mlp-relu' && r.layers['dense2-relu'].quantization.length === 11 && r.layers['dense1-relu'].sliding_window.length === 10, 'results.json content');
+  // The native trainer's fields, from the same run pipeline: the spec and its fingerprint, layer
+  // rotation per epoch, quantization after the activation.
+  assert(/^spec-v1:[0-9a-f]{16}$/.test(r.settings) && r.spec.model === 'mlp-relu' && r.spec.preset === 'browser' && r.spec.data.train === 60000, `results.json spec: ${r.settings}`);
+  assert(r.layer_rotation.length === 3 && r.layer_rotation.every(l => l.per_epoch.length === r.epoch_loss.length && l.per_epoch.every(d => d > 0)), 'results.json layer rotation');
+  assert(r.layers['dense1-relu'].post_quantization.length === 11 && r.layers['dense2-relu'].post_quantization.some((p, i) => p.test_accuracy !== r.layers['dense2-relu'].quantization[i].test_accuracy), 'results.json post-activation quantization');
   if (trainer) {
     const v = spawnSync(trainer, ['validate', file], { encoding: 'utf8' });
     assert(v.status === 0, `trainer validate: ${v.stdout} ${v.stderr}`);
@@ -371,7 +376,7 @@ test('the CNN trains in the page: conv channels get the same figures, recorder a
   const file = path.join(artifacts, 'results-cnn.json');
   await download.saveAs(file);
   const r = JSON.parse(fs.readFileSync(file, 'utf8'));
-  assert(r.model === 'cnn-relu' && /^CNN on 28x28/.test(r.architecture) && r.dataset === 'MNIST', `results.json: ${r.model}, ${r.architecture}, ${r.dataset}`);
+  assert(r.model === 'mnist-cnn-relu' && /^CNN on 28x28/.test(r.architecture) && r.dataset === 'MNIST', `results.json: ${r.model}, ${r.architecture}, ${r.dataset}`);
   assert(JSON.stringify(Object.keys(r.layers).sort()) === '["conv1-relu","conv2-relu","conv3-relu"]', `results layers ${Object.keys(r.layers)}`);
   assert(Object.values(r.layers).every(l => l.quantization.length > 0 && l.sliding_window.length > 0), 'experiments missing from results.json');
   const rate = points.slice(-3).map(p => p.samples_per_second.toFixed(0)).join(', ');

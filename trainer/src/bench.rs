@@ -59,7 +59,8 @@ fn check(w: &Workload, widths: &[usize], train_len: usize, footprint: Footprint)
         bail!(SettingError::new(Setting::Tracked, format!("{} is out of range", w.tracked)));
     }
     match w.model.family() {
-        Some(ModelFamily::Mnist) => settings::check_mlp_widths(widths)?,
+        Some(ModelFamily::Mnist) if w.model.id().family == hidden_neurons::run::Family::Mlp => settings::check_mlp_widths(widths)?,
+        Some(ModelFamily::Mnist) => settings::check_cnn_widths(widths, 28)?,
         Some(ModelFamily::Cifar) => settings::check_cnn_widths(widths, CIFAR_SIDE)?,
         Some(ModelFamily::Resnet50) | None => {}
     }
@@ -88,6 +89,13 @@ pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
             settings::check_memory(params + activations, crate::reproduce::memory_budget())?;
             let split = Split::synthetic("random imagenet-shaped", RESNET_IMAGES, 1, 3 * w.side * w.side, 3, 1);
             Ok(Prepared::ResNet(split, ResNetConfig { side: w.side, ..ResNetConfig::resnet50() }.init(device)))
+        }
+        Some(ModelFamily::Mnist) if w.model.id().family == hidden_neurons::run::Family::MnistCnn => {
+            let dir = w.data.clone().unwrap_or_else(default_data_dir);
+            let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
+            let cfg = CnnConfig::mnist_small(activation);
+            check(w, &cfg.widths.clone(), split.train.len(), Footprint::cnn(&cfg))?;
+            Ok(Prepared::Cnn(split, cfg.init(device), cfg))
         }
         Some(ModelFamily::Mnist) => {
             let dir = w.data.clone().unwrap_or_else(default_data_dir);

@@ -16,29 +16,10 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use hidden_neurons::model::{LayerInfo, TappedModel};
 use hidden_neurons::recording::{Recorder, RecorderState, RecordingMode};
+pub use hidden_neurons::run::Progress;
 use hidden_neurons::train::ModuleOptimizer;
-use serde::{Deserialize, Serialize};
 
 use crate::files::{read, write_atomic};
-
-/// Where a run stands after a completed epoch.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Progress {
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Training steps completed.
-    pub step: u64,
-    pub epoch_loss: Vec<f64>,
-    pub epoch_test_accuracy: Vec<f64>,
-    pub train_seconds: f64,
-    /// Per epoch, each weighted layer's rotation (see `hidden_neurons::rotation`).
-    #[serde(default)]
-    pub layer_rotation: Vec<Vec<f64>>,
-    /// Identifies the run's settings; resuming with other settings is refused.
-    pub fingerprint: String,
-    /// Suffix of the part files of this checkpoint (alternates so the previous one survives).
-    pub slot: u8,
-}
 
 pub struct Checkpoint {
     dir: PathBuf,
@@ -63,7 +44,7 @@ impl Checkpoint {
 
     /// Writes a checkpoint; `recorder` is `None` for a run that records no signs (ResNet50
     /// fine-tuning).
-    pub fn save<M: TappedModel>(&self, model: &M, optim: &ModuleOptimizer, recorder: Option<&Recorder>, progress: &Progress) -> Result<Progress> {
+    pub fn save<M: TappedModel>(&self, model: &M, optim: &ModuleOptimizer, recorder: Option<&Recorder>, progress: &Progress) -> Result<()> {
         let previous = self.load_progress().ok().map(|p| p.slot);
         let slot = match previous {
             Some(0) => 1,
@@ -78,8 +59,7 @@ impl Checkpoint {
             write_atomic(&self.part("recorder.bin", slot), &seal(fp, &recorder.to_state().to_bytes()))?;
         }
         let progress = Progress { slot, ..progress.clone() };
-        write_atomic(&self.progress_path(), serde_json::to_string_pretty(&progress)?.as_bytes())?;
-        Ok(progress)
+        write_atomic(&self.progress_path(), serde_json::to_string_pretty(&progress)?.as_bytes())
     }
 
     pub fn load_progress(&self) -> Result<Progress> {

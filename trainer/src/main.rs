@@ -9,8 +9,8 @@ mod download;
 mod files;
 mod output;
 mod profile;
+mod observers;
 mod reproduce;
-mod resnet;
 mod study;
 
 use std::path::PathBuf;
@@ -47,9 +47,10 @@ enum Command {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelFamily {
-    /// The two MNIST MLPs (mlp-relu, mlp-sigmoid).
+    /// The two MNIST MLPs (mlp-relu, mlp-sigmoid; --only mnist-cnn-relu for the page's CNN).
     Mnist,
-    /// The two CIFAR-10 CNNs (cnn-relu, cnn-linear); --data is required.
+    /// The two CIFAR-10 CNNs (cifar-cnn-relu, cifar-cnn-linear); without --data, the official
+    /// archive is downloaded once.
     Cifar,
     /// Pretrained ResNet50 on an ImageNet-format folder; --weights and --data are required.
     Resnet50,
@@ -69,13 +70,19 @@ pub enum Preset {
     Cpu,
 }
 
+impl From<Preset> for hidden_neurons::run::Preset {
+    fn from(p: Preset) -> Self {
+        match p {
+            Preset::Paper => Self::Paper,
+            Preset::Fast => Self::Fast,
+            Preset::Cpu => Self::Cpu,
+        }
+    }
+}
+
 impl Preset {
     pub fn name(self) -> &'static str {
-        match self {
-            Preset::Paper => "paper",
-            Preset::Fast => "fast",
-            Preset::Cpu => "cpu",
-        }
+        hidden_neurons::run::Preset::from(self).name()
     }
 }
 
@@ -171,8 +178,14 @@ impl From<ModeArg> for RecordingMode {
 pub enum ModelArg {
     MlpRelu,
     MlpSigmoid,
-    CnnRelu,
-    CnnLinear,
+    /// The page's small MNIST CNN (8-16-32 channels, batch-norm).
+    MnistCnnRelu,
+    MnistCnnSigmoid,
+    /// The paper's 12-layer CIFAR-10 CNN (`cnn-relu` before model ids named their data set).
+    #[value(alias = "cnn-relu")]
+    CifarCnnRelu,
+    #[value(alias = "cnn-linear")]
+    CifarCnnLinear,
     /// torchvision's ResNet50 (bench, compare; `reproduce --model resnet50` for the study).
     Resnet50,
 }
@@ -181,18 +194,28 @@ impl ModelArg {
     /// The `reproduce --model` family it belongs to.
     pub fn family(self) -> Option<ModelFamily> {
         match self {
-            ModelArg::MlpRelu | ModelArg::MlpSigmoid => Some(ModelFamily::Mnist),
-            ModelArg::CnnRelu | ModelArg::CnnLinear => Some(ModelFamily::Cifar),
+            ModelArg::MlpRelu | ModelArg::MlpSigmoid | ModelArg::MnistCnnRelu | ModelArg::MnistCnnSigmoid => Some(ModelFamily::Mnist),
+            ModelArg::CifarCnnRelu | ModelArg::CifarCnnLinear => Some(ModelFamily::Cifar),
             ModelArg::Resnet50 => Some(ModelFamily::Resnet50),
         }
     }
 
     pub fn activation(self) -> hidden_neurons::model::Activation {
+        self.id().activation
+    }
+
+    /// The network's id in results.json and output folders.
+    pub fn id(self) -> hidden_neurons::run::ModelId {
         use hidden_neurons::model::Activation;
+        use hidden_neurons::run::{Family, ModelId};
         match self {
-            ModelArg::MlpRelu | ModelArg::CnnRelu | ModelArg::Resnet50 => Activation::Relu,
-            ModelArg::MlpSigmoid => Activation::Sigmoid,
-            ModelArg::CnnLinear => Activation::None,
+            ModelArg::MlpRelu => ModelId::new(Family::Mlp, Activation::Relu),
+            ModelArg::MlpSigmoid => ModelId::new(Family::Mlp, Activation::Sigmoid),
+            ModelArg::MnistCnnRelu => ModelId::new(Family::MnistCnn, Activation::Relu),
+            ModelArg::MnistCnnSigmoid => ModelId::new(Family::MnistCnn, Activation::Sigmoid),
+            ModelArg::CifarCnnRelu => ModelId::new(Family::CifarCnn, Activation::Relu),
+            ModelArg::CifarCnnLinear => ModelId::new(Family::CifarCnn, Activation::None),
+            ModelArg::Resnet50 => ModelId::new(Family::Resnet50, Activation::Relu),
         }
     }
 }

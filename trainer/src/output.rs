@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use hidden_neurons::figures::{NamedFigure, default_size, figure_csv, render_png, render_svg};
 use hidden_neurons::report::{ReportSection, ZeroRankRow, report_html, table1_markdown};
 use hidden_neurons::results::Results;
+use hidden_neurons::run::RunSpec;
 
 use crate::files::{read, write_atomic};
 
@@ -32,18 +33,19 @@ pub fn write_model(dir: &Path, results: &Results, figs: &[NamedFigure]) -> Resul
 }
 
 /// A model folder's results and figures, if that model finished with the same settings
-/// (`fingerprint`); results made with other settings are an error, never silently kept.
-pub fn load_finished(dir: &Path, fingerprint: &str) -> Result<Option<(Results, Vec<NamedFigure>)>> {
+/// (`spec`); results made with other settings are an error, never silently kept.
+pub fn load_finished(dir: &Path, spec: &RunSpec) -> Result<Option<(Results, Vec<NamedFigure>)>> {
     let results_path = dir.join("results.json");
     if !results_path.is_file() {
         return Ok(None);
     }
     let results = read_results(&results_path)?;
-    if results.settings.as_deref() != Some(fingerprint) {
+    if !results.settings.as_deref().is_some_and(|s| spec.owns(s)) {
         bail!(
-            "{}: finished with other settings ({}); this run: {fingerprint}. Use another --out, or remove that folder to redo it",
+            "{}: finished with other settings ({}); this run: {}. Use another --out, or remove that folder to redo it",
             results_path.display(),
-            results.settings.as_deref().unwrap_or("not recorded")
+            results.settings.as_deref().unwrap_or("not recorded"),
+            spec.fingerprint()
         );
     }
     let figs_path = dir.join("figures.json");
@@ -61,10 +63,10 @@ pub fn summary(r: &Results) -> Vec<(String, String)> {
         ("test accuracy".into(), format!("{:.4}", r.test_accuracy)),
         (
             "recording".into(),
-            format!(
-                "{:?}, every {} batches, {} recordings, {} samples",
-                r.recording.mode, r.recording.every_batches, r.recording.recordings, r.recording.tracked_samples
-            ),
+            match &r.recording {
+                Some(rec) => format!("{:?}, every {} batches, {} recordings, {} samples", rec.mode, rec.every_batches, rec.recordings, rec.tracked_samples),
+                None => "none: the paper studied ResNet50 through figures 3, 4 and Table 1 only".into(),
+            },
         ),
         ("training time".into(), format!("{:.0} s", r.train_seconds)),
         ("experiments time".into(), format!("{:.0} s", r.experiment_seconds)),

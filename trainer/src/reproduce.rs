@@ -1,42 +1,42 @@
-//! `trainer reproduce`: train, record, experiment, write.
+//! `trainer reproduce`: flags to [`RunSpec`]s, data loaded, each run driven through
+//! [`hidden_neurons::run`] with the progress bar and the checkpoint writer observing it, then the
+//! files written. ResNet50 on an ImageNet-format folder is the same pipeline on images streamed
+//! from disk, studied as pretrained (or trained here with `--epochs N`).
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use burn::tensor::{Int, Tensor, TensorData};
-use hidden_neurons::analysis::{figures, layer_signs};
+use anyhow::{Context, Result, bail, ensure};
+use burn::tensor::Device;
+use hidden_neurons::analysis::{figures, layer_signs, quantization_figure_of, window_figure_of};
 use hidden_neurons::backend::Chosen;
-use hidden_neurons::data::{Batches, Split, epoch_order, load_cifar, load_mnist_dir};
-use hidden_neurons::experiments::{self, ExperimentConfig, QuantizeAt};
+use hidden_neurons::data::{CROP, ImageSource, RESIZE_SHORTER, SYNSETS, Source, Split, StreamConfig, discover_splits, load_cifar, load_mnist_dir};
+use hidden_neurons::experiments::{self, ExperimentConfig};
 use hidden_neurons::figures::NamedFigure;
-use hidden_neurons::finite::{LossLog, NonFiniteLoss};
-use hidden_neurons::model::{CIFAR_WIDTHS, CnnConfig, Init, LAYERS_PER_STAGE, MNIST_WIDTHS, MlpConfig, TappedModel};
-use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
-use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
-use hidden_neurons::recording::{POSITIONS_PER_CHANNEL, Recorder, RecordingMode, TrackedSet, snapshot_choice, tracked_indices};
+use hidden_neurons::model::{RESNET50_BLOCKS, ResNet, ResNetConfig, TappedModel};
+use hidden_neurons::recording::RecordingMode;
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
-use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
-use hidden_neurons::rotation::{self, LayerRotation};
-use hidden_neurons::train::{ConvSigns, Optimizer, Schedule, TrainConfig, accuracy, train_step_smoothed};
-use indicatif::{ProgressBar, ProgressStyle};
+use hidden_neurons::results::Results;
+use hidden_neurons::run::{self, All, AnalysisData, InMemorySets, ModelId, Network, Outcome, Overrides, RunError, RunSpec, Session, seeds};
+use hidden_neurons::settings::{self, Setting, SettingError};
+use hidden_neurons::train::{Optimizer, TrainConfig};
+use hidden_neurons::weights::load_resnet;
 
-use crate::checkpoint::{Checkpoint, Progress};
-use crate::output;
-use crate::{ModelArg, ModelFamily, Preset, ReproduceArgs, default_data_dir};
+use crate::checkpoint::Checkpoint;
+use crate::observers::{Checkpoints, Progress, bar};
+use crate::{ModelArg, ModelFamily, Preset, ReproduceArgs, default_data_dir, output};
 
-/// Samples per chunk of the tracked set and per evaluation batch.
-const CHUNK: usize = 500;
+/// The layers ResNet50's experiments run on, as the paper named them: the first layer, an
+/// intermediate block and the last block.
+pub const STUDIED: [&str; 3] = ["conv1", "3d", "5c"];
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
     if args.model == ModelFamily::Resnet50 {
-        return crate::resnet::run(args);
+        return run_resnet(args);
     }
     let models: Vec<ModelArg> = if args.only.is_empty() {
         match args.model {
             ModelFamily::Mnist => vec![ModelArg::MlpRelu, ModelArg::MlpSigmoid],
-            ModelFamily::Cifar | ModelFamily::Resnet50 => vec![ModelArg::CnnRelu, ModelArg::CnnLinear],
+            ModelFamily::Cifar | ModelFamily::Resnet50 => vec![ModelArg::CifarCnnRelu, ModelArg::CifarCnnLinear],
         }
     } else {
         args.only.clone()
@@ -47,10 +47,11 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     if args.preset == Preset::Cpu && args.model != ModelFamily::Cifar {
         bail!("--preset cpu is a CIFAR preset (--model cifar); MNIST trains in minutes with --preset fast or paper");
     }
-    let specs: Vec<Spec> = models.iter().map(|&m| Spec::new(&args, m)).collect();
     // Every flag is checked before any data is read or memory reserved.
-    for spec in &specs {
-        spec.check_settings()?;
+    let overrides = overrides(&args);
+    let mut specs = Vec::new();
+    for m in &models {
+        specs.push(RunSpec::resolve(m.id(), args.preset.into(), args.seed, &overrides)?);
     }
     if args.conv_signs == crate::ConvSignsArg::Positions && args.recording == crate::ModeArg::Online {
         bail!("--conv-signs positions needs --recording tracked: online recording reads the training batches' own backward pass, which carries one derivative per channel");
@@ -69,31 +70,22 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         split.test.truncate(n);
     }
     settings::check_samples(split.train.len(), split.test.len())?;
+    let specs: Vec<RunSpec> = specs.into_iter().map(|s| s.with_data(split.name.clone(), split.train.len(), split.test.len())).collect();
     for spec in &specs {
-        spec.check_fits(&args, &split)?;
+        let (input, what) = spec.input();
+        if let Err(problem) = settings::check_image_values(split.train.features, input, what) {
+            bail!("--data {}: {problem}", args.data.clone().unwrap_or_else(default_data_dir).display());
+        }
+        settings::check_memory(spec.needed_bytes(), memory_budget())?;
     }
-    println!(
-        "data: {} ({} train, {} test images of {} values)",
-        split.name,
-        split.train.len(),
-        split.test.len(),
-        split.train.features
-    );
+    println!("data: {} ({} train, {} test images of {} values)", split.name, split.train.len(), split.test.len(), split.train.features);
     let mut sections = Vec::new();
     let mut table1 = Vec::new();
     for spec in specs {
-        let device = chosen.device.clone().autodiff();
-        let done = match &spec.shape {
-            Shape::Mlp(cfg) => run_model(&args, &chosen, &split, &spec, describe_mlp(cfg), || cfg.init(&device))?,
-            Shape::Cnn(cfg) => {
-                let arch = format!(
-                    "CNN, {} stages x 3 conv 3x3 + batch-norm ({}), widths {:?}, max-pool between stages, global average pool, dense",
-                    cfg.widths.len(),
-                    cfg.activation.suffix(),
-                    cfg.widths
-                );
-                run_model(&args, &chosen, &split, &spec, arch, || cfg.init(&device))?
-            }
+        let done = match spec.network.clone() {
+            Network::Mlp(cfg) => run_model(&args, &chosen, &split, spec, |d| cfg.init(d))?,
+            Network::Cnn(cfg) => run_model(&args, &chosen, &split, spec, |d| cfg.init(d))?,
+            Network::Resnet(_) => unreachable!("ResNet50 runs through run_resnet"),
         };
         let Some((results, figs)) = done else {
             println!("stopped after {} epoch(s) as asked; continue with --resume", args.stop_after.unwrap_or(0));
@@ -120,6 +112,27 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
+/// The flags a preset yields to.
+fn overrides(args: &ReproduceArgs) -> Overrides {
+    Overrides {
+        widths: args.hidden.clone(),
+        init: args.init.map(Into::into),
+        optimizer: args.optimizer.map(Into::into),
+        label_smoothing: args.label_smoothing,
+        weight_decay: args.weight_decay,
+        epochs: args.epochs,
+        batch: args.batch,
+        learning_rate: args.learning_rate,
+        every: args.every,
+        tracked: args.tracked,
+        certainty_epsilon: args.certainty_epsilon,
+        mode: Some(args.recording.into()),
+        conv_signs: Some(args.conv_signs.into()),
+        retrain_epochs: args.retrain_epochs,
+        retrain_samples: args.retrain_samples,
+    }
+}
+
 fn load_data(args: &ReproduceArgs) -> Result<Split> {
     match args.model {
         ModelFamily::Mnist => {
@@ -144,185 +157,6 @@ fn default_subset(args: &ReproduceArgs) -> (Option<usize>, Option<usize>) {
     }
 }
 
-/// The model a spec builds.
-enum Shape {
-    Mlp(MlpConfig),
-    Cnn(CnnConfig),
-}
-
-/// What differs between the models of a run.
-struct Spec {
-    id: String,
-    widths: Vec<usize>,
-    shape: Shape,
-    augment: bool,
-    train: TrainConfig,
-    experiments: ExperimentConfig,
-    preset: &'static str,
-    /// Layers the quantization and sliding-window experiments run on.
-    experiment_layers: Vec<usize>,
-    /// Layers shown in figures 1 and 5 (all layers are in results.json).
-    figure_layers: Vec<usize>,
-}
-
-impl Spec {
-    fn new(args: &ReproduceArgs, m: ModelArg) -> Self {
-        let seed = args.seed;
-        let (mut train, mut experiments) = match (args.model, args.preset) {
-            (ModelFamily::Mnist, Preset::Paper) => (TrainConfig::paper(seed), ExperimentConfig::paper(seed)),
-            (ModelFamily::Mnist, Preset::Fast) => (TrainConfig::fast(seed), ExperimentConfig::fast(seed)),
-            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed)),
-            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed)),
-            // `run` refuses the cpu preset for other models than CIFAR before a spec is made.
-            (_, Preset::Cpu) => (TrainConfig::cifar_cpu(seed), ExperimentConfig::cifar_cpu(seed)),
-        };
-        let preset = args.preset.name();
-        override_configs(args, &mut train, &mut experiments);
-        let (widths, augment) = match (args.model, args.preset) {
-            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Paper) => (CIFAR_WIDTHS.to_vec(), true),
-            (ModelFamily::Cifar | ModelFamily::Resnet50, Preset::Fast | Preset::Cpu) => (vec![16, 32, 64, 128], true),
-            (ModelFamily::Mnist, _) => (MNIST_WIDTHS.to_vec(), false),
-        };
-        let widths = args.hidden.clone().unwrap_or(widths);
-        // The paper used Keras, whose layers start Glorot-uniform with zero biases: the paper
-        // preset does too; the fast preset keeps burn's defaults (see the README's presets).
-        let init = args.init.map(Init::from).unwrap_or(match args.preset {
-            Preset::Paper => Init::Keras,
-            Preset::Fast | Preset::Cpu => Init::Burn,
-        });
-        let (shape, experiment_layers, figure_layers) = match args.model {
-            ModelFamily::Mnist => {
-                let all: Vec<usize> = (0..widths.len()).collect();
-                (Shape::Mlp(MlpConfig::mnist(m.activation(), widths.clone()).with_init(init)), all.clone(), all)
-            }
-            // resnet50 never gets here (crate::resnet).
-            ModelFamily::Cifar | ModelFamily::Resnet50 => {
-                // With the paper's four stages: experiments on stage0layer0, an intermediate layer
-                // (stage1layer2) and stage3layer2; figures for stage0layer0, stage2layer2 and
-                // stage3layer2, as in the paper. Fewer stages keep the same pattern.
-                let last = (widths.len() * LAYERS_PER_STAGE).max(1) - 1;
-                let pick = |mut v: Vec<usize>| {
-                    v.sort_unstable();
-                    v.dedup();
-                    v
-                };
-                let experiments = pick(vec![0, (2 * LAYERS_PER_STAGE - 1).min(last), last]);
-                let figures = pick(vec![0, (widths.len().saturating_sub(1) * LAYERS_PER_STAGE).saturating_sub(1), last]);
-                (Shape::Cnn(CnnConfig::cifar(m.activation(), widths.clone()).with_init(init)), experiments, figures)
-            }
-        };
-        let id = match m {
-            ModelArg::MlpRelu => "mlp-relu",
-            ModelArg::MlpSigmoid => "mlp-sigmoid",
-            ModelArg::CnnRelu => "cnn-relu",
-            ModelArg::CnnLinear => "cnn-linear",
-            ModelArg::Resnet50 => "resnet50",
-        };
-        Self { id: id.into(), widths, shape, augment, train, experiments, preset, experiment_layers, figure_layers }
-    }
-
-    /// The flags alone, before any data is read.
-    fn check_settings(&self) -> Result<(), SettingError> {
-        settings::check_train(&self.train)?;
-        settings::check_experiments(&self.experiments)?;
-        match &self.shape {
-            Shape::Mlp(_) => settings::check_mlp_widths(&self.widths),
-            Shape::Cnn(cfg) => settings::check_cnn_widths(&self.widths, cfg.side),
-        }
-    }
-
-    /// The data against the model (image size) and the memory the run will need.
-    fn check_fits(&self, args: &ReproduceArgs, split: &Split) -> Result<()> {
-        let (input, what) = match &self.shape {
-            Shape::Mlp(cfg) => (cfg.input, settings::MNIST_TAKES),
-            Shape::Cnn(cfg) => (cfg.channels * cfg.side * cfg.side, "the CIFAR CNNs take 32x32 colour images (3072 values)"),
-        };
-        if let Err(problem) = settings::check_image_values(split.train.features, input, what) {
-            bail!("--data {}: {problem}", args.data.clone().unwrap_or_else(default_data_dir).display());
-        }
-        settings::check_memory(self.needed_bytes(split), memory_budget())?;
-        Ok(())
-    }
-
-    /// About how much memory the run needs at its peak (see [`Footprint::bytes`]).
-    fn needed_bytes(&self, split: &Split) -> u64 {
-        let footprint = match &self.shape {
-            Shape::Mlp(cfg) => Footprint::mlp(cfg),
-            Shape::Cnn(cfg) => Footprint::cnn(cfg),
-        };
-        let tracked = self.train.tracked_samples.min(split.train.len());
-        let rows = match self.train.mode {
-            RecordingMode::Tracked => tracked,
-            RecordingMode::Online => split.train.len(),
-        };
-        // Per-position counts: up to that many more rows per conv layer (an over-estimate for
-        // dense layers, which have one position).
-        let rows = if self.train.conv_signs == ConvSigns::Positions { rows * (1 + POSITIONS_PER_CHANNEL) } else { rows };
-        let exp = &self.experiments;
-        let captured = exp.stats_samples.min(split.train.len()) + exp.retrain_samples.min(split.train.len()) + split.test.len();
-        let steps = (Batches::count(split.train.len(), self.train.batch_size) as u64).saturating_mul(self.train.epochs as u64);
-        let traces = footprint.trace_bytes(settings::recordings(steps, self.train.every_batches), tracked, self.train.snapshot_neurons);
-        footprint.bytes(self.train.batch_size.max(CHUNK), rows, captured).saturating_add(traces)
-    }
-
-    /// Every setting that shapes the results: resuming or keeping a finished model needs all equal.
-    fn fingerprint(&self, args: &ReproduceArgs, split: &Split) -> String {
-        let t = &self.train;
-        let e = &self.experiments;
-        // Non-default choices only, so that runs from before they existed keep their fingerprint.
-        let init = match &self.shape {
-            Shape::Mlp(cfg) => cfg.init,
-            Shape::Cnn(cfg) => cfg.init,
-        };
-        let mut extra = String::new();
-        if init != Init::Burn {
-            extra += &format!(" init={}", init.name());
-        }
-        if t.optimizer != Optimizer::Adam {
-            extra += &format!(" optimizer={}", t.optimizer.name());
-        }
-        if t.conv_signs != ConvSigns::Channel {
-            extra += " conv-signs=positions";
-        }
-        if t.schedule != Schedule::Constant {
-            extra += &format!(" schedule={}", t.schedule.name());
-        }
-        if t.label_smoothing != 0.0 {
-            extra += &format!(" label-smoothing={}", t.label_smoothing);
-        }
-        if t.weight_decay != 0.0 {
-            extra += &format!(" weight-decay={}", t.weight_decay);
-        }
-        let base = format!(
-            "{} preset={} seed={} data={} widths={:?} augment={} mode={:?} every={} tracked={} epochs={} batch={} lr={} train={} test={} certainty={} experiments=(stats {} ranks {:?} centres {:?} width {} retrain {}x{} batch {} lr {})",
-            self.id,
-            self.preset,
-            args.seed,
-            split.name,
-            self.widths,
-            self.augment,
-            t.mode,
-            t.every_batches,
-            t.tracked_samples,
-            t.epochs,
-            t.batch_size,
-            t.learning_rate,
-            split.train.len(),
-            split.test.len(),
-            t.certainty_epsilon,
-            e.stats_samples,
-            e.ranks,
-            e.centres,
-            e.window_width,
-            e.retrain_samples,
-            e.retrain_epochs,
-            e.batch_size,
-            e.learning_rate
-        );
-        base + &extra
-    }
-}
-
 /// What a run may use: this machine's physical memory (a GPU run keeps its data and captured
 /// pre-activations on the host too), or 64 GiB where that cannot be read.
 pub fn memory_budget() -> u64 {
@@ -336,278 +170,334 @@ pub fn memory_budget() -> u64 {
         .unwrap_or(64 << 30)
 }
 
-fn override_configs(args: &ReproduceArgs, train: &mut TrainConfig, exp: &mut ExperimentConfig) {
-    train.mode = args.recording.into();
-    train.conv_signs = args.conv_signs.into();
-    if let Some(o) = args.optimizer {
-        let chosen: Optimizer = o.into();
-        if chosen != train.optimizer {
-            train.optimizer = chosen;
-            train.learning_rate = chosen.default_learning_rate();
-            if !chosen.takes_weight_decay() {
-                train.weight_decay = 0.0;
-            }
+/// `<out>/<model id>`; a folder of an older version under the model's old id (`cnn-relu`) is
+/// renamed to the new one, so that `--resume` finds its checkpoint and results.
+fn model_dir(out: &Path, model: ModelId) -> Result<PathBuf> {
+    let dir = out.join(model.id());
+    let legacy = out.join(model.legacy_id());
+    if legacy != dir && legacy.is_dir() && !dir.exists() {
+        std::fs::rename(&legacy, &dir).with_context(|| format!("renaming {} to {}", legacy.display(), dir.display()))?;
+        println!("note: {} is now {} (model ids name their data set); renamed the folder", legacy.display(), dir.display());
+    }
+    Ok(dir)
+}
+
+/// A run's error in a user's words: a diverged loss says what is kept on disk.
+fn run_error(e: RunError, ckpt: &Checkpoint) -> anyhow::Error {
+    match e {
+        RunError::Diverged { .. } => {
+            let kept = if ckpt.exists() { "the last good checkpoint (the previous epoch's end) is kept" } else { "no checkpoint had been written yet" };
+            anyhow::anyhow!("{e}; {kept}. A lower --learning-rate may help")
+        }
+        RunError::Observer(e) | RunError::Data(e) => anyhow::Error::from_boxed(e),
+    }
+}
+
+/// Trains (or resumes) `spec` until done or `--stop-after`; `None` when stopped.
+fn train<M: TappedModel>(args: &ReproduceArgs, session: &mut Session<M>, split: Option<&Split>, dir: &Path, epoch_data: &mut dyn FnMut(&mut Session<M>, &mut dyn run::Observer<M>) -> Result<(), RunError>) -> Result<bool> {
+    let ckpt = Checkpoint::new(dir);
+    let pb = bar(args.quiet, session.total_steps(), &session.spec().model.id());
+    pb.set_position(session.progress().step);
+    let (mut progress, mut writer) = (Progress(pb.clone()), Checkpoints(&ckpt));
+    let first = session.progress().epochs_done;
+    while !session.is_finished() {
+        if args.stop_after.is_some_and(|n| session.progress().epochs_done - first >= n) {
+            pb.abandon();
+            return Ok(false);
+        }
+        let mut obs = All(vec![&mut progress, &mut writer]);
+        epoch_data(session, &mut obs).map_err(|e| run_error(e, &ckpt))?;
+        if let Some(split) = split {
+            session.end_epoch(&split.test, split.norm, &mut obs).map_err(|e| run_error(e, &ckpt))?;
         }
     }
-    if let Some(a) = args.label_smoothing {
-        train.label_smoothing = a;
-    }
-    if let Some(d) = args.weight_decay {
-        train.weight_decay = d;
-    }
-    if let Some(e) = args.epochs {
-        train.epochs = e;
-    }
-    if let Some(b) = args.batch {
-        train.batch_size = b;
-    }
-    if let Some(lr) = args.learning_rate {
-        train.learning_rate = lr;
-    }
-    if let Some(k) = args.every {
-        train.every_batches = k;
-    }
-    if let Some(t) = args.tracked {
-        train.tracked_samples = t;
-    }
-    if let Some(e) = args.certainty_epsilon {
-        train.certainty_epsilon = e;
-    }
-    override_retraining(args, exp);
+    pb.finish();
+    Ok(true)
 }
 
-/// The flags that override an experiment preset's retraining (every model family).
-pub fn override_retraining(args: &ReproduceArgs, exp: &mut ExperimentConfig) {
-    if let Some(e) = args.retrain_epochs {
-        exp.retrain_epochs = e;
-    }
-    if let Some(n) = args.retrain_samples {
-        exp.retrain_samples = n;
-    }
-}
-
-pub fn bar(args: &ReproduceArgs, len: u64, what: &str) -> ProgressBar {
-    if args.quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})")
-            .expect("valid template"),
-    );
-    pb.set_prefix(what.to_string());
-    pb
-}
-
-/// Trains, records and runs the experiments for one model; writes its folder.
-fn run_model<M: TappedModel>(
-    args: &ReproduceArgs,
-    chosen: &Chosen,
-    split: &Split,
-    spec: &Spec,
-    architecture: String,
-    init: impl FnOnce() -> M,
-) -> Result<Option<(Results, Vec<NamedFigure>)>> {
-    let (train_cfg, exp_cfg, preset) = (spec.train.clone(), spec.experiments.clone(), spec.preset);
-    let id = spec.id.clone();
-    let dir = args.out.join(&id);
+/// Trains, records and runs the experiments for one MLP or CNN; writes its folder.
+fn run_model<M: TappedModel>(args: &ReproduceArgs, chosen: &Chosen, split: &Split, spec: RunSpec, build: impl FnOnce(&Device) -> M) -> Result<Option<(Results, Vec<NamedFigure>)>> {
+    let id = spec.model.id();
+    let dir = model_dir(&args.out, spec.model)?;
     let _lock = crate::files::lock_folder(&dir)?;
-    let fingerprint = spec.fingerprint(args, split);
     if args.resume {
-        if let Some(done) = output::load_finished(&dir, &fingerprint)? {
+        if let Some(done) = output::load_finished(&dir, &spec)? {
             println!("{id}: finished earlier with the same settings, keeping {}", dir.join("results.json").display());
             return Ok(Some(done));
         }
     }
     let device = chosen.device.clone().autodiff();
-    device.seed(args.seed);
-    let model = init();
-    let layers = model.layers();
-    // The initial weights: a resumed run rebuilds them by the same seeded initialisation.
-    let start_weights = rotation::snapshot(model.weight_layers());
-
-    let n_train = split.train.len();
-    let tracked_idx = tracked_indices(n_train, train_cfg.tracked_samples, args.seed);
-    let tracked = TrackedSet::new(&split.train, tracked_idx, split.norm, CHUNK, &device);
-    let snapshot_neurons = snapshot_choice(&layers, train_cfg.snapshot_neurons, args.seed);
-    let items = match train_cfg.mode {
-        RecordingMode::Tracked => tracked.len(),
-        RecordingMode::Online => n_train,
-    };
-    let count_bytes: usize = layers.iter().map(|l| 2 * 4 * items * l.neurons).sum();
+    let mut session = Session::start(spec.clone(), &split.train, split.norm, &device, None, build);
+    let t = spec.train.clone().expect("MLPs and CNNs train");
+    let layers = session.layers().to_vec();
     println!(
-        "{id}: {architecture}; {} epochs, recording ({:?}) every {} batches on {} samples x {} neurons; sign counts take {:.1} MiB on the device",
-        train_cfg.epochs,
-        train_cfg.mode,
-        train_cfg.every_batches,
-        items,
+        "{id}: {}; {} epochs, recording ({:?}) every {} batches on {} samples x {} neurons; sign counts take {:.1} MiB on the device",
+        spec.architecture(),
+        t.epochs,
+        t.mode,
+        t.every_batches,
+        session.count_rows(),
         layers.iter().map(|l| l.neurons).sum::<usize>(),
-        count_bytes as f64 / (1 << 20) as f64
+        layers.iter().map(|l| 2 * 4 * session.count_rows() * l.neurons).sum::<usize>() as f64 / (1 << 20) as f64
     );
-
     let ckpt = Checkpoint::new(&dir);
-    let fresh = || {
-        let mut r = Recorder::new(train_cfg.mode, layers.clone(), items, tracked.len(), snapshot_neurons.clone(), &device);
-        r.certainty_epsilon = train_cfg.certainty_epsilon;
-        if train_cfg.conv_signs == ConvSigns::Positions {
-            r = r.with_positions(POSITIONS_PER_CHANNEL, args.seed);
-        }
-        r
-    };
-    let (mut model, mut optim, mut recorder, mut progress) = if args.resume && ckpt.exists() {
-        let limit = (64 << 20) + 2 * spec.needed_bytes(split);
-        let (m, o, r, p) = ckpt.load(model, train_cfg.init_optimizer(), &device, &fingerprint, &layers, items, train_cfg.mode, limit)?;
+    if args.resume && ckpt.exists() {
+        // A checkpoint of an older version carries its settings string: accepted when it is this
+        // spec's, and kept on for the checkpoints that follow.
+        let stored = ckpt.load_progress()?.fingerprint;
+        let fingerprint = if spec.owns(&stored) { stored } else { spec.fingerprint() };
+        let limit = (64 << 20) + 2 * spec.needed_bytes();
+        let (model, optim) = session.take_model();
+        let (m, o, r, p) = ckpt.load(model, optim, &device, &fingerprint, &layers, session.count_rows(), t.mode, limit)?;
         println!("{id}: resuming after epoch {} (step {}, {} recordings)", p.epochs_done, p.step, r.recordings);
-        (m, o, r, p)
-    } else {
-        (model, train_cfg.init_optimizer(), fresh(), Progress { fingerprint: fingerprint.clone(), ..Default::default() })
-    };
-
-    let batches_per_epoch = Batches::count(n_train, train_cfg.batch_size);
-    let total_steps = (train_cfg.epochs * batches_per_epoch) as u64;
-    let pb = bar(args, (train_cfg.epochs * batches_per_epoch) as u64, &id);
-    pb.set_position(progress.step);
-    let inner = device.clone().inner();
-    let first_epoch = progress.epochs_done;
-    for epoch in first_epoch..train_cfg.epochs {
-        if args.stop_after.is_some_and(|n| epoch - first_epoch >= n) {
-            pb.abandon();
-            return Ok(None);
-        }
-        // Dropout masks depend only on (seed, epoch), so a resumed run repeats an uninterrupted one.
-        device.seed(args.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        let mut augment_rng = Xoshiro256PlusPlus::seed_from_u64(args.seed.wrapping_mul(7_000_003).wrapping_add(epoch as u64));
-        let started = Instant::now();
-        let mut losses = LossLog::default();
-        let mut batches = 0usize;
-        for batch in Batches::new(epoch_order(n_train, args.seed, epoch), train_cfg.batch_size) {
-            let step = progress.step;
-            let record_now = step % train_cfg.every_batches as u64 == 0;
-            let (x, y) = if spec.augment {
-                split.train.batch_augmented(&batch.samples, split.norm, 4, &mut augment_rng, &device)
-            } else {
-                split.train.batch(&batch.samples, split.norm, &device)
-            };
-            let online = match train_cfg.mode {
-                RecordingMode::Tracked => {
-                    if record_now {
-                        recorder.record_tracked(&model, &tracked, step);
-                    }
-                    None
-                }
-                RecordingMode::Online => {
-                    if record_now {
-                        recorder.snapshot_only(&model, &tracked, step);
-                    }
-                    let rows: Vec<i64> = batch.samples.iter().map(|&i| i as i64).collect();
-                    Some((&mut recorder, Tensor::<1, Int>::from_data(TensorData::new(rows, [batch.samples.len()]), &inner)))
-                }
-            };
-            let lr = train_cfg.learning_rate_at(step, total_steps);
-            let (m, loss, _) = train_step_smoothed(model, &mut optim, lr, train_cfg.label_smoothing, x, y, online);
-            model = m;
-            losses.push(step, loss);
+        session.resume(m, o, Some(r), p, split.train.len());
+    }
+    let every_epoch = |s: &mut Session<M>, obs: &mut dyn run::Observer<M>| -> Result<(), RunError> {
+        let mut batches = 0;
+        while !s.epoch_complete() {
+            s.step(split, obs)?;
             batches += 1;
-            progress.step += 1;
-            pb.inc(1);
+            // Losses are read in groups: one device read per 50 steps.
             if batches % 50 == 0 {
-                losses.check().map_err(|bad| diverged(&bad, batches_per_epoch, &ckpt))?;
-                pb.set_message(format!("epoch {} loss {:.4}", epoch + 1, losses.mean()));
+                s.settle(obs)?;
             }
         }
-        losses.check().map_err(|bad| diverged(&bad, batches_per_epoch, &ckpt))?;
-        let mean = losses.mean() as f32;
-        let acc = accuracy(&model, &split.test, split.norm, &device, CHUNK);
-        progress.epochs_done = epoch + 1;
-        progress.epoch_loss.push(mean as f64);
-        progress.epoch_test_accuracy.push(acc);
-        progress.layer_rotation.push(rotation::cosine_distances(&model.weight_layers(), &start_weights));
-        progress.train_seconds += started.elapsed().as_secs_f64();
-        pb.set_message(format!("epoch {} loss {mean:.4} test acc {acc:.4}", epoch + 1));
-        progress = ckpt.save(&model, &optim, Some(&recorder), &progress)?;
-    }
-    pb.finish();
-
-    let started = Instant::now();
-    let test_accuracy = match progress.epoch_test_accuracy.last() {
-        Some(&a) => a,
-        None => accuracy(&model, &split.test, split.norm, &device, CHUNK),
+        Ok(())
     };
-    let item_labels: Vec<u8> = match train_cfg.mode {
+    let mut every_epoch = every_epoch;
+    if !train(args, &mut session, Some(split), &dir, &mut every_epoch)? {
+        return Ok(None);
+    }
+
+    let started = std::time::Instant::now();
+    let test_accuracy = match session.progress().epoch_test_accuracy.last() {
+        Some(&a) => a,
+        None => hidden_neurons::train::accuracy(session.model(), &split.test, split.norm, &device, run::CHUNK),
+    };
+    let rotation_layers: Vec<String> = session.start_weights().iter().map(|(name, _)| name.clone()).collect();
+    let (model, recorder, tracked, progress, spec) = session.into_parts();
+    let (recorder, tracked) = (recorder.expect("MLPs and CNNs record"), tracked.expect("a tracked set"));
+    let item_labels: Vec<u8> = match t.mode {
         RecordingMode::Tracked => tracked.labels.clone(),
         RecordingMode::Online => split.train.labels.clone(),
     };
     let signs = layer_signs(&recorder, &tracked, &item_labels, &device);
-    let stats_set = split.train.head(exp_cfg.stats_samples);
-    let per_layer = exp_cfg.ranks.len() + exp_cfg.centres.len();
-    let pb = bar(args, (spec.experiment_layers.len() * per_layer) as u64, "experiments");
-    let mut layer_results = BTreeMap::new();
-    for (l, s) in signs.iter().enumerate() {
-        let zero = experiments::zero_percentile_rank(&model, l, &stats_set, split.norm, &device, CHUNK);
-        let (quantization, post, window) = if spec.experiment_layers.contains(&l) {
-            pb.set_message(format!("{} quantization", s.name));
-            let q = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &exp_cfg, QuantizeAt::Pre, &device, || pb.inc(1));
-            let post = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &exp_cfg, QuantizeAt::Post, &device, || {});
-            pb.set_message(format!("{} sliding window", s.name));
-            let w = experiments::sliding_window(&model, l, &split.train, &split.test, split.norm, &exp_cfg, &device, || pb.inc(1));
-            (q, post, w)
-        } else {
-            (Vec::new(), Vec::new(), Vec::new())
-        };
-        let entry = LayerResults::new(s, layers[l].neurons, zero, quantization, window).with_post_quantization(post);
-        layer_results.insert(s.name.clone(), entry);
-    }
+    let all: Vec<usize> = (0..layers.len()).collect();
+    let pb = bar(args.quiet, 1, "experiments");
+    let sets = InMemorySets::new(&split.train, &spec.experiments);
+    let analysis = sets
+        .with(&split.test, split.norm, |data| run::analyze(&model, data, &spec.experiments, &all, &spec.experiment_layers, &device, &mut Progress(pb.clone())))
+        .map_err(anyhow::Error::from_boxed)?;
     pb.finish();
-    let results = Results {
-        model: id.clone(),
-        dataset: split.name.clone(),
-        preset: preset.into(),
-        seed: args.seed,
+    let results = run::results(&Outcome {
+        spec: &spec,
+        backend: &chosen.name,
         test_accuracy,
-        recording: RecordingSummary {
-            mode: train_cfg.mode,
-            every_batches: train_cfg.every_batches,
-            recordings: recorder.recordings,
-            tracked_samples: items,
-            note: train_cfg.mode.note(),
-        },
-        layers: layer_results,
-        backend: chosen.name.clone(),
-        architecture,
-        train: train_cfg,
-        experiments: exp_cfg,
-        epoch_loss: progress.epoch_loss.clone(),
-        epoch_test_accuracy: progress.epoch_test_accuracy.clone(),
-        train_seconds: progress.train_seconds,
+        layers: &layers,
+        signs: Some(&signs),
+        recorder: Some(&recorder),
+        analysis: &analysis,
+        progress: Some(&progress),
+        rotation_layers,
         experiment_seconds: started.elapsed().as_secs_f64(),
-        settings: Some(fingerprint),
-        layer_rotation: start_weights
-            .iter()
-            .enumerate()
-            .map(|(i, (layer, _))| LayerRotation { layer: layer.clone(), per_epoch: progress.layer_rotation.iter().map(|e| e.get(i).copied().unwrap_or(f64::NAN)).collect() })
-            .collect(),
-    };
+    });
     let figs = figures(&results, &recorder, &signs, &spec.figure_layers);
     output::write_model(&dir, &results, &figs)?;
     Ok(Some((results, figs)))
 }
 
-fn describe_mlp(cfg: &MlpConfig) -> String {
-    let mut widths = vec![cfg.input.to_string()];
-    widths.extend(cfg.hidden.iter().map(|w| w.to_string()));
-    widths.push(cfg.classes.to_string());
-    format!("MLP {} ({}, dropout {} after each hidden layer)", widths.join("-"), cfg.activation.suffix(), cfg.dropout)
-}
+/// ResNet50 on an ImageNet-format folder, with pretrained weights or trained here
+/// (`--epochs N`: from scratch, or fine-tuned from `--weights`). No gradient-sign recording: the
+/// paper studied ResNet50 through figures 3 and 4 and Table 1 only.
+fn run_resnet(args: ReproduceArgs) -> Result<()> {
+    let weights = args.weights.clone();
+    if weights.is_none() && args.epochs.is_none() {
+        bail!("--model resnet50 needs --weights (torchvision-layout ResNet50 weights: .safetensors, or a .pth state dict such as resnet50-11ad3fa6.pth), or --epochs N to train it here from scratch")
+    }
+    let Some(root) = args.data.clone() else {
+        bail!("--model resnet50 needs --data: an ImageNet-format folder with train/<wnid>/ and val/ (class folders, or flat with {})", hidden_neurons::data::VAL_CSV)
+    };
+    ensure!((32..=1024).contains(&args.side), "--side: {} is out of range; allowed: 32 to 1024", args.side);
+    ensure!((1..=256).contains(&args.width), "--width: {} is out of range; allowed: 1 to 256 (torchvision's ResNet50: 64)", args.width);
+    if args.limit == Some(0) {
+        bail!("--limit: 0 images per class would leave nothing to study");
+    }
+    if !args.only.is_empty() || args.hidden.is_some() {
+        bail!("--only and --hidden do not apply to --model resnet50");
+    }
+    if let Some(e) = args.epochs {
+        ensure!((1..=settings::MAX_EPOCHS).contains(&e), "--epochs: {e} is out of range; allowed: 1 to {}", settings::MAX_EPOCHS);
+    }
+    if args.stop_after == Some(0) || (args.stop_after.is_some() && args.epochs.is_none()) {
+        bail!("--stop-after needs --epochs (training) and at least 1 epoch");
+    }
+    if let Some(lr) = args.learning_rate {
+        settings::check_learning_rate(lr)?;
+    }
+    let seed = args.seed;
+    let mut exp = match args.preset {
+        Preset::Paper => ExperimentConfig::resnet_paper(seed),
+        Preset::Fast => ExperimentConfig::resnet_fast(seed),
+        Preset::Cpu => bail!("--preset cpu is a CIFAR preset (--model cifar); ResNet50 takes paper or fast"),
+    };
+    run::spec::override_retraining(&mut exp, &overrides(&args));
+    if let Some(b) = args.batch {
+        exp.batch_size = b;
+    }
+    if let Some(n) = args.train_samples {
+        exp.stats_samples = n;
+    }
+    settings::check_experiments(&exp)?;
 
-/// The error of a step whose loss was not finite: the checkpoint on disk is from before it.
-pub fn diverged(bad: &NonFiniteLoss, batches_per_epoch: usize, ckpt: &Checkpoint) -> anyhow::Error {
-    let kept = if ckpt.exists() { "the last good checkpoint (the previous epoch's end) is kept" } else { "no checkpoint had been written yet" };
-    let per_epoch = batches_per_epoch.max(1) as u64;
-    anyhow::anyhow!(
-        "training diverged at step {} (epoch {}, batch {}): its loss is {}; {kept}. A lower --learning-rate may help",
-        bad.step + 1,
-        bad.step / per_epoch + 1,
-        bad.step % per_epoch + 1,
-        bad.loss
-    )
+    // 1000-class ImageNet weights with a folder of wnid-named classes: classes are numbered by
+    // their place among ImageNet-1k's wnids, as the weights number them.
+    let weight_classes = match &weights {
+        Some(w) => hidden_neurons::weights::classes_in_file(w, 32 * args.width)?,
+        None => None,
+    };
+    let (train_folder, val, by_1k_wnids) = discover_splits(&root, args.limit, weight_classes)?;
+    if by_1k_wnids {
+        println!("classes: {} of ImageNet-1k's wnids, numbered by their place among its 1000 (as the weights number them)", train_folder.classes.len());
+    }
+    let test_samples = args.test_samples.or(match args.preset {
+        Preset::Paper | Preset::Cpu => None,
+        Preset::Fast => Some(100),
+    });
+    let classes = train_folder.classes.len();
+    let stream = StreamConfig {
+        batch: exp.batch_size,
+        prefetch: 2,
+        threads: 0,
+        skip_bad: args.skip_bad_images,
+        resize: (args.side as u32 * RESIZE_SHORTER).div_ceil(CROP),
+        crop: args.side as u32,
+    };
+    let stats = ImageSource::new(train_folder.sample(exp.stats_samples, seed), stream);
+    let retrain = ImageSource::new(train_folder.sample(exp.retrain_samples, seed.wrapping_add(1)), stream);
+    let test = ImageSource::new(val.sample(test_samples.unwrap_or(usize::MAX), seed.wrapping_add(2)), stream);
+    println!(
+        "data: {} ({classes} classes): statistics on {} and probes trained on {} training images, tested on {} validation images, {}x{}",
+        root.display(),
+        stats.len(),
+        retrain.len(),
+        test.len(),
+        args.side,
+        args.side
+    );
+    // What the statistics subset's largest layer (conv1) keeps on the device at once: all of it,
+    // or, beyond max_captured_values, one batch at a time (streamed).
+    let conv1_values = stats.len() as u64 * (args.side as u64).div_ceil(2).pow(2) * args.width as u64;
+    settings::check_memory(conv1_values.min(exp.max_captured_values as u64) * 4 * 3, memory_budget())?;
+
+    let network = ResNetConfig { side: args.side, width: args.width, blocks: RESNET50_BLOCKS.to_vec(), classes };
+    let optimizer: Optimizer = args.optimizer.map_or(Optimizer::Adam, Into::into);
+    let training = args.epochs.map(|epochs| TrainConfig {
+        epochs,
+        batch_size: exp.batch_size,
+        learning_rate: args.learning_rate.unwrap_or(if weights.is_some() { 1e-4 } else { 1e-3 }),
+        optimizer,
+        ..TrainConfig::paper(seed)
+    });
+    let dataset = format!("ImageNet-format folder {} ({classes} classes{})", root.display(), args.limit.map(|n| format!(", at most {n} images per class")).unwrap_or_default());
+    let n_train = train_folder.items.len();
+
+    let dir = args.out.join("resnet50");
+    let _lock = crate::files::lock_folder(&dir)?;
+    let chosen = hidden_neurons::backend::choose(args.backend.into());
+    println!("backend: {}", chosen.reason);
+    let device = chosen.device.clone().autodiff();
+    device.seed(seed);
+    let model = match &weights {
+        Some(w) => load_resnet(network.init(&device), w).with_context(|| {
+            format!("loading weights for {classes} classes (numbered by {SYNSETS} in {} if there, else by train/'s class folders)", root.display())
+        })?,
+        None => network.init(&device),
+    };
+    let studied: Vec<usize> = STUDIED.iter().filter_map(|name| model.layers().iter().position(|l| l.name == *name)).collect();
+    let spec = RunSpec::resnet50(args.preset.into(), seed, network, weights.as_ref().map(|w| w.display().to_string()), training, exp.clone(), studied.clone())
+        .with_data(dataset, n_train, test.len());
+    let (model, progress) = match &spec.train {
+        Some(t) => {
+            // Parameters with gradients and two optimizer moments, and a batch's activations kept
+            // for the backward pass (about 25 M values per 224 x 224 image at full width).
+            let scale = (args.side * args.side) as u64 * args.width as u64 / (224 * 224 * 64);
+            settings::check_memory(25_600_000 * 16 + t.batch_size as u64 * 100_000_000 * scale.max(1), memory_budget())?;
+            let mut session = Session::start_unrecorded(spec.clone(), n_train, &device, |_| model);
+            let ckpt = Checkpoint::new(&dir);
+            if args.resume && ckpt.exists() {
+                let limit = (64 << 20) + 16 * 25_600_000 * (args.width as u64 * args.width as u64).div_ceil(64 * 64);
+                let (model, optim) = session.take_model();
+                let (m, o, p) = ckpt.load_training(model, optim, &spec.fingerprint(), limit)?;
+                println!("resnet50: resuming after epoch {} (step {})", p.epochs_done, p.step);
+                session.resume(m, o, None, p, n_train);
+            }
+            let batch = t.batch_size;
+            let mut one_epoch = |s: &mut Session<ResNet>, obs: &mut dyn run::Observer<ResNet>| -> Result<(), RunError> {
+                let epoch = s.progress().epochs_done;
+                let order = ImageSource::new(train_folder.sample(n_train, seeds::augment_seed(seed, epoch)), stream);
+                let mut failed = None;
+                order
+                    .visit(batch, &device, &mut |x, y| {
+                        if failed.is_none() {
+                            failed = s.step_on(x, y, &[], obs).err();
+                        }
+                    })
+                    .map_err(RunError::Data)?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                s.settle(obs)?;
+                let acc = experiments::accuracy_of(s.model(), &test, &device, batch).map_err(RunError::Data)?;
+                let rotation = hidden_neurons::rotation::cosine_distances(&s.model().weight_layers(), s.start_weights());
+                s.end_epoch_with(acc, rotation, Some(n_train), obs)
+            };
+            if !train(&args, &mut session, None, &dir, &mut one_epoch)? {
+                println!("stopped after {} epoch(s) as asked; continue with --resume", args.stop_after.unwrap_or(0));
+                return Ok(());
+            }
+            let (model, _, _, progress, _) = session.into_parts();
+            (model, Some(progress))
+        }
+        None => (model, None),
+    };
+    let started = std::time::Instant::now();
+    let test_accuracy = match progress.as_ref().and_then(|p| p.epoch_test_accuracy.last()) {
+        Some(&a) => a,
+        None => experiments::accuracy_of(&model, &test, &device, exp.batch_size).map_err(anyhow::Error::from_boxed)?,
+    };
+    let pb = bar(args.quiet, 1, "resnet50");
+    let analysis = run::analyze(&model, &AnalysisData { stats: &stats, retrain: &retrain, test: &test }, &exp, &studied, &studied, &device, &mut Progress(pb.clone()))
+        .map_err(anyhow::Error::from_boxed)?;
+    pb.finish();
+    let skipped = stats.skipped() + retrain.skipped() + test.skipped();
+    if skipped > 0 {
+        println!("skipped {skipped} unusable image(s) (--skip-bad-images)");
+    }
+    let layers = model.layers();
+    let results = run::results(&Outcome {
+        spec: &spec,
+        backend: &chosen.name,
+        test_accuracy,
+        layers: &layers,
+        signs: None,
+        recorder: None,
+        analysis: &analysis,
+        progress: progress.as_ref(),
+        rotation_layers: if progress.is_some() { model.weight_layers().into_iter().map(|(n, _)| n).collect() } else { Vec::new() },
+        experiment_seconds: started.elapsed().as_secs_f64(),
+    });
+    let id = spec.model.id();
+    let names: Vec<String> = STUDIED.iter().map(|s| s.to_string()).collect();
+    let figs = vec![quantization_figure_of(&results, &names), window_figure_of(&results, &names)];
+    output::write_model(&dir, &results, &figs)?;
+    println!(
+        "{id}: top-1 accuracy {:.4}; {}",
+        results.test_accuracy,
+        results.layers.iter().map(|(n, l)| format!("{n}: zero rank {:.1}", l.zero_percentile_rank)).collect::<Vec<_>>().join("; ")
+    );
+    let table1: Vec<ZeroRankRow> = results.layers.iter().map(|(n, l)| ZeroRankRow { model: id.clone(), layer: n.clone(), zero_percentile_rank: l.zero_percentile_rank }).collect();
+    let section = ReportSection { model: id, summary: output::summary(&results), figures: figs };
+    output::write_report(&args.out, &[section], &table1)?;
+    println!("wrote {}", args.out.join("report.html").display());
+    Ok(())
 }

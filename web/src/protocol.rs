@@ -5,14 +5,14 @@ use hidden_neurons::backend::{BackendChoice, GpuAdapter, decide};
 use hidden_neurons::experiments::ExperimentConfig;
 use hidden_neurons::figures::NamedFigure;
 use hidden_neurons::model::{Activation, CnnConfig, MNIST_WIDTHS, MlpConfig, MlpOrCnn};
-use hidden_neurons::recording::RecordingMode;
+use hidden_neurons::run::{Family, ModelId, Overrides, Preset, RunSpec};
 use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
 use hidden_neurons::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 /// Neurons per layer whose pre-activations are traced for figure 2 (memory: tracked x traced x
 /// 4 bytes per layer and recording).
-pub const TRACED: usize = 64;
+pub const TRACED: usize = hidden_neurons::run::spec::BROWSER_TRACED;
 /// MNIST's training and test images (the page trains and evaluates on all of them).
 pub const MNIST_TRAIN: usize = 60_000;
 pub const MNIST_TEST: usize = 10_000;
@@ -157,10 +157,7 @@ impl Settings {
 
     /// The network these settings train, freshly initialised on `device`.
     pub fn build_model(&self, device: &burn::tensor::Device) -> MlpOrCnn {
-        match self.model {
-            ModelKind::Mlp => self.mlp_config().init(device).into(),
-            ModelKind::Cnn => self.cnn_config().init(device).into(),
-        }
+        self.spec_unchecked().network.mlp_or_cnn(device).expect("the page trains MLPs and CNNs")
     }
 
     pub fn mlp_config(&self) -> MlpConfig {
@@ -184,50 +181,51 @@ impl Settings {
 
     /// The architecture in words, for results.json and the report.
     pub fn architecture(&self) -> String {
-        match self.model {
-            ModelKind::Mlp => format!(
-                "MLP 784-{}-10 ({}, dropout 0.5 after each hidden layer)",
-                MNIST_WIDTHS.map(|w| w.to_string()).join("-"),
-                self.activation.suffix()
-            ),
-            ModelKind::Cnn => {
-                let c = self.cnn_config();
-                format!(
-                    "CNN on 28x28: {} conv 3x3 + batch-norm ({}), widths {:?}, 2x2 max-pool between them, global average pool, dense",
-                    c.widths.len() * c.layers_per_stage,
-                    self.activation.suffix(),
-                    c.widths
-                )
-            }
-        }
+        self.spec_unchecked().architecture()
     }
 
-    /// The run these settings describe, as the native trainer's config (tracked mode, figure 2's
-    /// traced neurons): the worker trains with it and results.json records it.
+    /// The run these settings describe: the `browser` preset of the shared run pipeline with the
+    /// form's values (tracked recording, figure 2's traced neurons), without the data's name and
+    /// sizes yet.
+    pub fn spec_unchecked(&self) -> RunSpec {
+        let overrides = Overrides {
+            epochs: Some(self.epochs),
+            batch: Some(self.batch_size),
+            learning_rate: Some(self.learning_rate),
+            every: Some(self.every_batches),
+            tracked: Some(self.tracked_samples),
+            ..Overrides::default()
+        };
+        RunSpec::resolve_unchecked(self.model_kind_id(), Preset::Browser, self.seed, &overrides).expect("the page's networks have a browser preset")
+    }
+
+    /// [`Settings::spec_unchecked`], every value checked.
+    pub fn spec(&self) -> Result<RunSpec, String> {
+        let spec = self.spec_unchecked();
+        spec.check_settings().map_err(|e| page_message(&e))?;
+        Ok(spec)
+    }
+
+    /// The network's id in results.json (`mlp-relu`, `mnist-cnn-sigmoid`).
+    fn model_kind_id(&self) -> ModelId {
+        ModelId::new(
+            match self.model {
+                ModelKind::Mlp => Family::Mlp,
+                ModelKind::Cnn => Family::MnistCnn,
+            },
+            self.activation,
+        )
+    }
+
+    /// The training config the worker runs (see [`Settings::spec_unchecked`]).
     pub fn train_config(&self) -> TrainConfig {
-        TrainConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            seed: self.seed,
-            mode: RecordingMode::Tracked,
-            every_batches: self.every_batches,
-            tracked_samples: self.tracked_samples,
-            snapshot_neurons: TRACED,
-            ..TrainConfig::paper(self.seed)
-        }
+        self.spec_unchecked().train.expect("the page trains")
     }
 
-    /// Experiments 3 to 5 in the page: the `browser` preset. The CNN retrains its suffixes on
-    /// fewer samples and evaluates on the first 2000 test images: each of its forward passes costs
-    /// a browser's CPU about 20 times the MLP's, and on all of MNIST's test set its analysis took
-    /// 9 minutes in headless Chromium.
+    /// Experiments 3 to 5 in the page: the `browser` preset (the CNN retrains its suffixes on
+    /// fewer samples and evaluates on the first 2000 test images).
     pub fn experiment_config(&self) -> ExperimentConfig {
-        let browser = ExperimentConfig::browser(self.seed);
-        match self.model {
-            ModelKind::Mlp => browser,
-            ModelKind::Cnn => ExperimentConfig { retrain_samples: 2_000, test_samples: Some(2_000), ..browser },
-        }
+        self.spec_unchecked().experiments
     }
 
     /// Training steps of the whole run on `train` samples.
@@ -548,6 +546,7 @@ impl WorkerOutput {
 
 #[cfg(test)]
 mod tests {
+    use hidden_neurons::recording::RecordingMode;
     use super::*;
 
     #[test]

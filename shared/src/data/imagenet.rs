@@ -40,6 +40,41 @@ pub enum ImageNetError {
     BadImage { path: PathBuf, reason: String },
 }
 
+/// The CSV torchvision's flat validation folder comes with (Kaggle's ILSVRC2012 layout).
+pub const VAL_CSV: &str = "LOC_val_solution.csv";
+/// The 1000 wnids with their descriptions, in the same layout: when present, class indices are
+/// places in it (as pretrained weights number them), whichever classes the folders hold.
+pub const SYNSETS: &str = "LOC_synset_mapping.txt";
+
+/// `root/train/<wnid>/` and `root/val/`, the latter with class folders or flat with its CSV.
+/// Classes are numbered by [`SYNSETS`] where there is one, else by ImageNet-1k's wnid list where
+/// the weights have 1000 classes and every folder is one of its wnids (`by_1k_wnids` says so),
+/// else in the folders' name order.
+pub fn discover_splits(root: &Path, limit: Option<usize>, weight_classes: Option<usize>) -> Result<(ImageFolder, ImageFolder, bool), ImageNetError> {
+    let mut train = ImageFolder::discover(&root.join("train"), limit)?;
+    let synsets = root.join(SYNSETS);
+    let mut by_1k_wnids = false;
+    if synsets.is_file() {
+        train = train.relabel(ImageFolder::synsets(&synsets)?, &synsets)?;
+    } else if weight_classes == Some(1000) && train.classes_are_imagenet_1k() {
+        by_1k_wnids = true;
+        train = train.relabel(imagenet_1k_wnids(), &root.join("train"))?;
+    }
+    let val_dir = root.join("val");
+    let has_class_folders = std::fs::read_dir(&val_dir).map_err(io(&val_dir))?.filter_map(|e| e.ok()).any(|e| e.path().is_dir());
+    let val = if has_class_folders {
+        let val = ImageFolder::discover(&val_dir, limit)?;
+        if val.classes == train.classes { val } else { val.relabel(train.classes.clone(), &val_dir)? }
+    } else {
+        let csv = [root.join(VAL_CSV), val_dir.join(VAL_CSV)].into_iter().find(|p| p.is_file()).ok_or_else(|| ImageNetError::Layout {
+            path: val_dir.clone(),
+            reason: format!("flat (no class folders), and no {VAL_CSV} beside it or in {} to label its images", root.display()),
+        })?;
+        ImageFolder::flat(&val_dir, &csv, Some(train.classes.clone()), limit)?
+    };
+    Ok((train, val, by_1k_wnids))
+}
+
 /// ImageNet-1k's 1000 wnids, sorted (n01440764 tench ... n15075141 toilet tissue).
 const IMAGENET_1K_WNIDS: &str = include_str!("imagenet_1k_wnids.txt");
 

@@ -16,7 +16,7 @@ pub use cifar::{
 pub use idx::{IdxU8, MAX_DECOMPRESSED_BYTES, MAX_IDX_FILE_BYTES, decoded, maybe_gunzip, parse_idx_u8, read_capped, read_file_capped, read_idx_u8};
 #[cfg(feature = "native")]
 pub use imagenet::{
-    CROP, IMAGENET_MEAN, IMAGENET_STD, ImageBatch, ImageFolder, ImageNetError, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, RESIZE_SHORTER, StreamConfig, imagenet_1k_wnids, preprocess, stream,
+    CROP, IMAGENET_MEAN, IMAGENET_STD, ImageBatch, ImageFolder, ImageNetError, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, RESIZE_SHORTER, StreamConfig, SYNSETS, VAL_CSV, discover_splits, imagenet_1k_wnids, preprocess, stream,
 };
 #[cfg(feature = "native")]
 pub use source::ImageSource;

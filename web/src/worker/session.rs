@@ -9,20 +9,20 @@ use hidden_neurons::analysis::{
     LayerSigns, class_figure, distribution_at, evolution_figure, layer_signs_with, one_neuron_figure, quantization_figure,
     whole_layer_figure, window_figure,
 };
-use hidden_neurons::data::{Split, epoch_order};
-use hidden_neurons::experiments::{self, CentreAccuracy, ExperimentConfig, RankAccuracy};
+use hidden_neurons::data::Split;
 use hidden_neurons::model::{MlpOrCnn, TappedModel};
-use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet, snapshot_choice_with, tracked_indices};
 use hidden_neurons::readback::{copy_module, read_f32_async};
-use hidden_neurons::results::{LayerResults, RecordingSummary, Results};
-use hidden_neurons::train::{ModuleOptimizer, accuracy_async, adam, train_step};
+use hidden_neurons::recording::{Recorder, RecordingMode};
+use hidden_neurons::results::Results;
+use hidden_neurons::run::{self, Event, InMemorySets, LayerAnalysis, Observer, ObserverError, Outcome, RunSpec};
+use hidden_neurons::train::accuracy_async;
 
 use super::device::{Backend, cpu};
 use super::js;
-use crate::protocol::{Live, Plan, ProgressPoint, Settings, TRACED, View, WorkerOutput};
+use crate::protocol::{Live, Plan, ProgressPoint, Settings, View, WorkerOutput};
 
 /// Samples per recording or evaluation pass.
-const CHUNK: usize = 500;
+const CHUNK: usize = run::CHUNK;
 /// Least time between two progress points, and between two live-figure updates.
 const POINT_MS: f64 = 400.0;
 /// Layer rotation goes with a progress point at most this often (and at every epoch's end): its
@@ -32,7 +32,6 @@ const LIVE_MS: f64 = 1000.0;
 
 pub struct Session {
     split: Rc<Split>,
-    settings: Settings,
     pub view: View,
     pub paused: bool,
     /// The training device (autodiff over WebGPU or ndarray).
@@ -40,26 +39,11 @@ pub struct Session {
     /// What runs. On WebGPU every read is awaited, and the live figures and the analysis run on
     /// a CPU copy (the percentile sort and the histogram kernels read back synchronously).
     plan: Plan,
-    /// Taken out for the duration of a step (a step consumes the model).
-    model: Option<MlpOrCnn>,
-    /// Each weighted layer's initial weights, for layer rotation.
-    start_weights: Vec<(String, Tensor<1>)>,
+    /// The run itself, the same as the native trainer's.
+    run: run::Session<MlpOrCnn>,
     last_rotation: f64,
-    optim: ModuleOptimizer,
-    recorder: Recorder,
-    tracked: TrackedSet,
-    order: Vec<usize>,
-    epoch: usize,
-    cursor: usize,
-    step: u64,
-    total_steps: u64,
     /// Since the last progress point.
     window: Window,
-    epoch_loss_sum: f64,
-    epoch_batches: usize,
-    epoch_loss: Vec<f64>,
-    epoch_test_accuracy: Vec<f64>,
-    train_ms: f64,
     last_point: f64,
     last_live: f64,
     live_due: bool,
@@ -82,10 +66,35 @@ struct Window {
 }
 
 struct Analysis {
-    config: ExperimentConfig,
-    /// Per layer: zero rank, quantization, sliding window.
-    layers: Vec<(f64, Vec<RankAccuracy>, Vec<CentreAccuracy>)>,
+    layers: BTreeMap<usize, LayerAnalysis>,
     seconds: f64,
+}
+
+/// The run's events the page cares about while training: a recording makes the live figures due.
+#[derive(Default)]
+struct Recordings {
+    happened: bool,
+}
+
+impl<M: TappedModel> Observer<M> for Recordings {
+    fn on(&mut self, event: &Event<'_, M>) -> Result<(), ObserverError> {
+        if let Event::Recorded { .. } = event {
+            self.happened = true;
+        }
+        Ok(())
+    }
+}
+
+/// The analysis' progress, as messages to the page.
+struct AnalysisProgress;
+
+impl<M: TappedModel> Observer<M> for AnalysisProgress {
+    fn on(&mut self, event: &Event<'_, M>) -> Result<(), ObserverError> {
+        if let Event::Analysis { done, total, layer, what } = event {
+            js::post(&WorkerOutput::AnalysisProgress { done: *done, total: *total, what: format!("{layer}: {what}") });
+        }
+        Ok(())
+    }
 }
 
 /// A device read failed (WebGPU lost the device, ran out of memory): the run cannot go on.
@@ -94,58 +103,43 @@ fn read_failed(e: impl std::fmt::Display) -> String {
 }
 
 impl Session {
-    pub fn new(split: Rc<Split>, settings: Settings, view: View, backend: Backend) -> Self {
+    pub fn new(split: Rc<Split>, settings: Settings, view: View, backend: Backend) -> Result<Self, String> {
+        let spec = settings.spec()?.with_data(split.name.clone(), split.train.len(), split.test.len());
+        Ok(Self::from_spec(split, spec, view, backend))
+    }
+
+    fn from_spec(split: Rc<Split>, spec: RunSpec, view: View, backend: Backend) -> Self {
         let device = backend.device.autodiff();
-        device.seed(settings.seed);
-        let model = settings.build_model(&device);
-        let layers = model.layers();
-        let start_weights = hidden_neurons::rotation::snapshot(model.weight_layers());
-        let n = split.train.len();
-        let tracked = TrackedSet::new(&split.train, tracked_indices(n, settings.tracked_samples, settings.seed), split.norm, CHUNK, &device);
-        let cfg = settings.train_config();
-        let mut recorder =
-            Recorder::new(RecordingMode::Tracked, layers.clone(), tracked.len(), tracked.len(), snapshot_choice_with(&layers, TRACED, settings.seed, view.neuron), &device);
-        recorder.certainty_epsilon = cfg.certainty_epsilon;
-        recorder.deferred_reads = backend.plan.webgpu;
-        let per_epoch = n.div_ceil(settings.batch_size) as u64;
+        let network = spec.network.clone();
+        let mut run = run::Session::start(spec, &split.train, split.norm, &device, Some(view.neuron), |d| network.mlp_or_cnn(d).expect("the page trains MLPs and CNNs"));
+        if let Some(r) = run.recorder_mut() {
+            r.deferred_reads = backend.plan.webgpu;
+        }
         let now = js::now();
-        let mut s = Self {
-            order: Vec::new(),
-            total_steps: per_epoch * settings.epochs as u64,
+        Self {
             split,
-            settings,
             view,
             paused: false,
             device,
             plan: backend.plan,
-            model: Some(model),
-            start_weights,
+            run,
             last_rotation: f64::NEG_INFINITY,
-            optim: adam(),
-            recorder,
-            tracked,
-            epoch: 0,
-            cursor: 0,
-            step: 0,
             window: Window::default(),
-            epoch_loss_sum: 0.0,
-            epoch_batches: 0,
-            epoch_loss: Vec::new(),
-            epoch_test_accuracy: Vec::new(),
-            train_ms: 0.0,
             last_point: now,
             last_live: now,
             live_due: false,
             finished: false,
             analysis: None,
             test_at: None,
-        };
-        s.begin_epoch();
-        s
+        }
     }
 
     fn model(&self) -> &MlpOrCnn {
-        self.model.as_ref().expect("the model is only taken during a step")
+        self.run.model()
+    }
+
+    fn recorder(&self) -> &Recorder {
+        self.run.recorder().expect("the page's runs record")
     }
 
     pub fn wants_to_run(&self) -> bool {
@@ -157,75 +151,58 @@ impl Session {
         self.finished = true;
     }
 
-    fn begin_epoch(&mut self) {
-        // Dropout masks and the order depend only on (seed, epoch), as in the native trainer.
-        self.device.seed(self.settings.seed.wrapping_mul(1_000_003).wrapping_add(self.epoch as u64));
-        self.order = epoch_order(self.split.train.len(), self.settings.seed, self.epoch);
-        self.cursor = 0;
-        self.epoch_loss_sum = 0.0;
-        self.epoch_batches = 0;
-    }
-
     /// One batch: a recording first when one is due, then the optimizer step.
     pub async fn step(&mut self) -> Result<(), String> {
         let started = js::now();
-        let end = (self.cursor + self.settings.batch_size).min(self.order.len());
-        let (x, y) = self.split.train.batch(&self.order[self.cursor..end], self.split.norm, &self.device);
-        let model = self.model.take().expect("model present");
-        if self.step % self.settings.every_batches as u64 == 0 {
-            self.recorder.record_tracked(&model, &self.tracked, self.step);
-            self.live_due = true;
-        }
-        let (model, loss, correct) = train_step(model, &mut self.optim, self.settings.learning_rate, x, y, None);
-        self.model = Some(model);
+        let mut seen = Recordings::default();
+        let out = self.run.step(&self.split, &mut seen).map_err(|e| e.to_string())?;
+        self.live_due |= seen.happened;
         // One read, one wait for the GPU: [loss, correct count].
-        let both = Tensor::cat(vec![loss.inner().reshape([1]), correct.float().reshape([1])], 0);
+        let loss = self.run.pending_losses().expect("the step's loss");
+        let both = Tensor::cat(vec![loss.reshape([1]), out.correct.float().reshape([1])], 0);
         let both = read_f32_async(both).await.map_err(read_failed)?;
+        self.run.absorb_losses(&both[..1]).map_err(|e| format!("{e}: try a lower learning rate"))?;
         let (loss, correct) = (both[0] as f64, both[1] as i64);
-        if !loss.is_finite() {
-            return Err(format!("training diverged at step {} (loss {loss}): try a lower learning rate", self.step));
-        }
-        let samples = (end - self.cursor) as u64;
         self.window.loss_sum += loss;
         self.window.correct += correct as u64;
-        self.window.samples += samples;
+        self.window.samples += out.samples as u64;
         self.window.steps += 1;
-        self.epoch_loss_sum += loss;
-        self.epoch_batches += 1;
-        self.cursor = end;
-        self.step += 1;
-        let spent = js::now() - started;
-        self.window.ms += spent;
-        self.train_ms += spent;
-        if self.cursor >= self.order.len() {
+        self.window.ms += js::now() - started;
+        if self.run.epoch_complete() {
             self.end_epoch().await?;
         }
         Ok(())
     }
 
     async fn test_accuracy(&mut self) -> Result<f64, String> {
-        if let Some((step, acc)) = self.test_at {
-            if step == self.step {
+        let step = self.run.progress().step;
+        if let Some((at, acc)) = self.test_at {
+            if at == step {
                 return Ok(acc);
             }
         }
         let acc = accuracy_async(self.model(), &self.split.test, self.split.norm, &self.device, CHUNK).await.map_err(read_failed)?;
-        self.test_at = Some((self.step, acc));
+        self.test_at = Some((step, acc));
         Ok(acc)
+    }
+
+    /// Each weighted layer's rotation: a few scalars computed on the device, one awaited read.
+    async fn rotation(&self) -> Result<Vec<f64>, String> {
+        match hidden_neurons::rotation::cosines(&self.model().weight_layers(), self.run.start_weights()) {
+            Some(c) => Ok(hidden_neurons::rotation::distances(read_f32_async(c).await.map_err(read_failed)?)),
+            None => Ok(Vec::new()),
+        }
     }
 
     async fn end_epoch(&mut self) -> Result<(), String> {
         let acc = self.test_accuracy().await?;
-        self.epoch_loss.push(self.epoch_loss_sum / self.epoch_batches.max(1) as f64);
-        self.epoch_test_accuracy.push(acc);
-        self.post_point(Some(acc)).await?;
-        self.epoch += 1;
-        if self.epoch >= self.settings.epochs {
+        let rotation = self.rotation().await?;
+        self.run.end_epoch_with(acc, rotation.clone(), None, &mut run::Quiet).map_err(|e| e.to_string())?;
+        self.post_point(Some(acc), Some(rotation)).await?;
+        if self.run.is_finished() {
             self.finished = true;
             self.post_live().await?;
-            js::post(&WorkerOutput::Trained { test_accuracy: acc, seconds: self.train_ms / 1000.0 });
-        } else {
-            self.begin_epoch();
+            js::post(&WorkerOutput::Trained { test_accuracy: acc, seconds: self.run.progress().train_seconds });
         }
         Ok(())
     }
@@ -234,7 +211,7 @@ impl Session {
     pub async fn after_slice(&mut self) -> Result<(), String> {
         let now = js::now();
         if now - self.last_point >= POINT_MS && self.window.steps > 0 {
-            self.post_point(None).await?;
+            self.post_point(None, None).await?;
         }
         if self.live_due && now - self.last_live >= LIVE_MS {
             self.post_live().await?;
@@ -242,30 +219,29 @@ impl Session {
         Ok(())
     }
 
-    async fn post_point(&mut self, test_accuracy: Option<f64>) -> Result<(), String> {
+    async fn post_point(&mut self, test_accuracy: Option<f64>, rotation: Option<Vec<f64>>) -> Result<(), String> {
         self.last_point = js::now();
         let Window { loss_sum, correct, samples, steps, ms } = std::mem::take(&mut self.window);
         if steps == 0 && test_accuracy.is_none() {
             return Ok(());
         }
-        // Layer rotation: a few scalars computed on the device, one awaited read.
-        let due = test_accuracy.is_some() || self.last_point - self.last_rotation >= ROTATION_MS;
-        let cosines = if due { hidden_neurons::rotation::cosines(&self.model().weight_layers(), &self.start_weights) } else { None };
-        let rotation = match cosines {
-            Some(c) => {
+        let distances = match rotation {
+            Some(r) => Some(r),
+            None if self.last_point - self.last_rotation >= ROTATION_MS => Some(self.rotation().await?),
+            None => None,
+        };
+        let rotation = match distances {
+            Some(d) => {
                 self.last_rotation = self.last_point;
-                let cos = read_f32_async(c).await.map_err(read_failed)?;
-                let names = self.start_weights.iter().map(|(name, _)| name.clone());
-                names.zip(hidden_neurons::rotation::distances(cos)).collect()
+                self.run.start_weights().iter().map(|(name, _)| name.clone()).zip(d).collect()
             }
             None => Vec::new(),
         };
-        let per_epoch = self.order.len().max(1) as f64;
         js::post(&WorkerOutput::Progress {
             point: ProgressPoint {
-                step: self.step,
-                total_steps: self.total_steps,
-                epoch: self.epoch as f64 + self.cursor as f64 / per_epoch,
+                step: self.run.progress().step,
+                total_steps: self.run.total_steps(),
+                epoch: self.run.epoch_position(),
                 loss: if steps > 0 { loss_sum / steps as f64 } else { f64::NAN },
                 train_accuracy: if samples > 0 { correct as f64 / samples as f64 } else { f64::NAN },
                 test_accuracy,
@@ -277,19 +253,21 @@ impl Session {
     }
 
     /// Each layer's sign summary. Also reads every pending snapshot back, so that figure 2 can
-    /// use `self.recorder`'s host data afterwards.
+    /// use the recorder's host data afterwards.
     async fn signs(&mut self) -> Result<Vec<LayerSigns>, String> {
-        let mut examples: Vec<usize> = self.recorder.snapshot_neurons.iter().map(|n| n[0]).collect();
+        let mut examples: Vec<usize> = self.recorder().snapshot_neurons.iter().map(|n| n[0]).collect();
         if let Some(e) = examples.get_mut(self.view.layer) {
             *e = self.view.neuron;
         }
-        let labels = &self.tracked.labels;
         if self.plan.webgpu {
             let cpu = cpu();
-            let mirror = self.recorder.counts_on(&cpu).await.map_err(read_failed)?;
-            Ok(layer_signs_with(&mirror, &self.tracked, labels, &cpu, &examples))
+            let mirror = self.run.recorder_mut().expect("the page's runs record").counts_on(&cpu).await.map_err(read_failed)?;
+            let tracked = self.run.tracked().expect("the page's runs record");
+            Ok(layer_signs_with(&mirror, tracked, &tracked.labels, &cpu, &examples))
         } else {
-            Ok(layer_signs_with(&self.recorder, &self.tracked, labels, &self.device, &examples))
+            let tracked = self.run.tracked().expect("the page's runs record");
+            let labels = &tracked.labels;
+            Ok(layer_signs_with(self.recorder(), tracked, labels, &self.device, &examples))
         }
     }
 
@@ -297,28 +275,26 @@ impl Session {
     pub async fn post_live(&mut self) -> Result<(), String> {
         self.last_live = js::now();
         self.live_due = false;
-        let l = self.view.layer.min(self.recorder.layers.len() - 1);
+        let l = self.view.layer.min(self.recorder().layers.len() - 1);
         let signs = self.signs().await?;
         let s = &signs[l];
-        let id = self.settings.model_id();
+        let id = self.run.spec().model.id();
         let mode = RecordingMode::Tracked;
-        let traced = self.recorder.snapshot_neurons[l].clone();
+        let recorder = self.recorder();
+        let traced = recorder.snapshot_neurons[l].clone();
         let (fig2, fig2_at) = match traced.iter().position(|&n| n == s.example_neuron) {
-            Some(j) if !self.recorder.steps.is_empty() => {
+            Some(j) if !recorder.steps.is_empty() => {
                 let rec = self.view.recording.unwrap_or(usize::MAX);
-                (
-                    Some(evolution_figure(&id, &self.recorder, s, l, j, "fig2", "Figure 2")),
-                    Some(distribution_at(&id, &self.recorder, s, l, j, rec)),
-                )
+                (Some(evolution_figure(&id, recorder, s, l, j, "fig2", "Figure 2")), Some(distribution_at(&id, recorder, s, l, j, rec)))
             }
             _ => (None, None),
         };
         let live = Live {
-            step: self.step,
-            recordings: self.recorder.recordings,
+            step: self.run.progress().step,
+            recordings: recorder.recordings,
             view: View { layer: l, neuron: s.example_neuron, recording: self.view.recording },
-            layers: self.recorder.layers.iter().map(|i| (i.name.clone(), i.neurons)).collect(),
-            tracked: self.tracked.len(),
+            layers: recorder.layers.iter().map(|i| (i.name.clone(), i.neurons)).collect(),
+            tracked: self.run.tracked().map_or(0, |t| t.len()),
             defined_pairs: s.histogram.total(),
             fig1: one_neuron_figure(&id, mode, &[s]),
             fig5: whole_layer_figure(&id, mode, &[s]),
@@ -341,25 +317,13 @@ impl Session {
         } else {
             (self.model().clone(), self.device.clone())
         };
-        let config = self.settings.experiment_config();
-        let layers = self.recorder.layers.len();
-        let total = layers * (config.ranks.len() + config.centres.len());
-        let mut done = 0;
-        let stats_set = self.split.train.head(config.stats_samples);
-        let mut out = Vec::new();
-        for l in 0..layers {
-            let name = self.recorder.layers[l].name.clone();
-            let mut tick = |what: &str| {
-                done += 1;
-                js::post(&WorkerOutput::AnalysisProgress { done, total, what: format!("{name}: {what}") });
-            };
-            let split = &self.split;
-            let zero = experiments::zero_percentile_rank(&model, l, &stats_set, split.norm, &dev, CHUNK);
-            let q = experiments::quantization(&model, l, &stats_set, &split.test, split.norm, &config, experiments::QuantizeAt::Pre, &dev, || tick("quantization"));
-            let w = experiments::sliding_window(&model, l, &split.train, &split.test, split.norm, &config, &dev, || tick("sliding window"));
-            out.push((zero, q, w));
-        }
-        self.analysis = Some(Analysis { config, layers: out, seconds: (js::now() - started) / 1000.0 });
+        let spec = self.run.spec().clone();
+        let all: Vec<usize> = (0..self.run.layers().len()).collect();
+        let sets = InMemorySets::new(&self.split.train, &spec.experiments);
+        let layers = sets
+            .with(&self.split.test, self.split.norm, |data| run::analyze(&model, data, &spec.experiments, &all, &spec.experiment_layers, &dev, &mut AnalysisProgress))
+            .map_err(|e| e.to_string())?;
+        self.analysis = Some(Analysis { layers, seconds: (js::now() - started) / 1000.0 });
         let signs = self.signs().await?;
         let results = self.results_from(&signs).await?;
         let refs: Vec<&LayerSigns> = signs.iter().collect();
@@ -378,44 +342,27 @@ impl Session {
     }
 
     async fn results_from(&mut self, signs: &[LayerSigns]) -> Result<Results, String> {
-        let mut layers = BTreeMap::new();
-        for (l, s) in signs.iter().enumerate() {
-            let (zero, q, w) = match &self.analysis {
-                Some(a) => a.layers[l].clone(),
-                None => (f64::NAN, Vec::new(), Vec::new()),
-            };
-            layers.insert(s.name.clone(), LayerResults::new(s, self.recorder.layers[l].neurons, zero, q, w));
-        }
-        let test_accuracy = match self.epoch_test_accuracy.last() {
+        let test_accuracy = match self.run.progress().epoch_test_accuracy.last() {
             Some(&a) => a,
             None => self.test_accuracy().await?,
         };
-        let cfg = self.settings.train_config();
-        Ok(Results {
-            model: self.settings.model_id(),
-            dataset: self.split.name.clone(),
-            preset: "browser".into(),
-            seed: self.settings.seed,
+        let empty = BTreeMap::new();
+        let (analysis, seconds) = match &self.analysis {
+            Some(a) => (&a.layers, a.seconds),
+            None => (&empty, 0.0),
+        };
+        Ok(run::results(&Outcome {
+            spec: self.run.spec(),
+            backend: &self.plan.name,
             test_accuracy,
-            recording: RecordingSummary {
-                mode: cfg.mode,
-                every_batches: cfg.every_batches,
-                recordings: self.recorder.recordings,
-                tracked_samples: self.tracked.len(),
-                note: cfg.mode.note(),
-            },
-            layers,
-            backend: self.plan.name.clone(),
-            architecture: self.settings.architecture(),
-            experiments: self.analysis.as_ref().map(|a| a.config.clone()).unwrap_or_else(|| self.settings.experiment_config()),
-            train: cfg,
-            epoch_loss: self.epoch_loss.clone(),
-            epoch_test_accuracy: self.epoch_test_accuracy.clone(),
-            train_seconds: self.train_ms / 1000.0,
-            experiment_seconds: self.analysis.as_ref().map(|a| a.seconds).unwrap_or(0.0),
-            layer_rotation: Vec::new(),
-            settings: None,
-        })
+            layers: self.run.layers(),
+            signs: Some(signs),
+            recorder: self.run.recorder(),
+            analysis,
+            progress: Some(self.run.progress()),
+            rotation_layers: self.run.start_weights().iter().map(|(name, _)| name.clone()).collect(),
+            experiment_seconds: seconds,
+        }))
     }
 }
 
@@ -426,11 +373,13 @@ pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size
     // More batches than the warm-up step and `steps` need: a finished run has none left, and
     // finishing would tell the page that a model was trained.
     let per_epoch = split.train.len().div_ceil(batch_size.max(1)).max(1);
-    let settings = Settings { batch_size: batch_size.max(1), epochs: (steps + 1) / per_epoch + 1, ..Settings::default() };
-    let mut s = Session::new(split.clone(), settings, View::default(), backend);
-    if !recording {
-        s.settings.every_batches = usize::MAX;
-    }
+    // Recording only at the warm-up step when off (MAX_EVERY is beyond any benchmark's steps).
+    let every_batches = if recording { Settings::default().every_batches } else { hidden_neurons::settings::MAX_EVERY };
+    let settings = Settings { batch_size: batch_size.max(1), epochs: (steps + 1) / per_epoch + 1, every_batches, ..Settings::default() };
+    let mut s = match Session::new(split.clone(), settings, View::default(), backend) {
+        Ok(s) => s,
+        Err(message) => return WorkerOutput::Error { message },
+    };
     // A warm-up step outside the timing (first-call allocations).
     if let Err(message) = s.step().await {
         return WorkerOutput::Error { message };
@@ -442,11 +391,12 @@ pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size
         }
     }
     // On WebGPU the snapshots are read back here, inside the timing, as the CPU reads them.
-    if let Err(e) = s.recorder.settle().await {
-        return WorkerOutput::Error { message: read_failed(e) };
+    if let Some(r) = s.run.recorder_mut() {
+        if let Err(e) = r.settle().await {
+            return WorkerOutput::Error { message: read_failed(e) };
+        }
     }
     let seconds = (js::now() - started) / 1000.0;
     let backend = s.plan.name;
     WorkerOutput::BenchResult { backend, steps, batch_size, recording, seconds, samples_per_second: (steps * batch_size) as f64 / seconds }
 }
-

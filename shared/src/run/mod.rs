@@ -1,0 +1,17 @@
+//! A run, once for every model and both front ends: its [`spec`] (what it is), its [`session`]
+//! (training step by step, recording, what a checkpoint holds), the [`events`] it emits to
+//! observers, the experiments of [`analyze`] and the one place that builds `results.json`,
+//! [`assemble`]. The trainer and the page's worker only drive it and observe it.
+
+pub mod analyze;
+pub mod assemble;
+pub mod events;
+pub mod seeds;
+pub mod session;
+pub mod spec;
+
+pub use analyze::{AnalysisData, InMemorySets, LayerAnalysis, analyze};
+pub use assemble::{Outcome, results};
+pub use events::{All, Event, Observer, ObserverError, Quiet};
+pub use session::{Progress, RunError, Session, StepOut};
+pub use spec::{CHUNK, DataSpec, Family, ModelId, Network, Overrides, Preset, RunSpec};
