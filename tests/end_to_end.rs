@@ -254,7 +254,7 @@ fn cifar_signs_per_position_beside_channels_and_resumed_exactly() {
     let full = out_dir("cifar-pos-full");
     reproduce_cifar(&data, &full, &["--conv-signs", "positions"]);
     let r = Results::from_json(&std::fs::read_to_string(full.join("cifar-cnn-linear/results.json")).unwrap()).unwrap();
-    assert!(r.settings.as_deref().is_some_and(|s| s.contains("conv-signs=positions")));
+    assert_eq!(r.train.as_ref().map(|t| t.conv_signs), Some(hidden_neurons::train::ConvSigns::Positions));
     for (name, l) in &r.layers {
         let p = l.position_signs.as_ref().unwrap_or_else(|| panic!("{name}: no per-position signs"));
         // 16 positions per channel: every layer of 32x32 images down to 4x4 has at least 16.
