@@ -25,15 +25,14 @@
 use std::cell::Cell;
 
 use burn::tensor::{Device, Int, Tensor};
-use hidden_neurons::data::{Batches, Dataset, InMemory, Normalization, Source, SourceError, epoch_order};
+use hidden_neurons::data::{Dataset, InMemory, Normalization, Source, SourceError};
 use hidden_neurons::experiments::{self, CentreAccuracy, ExperimentConfig, QuantizeAt, RankAccuracy};
 use hidden_neurons::model::{Activation, CaptureTap, CnnConfig, MlpConfig, TappedModel, flatten_items};
 use hidden_neurons::stats::read_f32;
-use hidden_neurons::train::{adam, train_step};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::TOY_NORM;
+use common::{TOY_NORM, labelled_by_model, random_draws, toy_samples, train_toy};
 
 /// A source that counts its visits (each visit is one pass over the samples).
 struct Counting<'a> {
@@ -58,22 +57,6 @@ impl Source for Counting<'_> {
     }
 }
 
-/// Held by both tests: they seed and draw from the flex device's shared generator (the model's
-/// initialisation, the suffixes' retraining), and parallel tests would interleave their draws.
-fn random_draws() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// `n` samples of 5 features (`top`: the brightest pixel value), labels cycling through 3 classes.
-fn samples(n: usize, mul: usize, add: usize, top: usize) -> Dataset {
-    Dataset {
-        features: 5,
-        images: (0..n * 5).map(|i| ((i * mul + add) % (top + 1)) as u8).collect(),
-        labels: (0..n).map(|i| ((i * 7 + add) % 3) as u8).collect(),
-    }
-}
-
 const SIDE: usize = 8;
 
 /// `n` one-channel `SIDE` x `SIDE` images whose top half is brighter for class 1 and whose left
@@ -94,33 +77,6 @@ fn images(n: usize, add: usize) -> Dataset {
         })
         .collect();
     Dataset { features: SIDE * SIDE, images, labels }
-}
-
-/// Trains `model` on `data` for `epochs` (Adam, learning rate 1e-2, batches of 16).
-fn trained<M: TappedModel>(mut model: M, data: &Dataset, epochs: usize, device: &Device) -> M {
-    let mut optim = adam();
-    for epoch in 0..epochs {
-        for batch in Batches::new(epoch_order(data.len(), 1, epoch), 16) {
-            let (x, y) = data.batch(&batch.samples, TOY_NORM, device);
-            model = train_step(model, &mut optim, 1e-2, x, y, None).0;
-        }
-    }
-    model.valid()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
-}
-
-/// `data` labelled with `model`'s own predictions, so that every change of a layer's values that
-/// changes a prediction shows in the accuracy.
-fn labelled_by_model(model: &impl TappedModel, mut data: Dataset, device: &Device) -> Dataset {
-    let (x, _) = data.range_batch(0, data.len(), TOY_NORM, device);
-    let logits = model.forward(x);
-    let [_, classes] = logits.dims();
-    data.labels = read_f32(logits).chunks(classes).map(|l| argmax(l) as u8).collect();
-    assert!(data.labels.iter().any(|&l| l != data.labels[0]), "the model's predictions vary");
-    data
 }
 
 /// Pre-activations of `layer` on all of `data` (one forward pass), host rows `[items][neurons]`.
@@ -281,10 +237,10 @@ fn mlp_experiments_streamed_match_captured() {
     let ad = device.clone().autodiff();
     ad.seed(5);
     let mlp = MlpConfig { input: 5, hidden: vec![16, 16], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1, init: Default::default() }.init(&ad);
-    let model = trained(mlp, &samples(300, 37, 0, 255), 30, &ad);
-    let stats = samples(80, 13, 7, 255);
-    let train = labelled_by_model(&model, samples(120, 37, 3, 255), &device);
-    let test = labelled_by_model(&model, samples(90, 11, 101, 255), &device);
+    let model = train_toy(mlp, &toy_samples(300, 37, 0, 255), 30, 16, &ad);
+    let stats = toy_samples(80, 13, 7, 255);
+    let train = labelled_by_model(&model, toy_samples(120, 37, 3, 255), &device);
+    let test = labelled_by_model(&model, toy_samples(90, 11, 101, 255), &device);
     every_experiment_agrees("mlp", &model, &[0, 1], &stats, &train, &test, &config(3), &device);
     println!("mlp: {:.1} s", started.elapsed().as_secs_f64());
 }
@@ -297,7 +253,7 @@ fn cnn_experiments_streamed_match_captured() {
     let ad = device.clone().autodiff();
     ad.seed(7);
     let cnn = CnnConfig { channels: 1, side: SIDE, widths: vec![3, 4], classes: 3, activation: Activation::Relu, init: Default::default(), layers_per_stage: 1 }.init(&ad);
-    let model = trained(cnn, &images(96, 0), 8, &ad);
+    let model = train_toy(cnn, &images(96, 0), 8, 16, &ad);
     let stats = images(24, 1);
     let train = labelled_by_model(&model, images(48, 2), &device);
     let test = labelled_by_model(&model, images(40, 3), &device);

@@ -3,10 +3,7 @@
 //! closed edge windows, a wrong certainty boundary, zero signs put in a category).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burn::module::Module;
-use hidden_neurons::data::{Batches, Dataset, epoch_order};
-use hidden_neurons::model::{Mlp, MlpConfig};
-use hidden_neurons::train::{adam, train_step};
+use hidden_neurons::data::Dataset;
 use hidden_neurons::experiments::{self, ExperimentConfig, open_ended, window_maps, window_thresholds};
 use hidden_neurons::model::{Activation, CaptureTap, CnnConfig, ReplacePostTap, ReplaceTap, TappedModel, flatten_items};
 use hidden_neurons::recording::uncertain_mask;
@@ -14,17 +11,7 @@ use hidden_neurons::stats::{class_low_fractions, read_f32, reference};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{TOY_NORM, tiny_model};
-
-/// `n` samples of 5 features from a recipe of its own, so that two sets really differ (`top`:
-/// the brightest pixel value).
-fn samples(n: usize, mul: usize, add: usize, top: usize) -> Dataset {
-    Dataset {
-        features: 5,
-        images: (0..n * 5).map(|i| ((i * mul + add) % (top + 1)) as u8).collect(),
-        labels: (0..n).map(|i| ((i * 7 + add) % 3) as u8).collect(),
-    }
-}
+use common::{TOY_NORM, argmax, labelled_by_model, random_draws, tiny_model, toy_samples, trained_toy_mlp};
 
 /// Host copy of `[rows, cols]`.
 fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
@@ -57,57 +44,18 @@ fn quantized_accuracy_by_hand(model: &impl TappedModel, layer: usize, stats: &Da
     accuracy_of(&rows(model.forward_tapped(x, &mut ReplaceTap { layer, f: replace })), &test.labels)
 }
 
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
-}
-
 /// Share of `logits` rows whose largest entry is the label, counted by hand.
 fn accuracy_of(logits: &[Vec<f32>], labels: &[u8]) -> f64 {
     logits.iter().zip(labels).filter(|&(l, &y)| argmax(l) == y as usize).count() as f64 / labels.len() as f64
-}
-
-/// `test` labelled with `model`'s own predictions, so that every quantization error shows in the
-/// accuracy.
-fn labelled_by_model(model: &impl TappedModel, mut test: Dataset, device: &Device) -> Dataset {
-    let (x, _) = test.range_batch(0, test.len(), TOY_NORM, device);
-    test.labels = rows(model.forward(x)).iter().map(|l| argmax(l) as u8).collect();
-    assert!(test.labels.iter().any(|&l| l != test.labels[0]), "the model's predictions vary");
-    test
-}
-
-/// Held by every test here that draws from the device's random numbers. The tests of one binary
-/// run on parallel threads and share the flex device's generator: another test's draws between
-/// a seed and an initialisation change the weights, and the sliding-window test compares two
-/// runs that must see the same seeded draws (it failed once so in a clean-clone run).
-fn random_draws() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A 5-16-16-3 ReLU MLP trained for a while on toy data, so that its predictions depend on its
-/// input (a freshly initialised one predicts nearly the same class everywhere).
-fn trained_model(device: &Device) -> Mlp {
-    let ad = device.clone().autodiff();
-    ad.seed(5);
-    let mut model = MlpConfig { input: 5, hidden: vec![16, 16], classes: 3, activation: Activation::Relu, dropout: 0.0, first_index: 1, init: Default::default() }.init(&ad);
-    let data = samples(300, 37, 0, 255);
-    let mut optim = adam();
-    for epoch in 0..30 {
-        for batch in Batches::new(epoch_order(data.len(), 1, epoch), 32) {
-            let (x, y) = data.batch(&batch.samples, TOY_NORM, &ad);
-            model = train_step(model, &mut optim, 1e-2, x, y, None).0;
-        }
-    }
-    model.valid()
 }
 
 #[test]
 fn quantization_is_a_forward_pass_with_statistics_from_the_statistics_subset() {
     let _draws = random_draws();
     let device = Device::flex();
-    let model = trained_model(&device);
-    let stats = samples(80, 37, 0, 96);
-    let test = labelled_by_model(&model, samples(120, 11, 101, 255), &device);
+    let model = trained_toy_mlp(Activation::Relu, &device);
+    let stats = toy_samples(80, 37, 0, 96);
+    let test = labelled_by_model(&model, toy_samples(120, 11, 101, 255), &device);
     let cfg = ExperimentConfig { ranks: vec![10.0, 30.0, 50.0, 70.0, 90.0], batch_size: 7, ..ExperimentConfig::paper(1) };
     for layer in [0, 1] {
         let got = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &cfg, experiments::QuantizeAt::Pre, &device, || {});
@@ -179,9 +127,9 @@ fn post_quantized_by_hand(model: &impl TappedModel, layer: usize, stats: &Datase
 fn post_activation_quantization_replaces_activations_by_their_side_s_mean_activation() {
     let _draws = random_draws();
     let device = Device::flex();
-    let model = trained_model(&device);
-    let stats = samples(80, 13, 7, 255);
-    let test = labelled_by_model(&model, samples(120, 11, 101, 255), &device);
+    let model = trained_toy_mlp(Activation::Relu, &device);
+    let stats = toy_samples(80, 13, 7, 255);
+    let test = labelled_by_model(&model, toy_samples(120, 11, 101, 255), &device);
     let cfg = ExperimentConfig { ranks: vec![10.0, 30.0, 50.0, 70.0, 90.0], batch_size: 7, ..ExperimentConfig::paper(1) };
     let mut differ = false;
     for layer in [0, 1] {
@@ -207,8 +155,8 @@ fn window_maps_are_the_window_indicator_in_the_order_the_suffix_reads() {
     let device = Device::flex();
     // MLP: one position, the maps are the indicator of each neuron's window.
     let model = tiny_model(Activation::Sigmoid, &device);
-    let stats = samples(50, 37, 0, 255);
-    let test = samples(20, 11, 101, 255);
+    let stats = toy_samples(50, 37, 0, 255);
+    let test = toy_samples(20, 11, 101, 255);
     let z_stats = captured(&model, 1, &stats, &device);
     let z_test = captured(&model, 1, &test, &device);
     let to_t = |z: &Vec<Vec<f32>>| Tensor::<2>::from_data(TensorData::new(z.concat(), [z.len(), z[0].len()]), &device);
@@ -336,9 +284,9 @@ fn a_zero_average_sign_is_in_neither_category() {
 fn sliding_window_with_streamed_statistics_matches_the_captured_path() {
     let _draws = random_draws();
     let device = Device::flex();
-    let model = trained_model(&device);
-    let train = samples(90, 37, 0, 96);
-    let test = labelled_by_model(&model, samples(60, 11, 101, 255), &device);
+    let model = trained_toy_mlp(Activation::Relu, &device);
+    let train = toy_samples(90, 37, 0, 96);
+    let test = labelled_by_model(&model, toy_samples(60, 11, 101, 255), &device);
     let cfg = ExperimentConfig { centres: vec![5.0, 45.0, 95.0], stats_samples: 50, retrain_samples: 90, retrain_epochs: 2, batch_size: 16, ..ExperimentConfig::paper(3) };
     let streamed = ExperimentConfig { max_captured_values: 0, ..cfg.clone() };
     let run = |c: &ExperimentConfig| experiments::sliding_window(&model, 1, &train, &test, TOY_NORM, c, &device, || {});

@@ -18,68 +18,21 @@
 //! could change a prediction only if two logits were within a few ulps, and these seeded data do
 //! not have such a tie (a mismatch would be at least 1/n).
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use hidden_neurons::data::{Batches, Dataset, epoch_order};
+use hidden_neurons::data::Dataset;
 use hidden_neurons::experiments::{self, ExperimentConfig, QuantizeAt, RankAccuracy};
-use hidden_neurons::model::{Activation, Mlp, MlpConfig, Tap, TappedModel};
+use hidden_neurons::model::{Activation, Mlp, Tap, TappedModel};
 use hidden_neurons::stats::read_f32;
-use hidden_neurons::train::{adam, train_step};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::TOY_NORM;
-
-/// Held by the tests that seed the flex device's shared generator.
-fn random_draws() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// `n` samples of 5 features (`top`: the brightest pixel value), labels cycling through 3 classes.
-fn samples(n: usize, mul: usize, add: usize, top: usize) -> Dataset {
-    Dataset {
-        features: 5,
-        images: (0..n * 5).map(|i| ((i * mul + add) % (top + 1)) as u8).collect(),
-        labels: (0..n).map(|i| ((i * 7 + add) % 3) as u8).collect(),
-    }
-}
-
-/// A 5-16-16-3 MLP trained on toy data, so that its predictions depend on its input.
-fn trained_model(activation: Activation, device: &Device) -> Mlp {
-    let ad = device.clone().autodiff();
-    ad.seed(5);
-    let mut model = MlpConfig { input: 5, hidden: vec![16, 16], classes: 3, activation, dropout: 0.0, first_index: 1, init: Default::default() }.init(&ad);
-    let data = samples(300, 37, 0, 255);
-    let mut optim = adam();
-    for epoch in 0..30 {
-        for batch in Batches::new(epoch_order(data.len(), 1, epoch), 32) {
-            let (x, y) = data.batch(&batch.samples, TOY_NORM, &ad);
-            model = train_step(model, &mut optim, 1e-2, x, y, None).0;
-        }
-    }
-    model.valid()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
-}
+use common::{TOY_NORM, argmax, labelled_by_model, random_draws, toy_samples, trained_toy_mlp};
 
 /// Share of samples whose largest logit is their label.
 fn accuracy(logits: Tensor<2>, labels: &[u8]) -> f64 {
     let [_, classes] = logits.dims();
     let hits = read_f32(logits).chunks(classes).zip(labels).filter(|&(l, &y)| argmax(l) == y as usize).count();
     hits as f64 / labels.len() as f64
-}
-
-/// `data` labelled with `model`'s own predictions, so that every changed prediction shows.
-fn labelled_by_model(model: &Mlp, mut data: Dataset, device: &Device) -> Dataset {
-    let (x, _) = data.range_batch(0, data.len(), TOY_NORM, device);
-    let logits = model.forward(x);
-    let [_, classes] = logits.dims();
-    data.labels = read_f32(logits).chunks(classes).map(|l| argmax(l) as u8).collect();
-    assert!(data.labels.iter().any(|&l| l != data.labels[0]), "the model's predictions vary");
-    data
 }
 
 /// Records one layer's pre-activation and activation, row-major `[items, neurons]` on the host.
@@ -206,9 +159,9 @@ fn post_matches_host(activation: Activation) {
     let _draws = random_draws();
     let started = std::time::Instant::now();
     let device = Device::flex();
-    let model = trained_model(activation, &device);
-    let stats = samples(80, 13, 7, 255);
-    let test = labelled_by_model(&model, samples(120, 11, 101, 255), &device);
+    let model = trained_toy_mlp(activation, &device);
+    let stats = toy_samples(80, 13, 7, 255);
+    let test = labelled_by_model(&model, toy_samples(120, 11, 101, 255), &device);
     let cfg = ExperimentConfig { ranks: vec![0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 100.0], batch_size: 7, ..ExperimentConfig::paper(1) };
     let mut post_differs_from_pre = false;
     for layer in [0, 1] {

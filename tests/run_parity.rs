@@ -6,17 +6,16 @@
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
-use hidden_neurons::analysis::layer_signs;
 use hidden_neurons::data::Split;
 use hidden_neurons::model::{Activation, Mlp, TappedModel};
 use hidden_neurons::recording::Recorder;
 use hidden_neurons::results::Results;
-use hidden_neurons::run::{self, Family, InMemorySets, ModelId, Network, Outcome, Overrides, Preset, Quiet, RunSpec, Session};
+use hidden_neurons::run::{self, Family, ModelId, Network, Overrides, Preset, Quiet, RunSpec, Session};
 use hidden_neurons::stats::read_f32;
 
-/// burn seeds a device for the whole process: runs in parallel test threads would draw from
-/// each other's seeds, so the tests here take turns.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+#[path = "common/mod.rs"]
+mod common;
+use common::random_draws;
 
 fn spec(split: &Split, epochs: usize) -> RunSpec {
     let overrides = Overrides { widths: Some(vec![24, 16]), epochs: Some(epochs), batch: Some(32), every: Some(3), tracked: Some(60), retrain_samples: Some(200), ..Overrides::default() };
@@ -66,41 +65,22 @@ fn worker_style(session: &mut Session<Mlp>, split: &Split, device: &Device) {
         if session.epoch_complete() {
             let acc = hidden_neurons::train::accuracy(session.model(), &split.test, split.norm, device, run::CHUNK);
             let rotation = hidden_neurons::rotation::cosine_distances(&session.model().weight_layers(), session.start_weights());
-            session.end_epoch_with(acc, rotation, None, &mut Quiet).unwrap();
+            session.end_epoch_with(acc, rotation, &mut Quiet).unwrap();
         }
     }
 }
 
 /// The analysis and results.json of a finished session, with the wall times zeroed.
 fn finish(session: Session<Mlp>, split: &Split, device: &Device) -> Results {
-    let layers = session.layers().to_vec();
-    let rotation_layers = session.start_weights().iter().map(|(n, _)| n.clone()).collect();
-    let (model, recorder, tracked, progress, spec) = session.into_parts();
-    let (recorder, tracked) = (recorder.unwrap(), tracked.unwrap());
-    let signs = layer_signs(&recorder, &tracked, &tracked.labels, device);
-    let all: Vec<usize> = (0..layers.len()).collect();
-    let analysis = InMemorySets::new(&split.train, &spec.experiments)
-        .with(&split.test, split.norm, |data| run::analyze(&model, data, &spec.experiments, &all, &spec.experiment_layers, device, &mut Quiet))
-        .unwrap();
-    let mut results = run::results(&Outcome {
-        spec: &spec,
-        backend: "test",
-        test_accuracy: *progress.epoch_test_accuracy.last().unwrap(),
-        layers: &layers,
-        signs: Some(&signs),
-        recorder: Some(&recorder),
-        analysis: &analysis,
-        progress: Some(&progress),
-        rotation_layers,
-        experiment_seconds: 0.0,
-    });
+    let mut results = run::finish_in_memory(session, split, device, "test", &mut Quiet).unwrap().results;
     results.train_seconds = 0.0;
+    results.experiment_seconds = 0.0;
     results
 }
 
 #[test]
 fn the_native_loop_and_worker_style_stepping_give_equal_results() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _draws = random_draws();
     let split = split();
     let device = Device::flex().autodiff();
     let spec = spec(&split, 2);
@@ -127,7 +107,7 @@ fn the_native_loop_and_worker_style_stepping_give_equal_results() {
 
 #[test]
 fn a_run_resumed_from_an_epochs_checkpoint_equals_an_uninterrupted_one() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _draws = random_draws();
     let split = split();
     let device = Device::flex().autodiff();
     let spec = spec(&split, 3);
@@ -152,7 +132,7 @@ fn a_run_resumed_from_an_epochs_checkpoint_equals_an_uninterrupted_one() {
     let model = model.load_record(ModuleRecord::from_bytes(model_bytes).unwrap());
     let optim = optim.from_bytes(optim_bytes).unwrap();
     let recorder = Recorder::from_state(hidden_neurons::recording::RecorderState::from_bytes(&recorder_bytes).unwrap(), &device);
-    resumed.resume(model, optim, Some(recorder), serde_json::from_str(&progress).unwrap(), split.train.len());
+    resumed.resume(model, optim, Some(recorder), serde_json::from_str(&progress).unwrap());
     assert_eq!(resumed.progress().epochs_done, 1);
     native(&mut resumed, &split, None);
     let resumed = finish(resumed, &split, &device);

@@ -6,8 +6,10 @@
 use std::io::Write;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use hidden_neurons::data::{Dataset, Normalization};
-use hidden_neurons::model::{Activation, Mlp, MlpConfig, Tap};
+use hidden_neurons::data::{Batches, Dataset, Normalization, epoch_order};
+use hidden_neurons::model::{Activation, Mlp, MlpConfig, Tap, TappedModel};
+use hidden_neurons::stats::read_f32;
+use hidden_neurons::train::{adam, train_step};
 
 /// A 5-3 classification MLP with hidden widths 4 and 6, seeded, no dropout.
 pub fn tiny_model(activation: Activation, device: &Device) -> Mlp {
@@ -26,6 +28,61 @@ pub fn toy_dataset(n: usize) -> Dataset {
 
 /// The normalization used with [`toy_dataset`].
 pub const TOY_NORM: Normalization = Normalization { channels: 1, mean: [0.5; 3], std: [0.3; 3] };
+
+/// `n` samples of 5 features from a recipe of its own, so that two sets really differ (`top`:
+/// the brightest pixel value), labels cycling through 3 classes.
+pub fn toy_samples(n: usize, mul: usize, add: usize, top: usize) -> Dataset {
+    Dataset {
+        features: 5,
+        images: (0..n * 5).map(|i| ((i * mul + add) % (top + 1)) as u8).collect(),
+        labels: (0..n).map(|i| ((i * 7 + add) % 3) as u8).collect(),
+    }
+}
+
+/// Held by every test that seeds or draws from the flex device's random numbers. The tests of
+/// one binary run on parallel threads and share that generator: another test's draws between a
+/// seed and an initialisation change the weights (a sliding-window comparison failed once so in
+/// a clean-clone run).
+pub fn random_draws() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `model` trained on `data` for `epochs` (Adam, learning rate 1e-2, batches of `batch`).
+pub fn train_toy<M: TappedModel>(mut model: M, data: &Dataset, epochs: usize, batch: usize, device: &Device) -> M {
+    let mut optim = adam();
+    for epoch in 0..epochs {
+        for b in Batches::new(epoch_order(data.len(), 1, epoch), batch) {
+            let (x, y) = data.batch(&b.samples, TOY_NORM, device);
+            model = train_step(model, &mut optim, 1e-2, x, y, None).0;
+        }
+    }
+    model.valid()
+}
+
+/// A 5-16-16-3 MLP trained for a while on toy data, so that its predictions depend on its input
+/// (a freshly initialised one predicts nearly the same class everywhere).
+pub fn trained_toy_mlp(activation: Activation, device: &Device) -> Mlp {
+    let ad = device.clone().autodiff();
+    ad.seed(5);
+    let model = MlpConfig { input: 5, hidden: vec![16, 16], classes: 3, activation, dropout: 0.0, first_index: 1, init: Default::default() }.init(&ad);
+    train_toy(model, &toy_samples(300, 37, 0, 255), 30, 32, &ad)
+}
+
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
+}
+
+/// `data` labelled with `model`'s own predictions, so that every change of a layer's values that
+/// changes a prediction shows in the accuracy.
+pub fn labelled_by_model(model: &impl TappedModel, mut data: Dataset, device: &Device) -> Dataset {
+    let (x, _) = data.range_batch(0, data.len(), TOY_NORM, device);
+    let logits = model.forward(x);
+    let [_, classes] = logits.dims();
+    data.labels = read_f32(logits).chunks(classes).map(|l| argmax(l) as u8).collect();
+    assert!(data.labels.iter().any(|&l| l != data.labels[0]), "the model's predictions vary");
+    data
+}
 
 /// Adds `by` to the activation of (sample, neuron) of one studied layer, at every position (the
 /// probe of a conv channel is shared by its positions): the finite-difference counterpart of

@@ -60,7 +60,7 @@ fn check(w: &Workload, widths: &[usize], train_len: usize, footprint: Footprint)
     }
     match w.model.family() {
         Some(ModelFamily::Mnist) if w.model.id().family == hidden_neurons::run::Family::Mlp => settings::check_mlp_widths(widths)?,
-        Some(ModelFamily::Mnist) => settings::check_cnn_widths(widths, 28)?,
+        Some(ModelFamily::Mnist) => settings::check_cnn_widths(widths, CnnConfig::mnist_small(w.model.activation()).side)?,
         Some(ModelFamily::Cifar) => settings::check_cnn_widths(widths, CIFAR_SIDE)?,
         Some(ModelFamily::Resnet50) | None => {}
     }
@@ -94,7 +94,7 @@ pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
             let dir = w.data.clone().unwrap_or_else(default_data_dir);
             let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
             let cfg = CnnConfig::mnist_small(activation);
-            check(w, &cfg.widths.clone(), split.train.len(), Footprint::cnn(&cfg))?;
+            check(w, &cfg.widths, split.train.len(), Footprint::cnn(&cfg))?;
             Ok(Prepared::Cnn(split, cfg.init(device), cfg))
         }
         Some(ModelFamily::Mnist) => {

@@ -21,9 +21,9 @@ pub fn bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
 }
 
 /// Training steps, losses and epochs; the analysis' experiments.
-pub struct Progress(pub ProgressBar);
+pub struct Bar(pub ProgressBar);
 
-impl<M: TappedModel> Observer<M> for Progress {
+impl<M: TappedModel> Observer<M> for Bar {
     fn on(&mut self, event: &Event<'_, M>) -> Result<(), ObserverError> {
         let pb = &self.0;
         match event {

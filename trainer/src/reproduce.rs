@@ -7,22 +7,21 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::Device;
-use hidden_neurons::analysis::{figures, layer_signs, quantization_figure_of, window_figure_of};
+use hidden_neurons::analysis::{figures, quantization_figure_of, window_figure_of};
 use hidden_neurons::backend::Chosen;
 use hidden_neurons::data::{CROP, ImageSource, RESIZE_SHORTER, SYNSETS, Source, Split, StreamConfig, discover_splits, load_cifar, load_mnist_dir};
 use hidden_neurons::experiments::{self, ExperimentConfig};
 use hidden_neurons::figures::NamedFigure;
 use hidden_neurons::model::{RESNET50_BLOCKS, ResNet, ResNetConfig, TappedModel};
-use hidden_neurons::recording::RecordingMode;
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::Results;
-use hidden_neurons::run::{self, All, AnalysisData, InMemorySets, ModelId, Network, Outcome, Overrides, RunError, RunSpec, Session, seeds};
+use hidden_neurons::run::{self, All, AnalysisData, ModelId, Network, Outcome, Overrides, RunError, RunSpec, Session, seeds};
 use hidden_neurons::settings::{self, Setting, SettingError};
 use hidden_neurons::train::{Optimizer, TrainConfig};
 use hidden_neurons::weights::load_resnet;
 
 use crate::checkpoint::Checkpoint;
-use crate::observers::{Checkpoints, Progress, bar};
+use crate::observers::{Bar, Checkpoints, bar};
 use crate::{ModelArg, ModelFamily, Preset, ReproduceArgs, default_data_dir, output};
 
 /// The layers ResNet50's experiments run on, as the paper named them: the first layer, an
@@ -193,12 +192,13 @@ fn run_error(e: RunError, ckpt: &Checkpoint) -> anyhow::Error {
     }
 }
 
-/// Trains (or resumes) `spec` until done or `--stop-after`; `None` when stopped.
-fn train<M: TappedModel>(args: &ReproduceArgs, session: &mut Session<M>, split: Option<&Split>, dir: &Path, epoch_data: &mut dyn FnMut(&mut Session<M>, &mut dyn run::Observer<M>) -> Result<(), RunError>) -> Result<bool> {
+/// Trains (or resumes) a session until done or `--stop-after` (`false`): `one_epoch` steps
+/// through an epoch's data and ends it.
+fn train<M: TappedModel>(args: &ReproduceArgs, session: &mut Session<M>, dir: &Path, one_epoch: &mut dyn FnMut(&mut Session<M>, &mut dyn run::Observer<M>) -> Result<(), RunError>) -> Result<bool> {
     let ckpt = Checkpoint::new(dir);
     let pb = bar(args.quiet, session.total_steps(), &session.spec().model.id());
     pb.set_position(session.progress().step);
-    let (mut progress, mut writer) = (Progress(pb.clone()), Checkpoints(&ckpt));
+    let (mut progress, mut writer) = (Bar(pb.clone()), Checkpoints(&ckpt));
     let first = session.progress().epochs_done;
     while !session.is_finished() {
         if args.stop_after.is_some_and(|n| session.progress().epochs_done - first >= n) {
@@ -206,10 +206,7 @@ fn train<M: TappedModel>(args: &ReproduceArgs, session: &mut Session<M>, split: 
             return Ok(false);
         }
         let mut obs = All(vec![&mut progress, &mut writer]);
-        epoch_data(session, &mut obs).map_err(|e| run_error(e, &ckpt))?;
-        if let Some(split) = split {
-            session.end_epoch(&split.test, split.norm, &mut obs).map_err(|e| run_error(e, &ckpt))?;
-        }
+        one_epoch(session, &mut obs).map_err(|e| run_error(e, &ckpt))?;
     }
     pb.finish();
     Ok(true)
@@ -250,9 +247,9 @@ fn run_model<M: TappedModel>(args: &ReproduceArgs, chosen: &Chosen, split: &Spli
         let (model, optim) = session.take_model();
         let (m, o, r, p) = ckpt.load(model, optim, &device, &fingerprint, &layers, session.count_rows(), t.mode, limit)?;
         println!("{id}: resuming after epoch {} (step {}, {} recordings)", p.epochs_done, p.step, r.recordings);
-        session.resume(m, o, Some(r), p, split.train.len());
+        session.resume(m, o, Some(r), p);
     }
-    let every_epoch = |s: &mut Session<M>, obs: &mut dyn run::Observer<M>| -> Result<(), RunError> {
+    let mut one_epoch = |s: &mut Session<M>, obs: &mut dyn run::Observer<M>| -> Result<(), RunError> {
         let mut batches = 0;
         while !s.epoch_complete() {
             s.step(split, obs)?;
@@ -262,48 +259,17 @@ fn run_model<M: TappedModel>(args: &ReproduceArgs, chosen: &Chosen, split: &Spli
                 s.settle(obs)?;
             }
         }
-        Ok(())
+        s.end_epoch(&split.test, split.norm, obs)
     };
-    let mut every_epoch = every_epoch;
-    if !train(args, &mut session, Some(split), &dir, &mut every_epoch)? {
+    if !train(args, &mut session, &dir, &mut one_epoch)? {
         return Ok(None);
     }
-
-    let started = std::time::Instant::now();
-    let test_accuracy = match session.progress().epoch_test_accuracy.last() {
-        Some(&a) => a,
-        None => hidden_neurons::train::accuracy(session.model(), &split.test, split.norm, &device, run::CHUNK),
-    };
-    let rotation_layers: Vec<String> = session.start_weights().iter().map(|(name, _)| name.clone()).collect();
-    let (model, recorder, tracked, progress, spec) = session.into_parts();
-    let (recorder, tracked) = (recorder.expect("MLPs and CNNs record"), tracked.expect("a tracked set"));
-    let item_labels: Vec<u8> = match t.mode {
-        RecordingMode::Tracked => tracked.labels.clone(),
-        RecordingMode::Online => split.train.labels.clone(),
-    };
-    let signs = layer_signs(&recorder, &tracked, &item_labels, &device);
-    let all: Vec<usize> = (0..layers.len()).collect();
     let pb = bar(args.quiet, 1, "experiments");
-    let sets = InMemorySets::new(&split.train, &spec.experiments);
-    let analysis = sets
-        .with(&split.test, split.norm, |data| run::analyze(&model, data, &spec.experiments, &all, &spec.experiment_layers, &device, &mut Progress(pb.clone())))
-        .map_err(anyhow::Error::from_boxed)?;
+    let done = run::finish_in_memory(session, split, &device, &chosen.name, &mut Bar(pb.clone())).map_err(anyhow::Error::from_boxed)?;
     pb.finish();
-    let results = run::results(&Outcome {
-        spec: &spec,
-        backend: &chosen.name,
-        test_accuracy,
-        layers: &layers,
-        signs: Some(&signs),
-        recorder: Some(&recorder),
-        analysis: &analysis,
-        progress: Some(&progress),
-        rotation_layers,
-        experiment_seconds: started.elapsed().as_secs_f64(),
-    });
-    let figs = figures(&results, &recorder, &signs, &spec.figure_layers);
-    output::write_model(&dir, &results, &figs)?;
-    Ok(Some((results, figs)))
+    let figs = figures(&done.results, &done.recorder, &done.signs, &done.spec.figure_layers);
+    output::write_model(&dir, &done.results, &figs)?;
+    Ok(Some((done.results, figs)))
 }
 
 /// ResNet50 on an ImageNet-format folder, with pretrained weights or trained here
@@ -429,7 +395,7 @@ fn run_resnet(args: ReproduceArgs) -> Result<()> {
                 let (model, optim) = session.take_model();
                 let (m, o, p) = ckpt.load_training(model, optim, &spec.fingerprint(), limit)?;
                 println!("resnet50: resuming after epoch {} (step {})", p.epochs_done, p.step);
-                session.resume(m, o, None, p, n_train);
+                session.resume(m, o, None, p);
             }
             let batch = t.batch_size;
             let mut one_epoch = |s: &mut Session<ResNet>, obs: &mut dyn run::Observer<ResNet>| -> Result<(), RunError> {
@@ -449,9 +415,9 @@ fn run_resnet(args: ReproduceArgs) -> Result<()> {
                 s.settle(obs)?;
                 let acc = experiments::accuracy_of(s.model(), &test, &device, batch).map_err(RunError::Data)?;
                 let rotation = hidden_neurons::rotation::cosine_distances(&s.model().weight_layers(), s.start_weights());
-                s.end_epoch_with(acc, rotation, Some(n_train), obs)
+                s.end_epoch_with(acc, rotation, obs)
             };
-            if !train(&args, &mut session, None, &dir, &mut one_epoch)? {
+            if !train(&args, &mut session, &dir, &mut one_epoch)? {
                 println!("stopped after {} epoch(s) as asked; continue with --resume", args.stop_after.unwrap_or(0));
                 return Ok(());
             }
@@ -466,7 +432,7 @@ fn run_resnet(args: ReproduceArgs) -> Result<()> {
         None => experiments::accuracy_of(&model, &test, &device, exp.batch_size).map_err(anyhow::Error::from_boxed)?,
     };
     let pb = bar(args.quiet, 1, "resnet50");
-    let analysis = run::analyze(&model, &AnalysisData { stats: &stats, retrain: &retrain, test: &test }, &exp, &studied, &studied, &device, &mut Progress(pb.clone()))
+    let analysis = run::analyze(&model, &AnalysisData { stats: &stats, retrain: &retrain, test: &test }, &exp, &studied, &studied, &device, &mut Bar(pb.clone()))
         .map_err(anyhow::Error::from_boxed)?;
     pb.finish();
     let skipped = stats.skipped() + retrain.skipped() + test.skipped();

@@ -150,7 +150,8 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The model's name in results.json and the native trainer (`mlp-relu`, `cnn-sigmoid`).
+    /// The model in the page's URL (`mlp-relu`, `cnn-sigmoid`); results.json names the network
+    /// by its id in the run pipeline (`mnist-cnn-sigmoid`).
     pub fn model_id(&self) -> String {
         format!("{}-{}", self.model.id(), self.activation.suffix())
     }
@@ -186,7 +187,8 @@ impl Settings {
 
     /// The run these settings describe: the `browser` preset of the shared run pipeline with the
     /// form's values (tracked recording, figure 2's traced neurons), without the data's name and
-    /// sizes yet.
+    /// sizes yet. Unchecked: the page's own ranges ([`Settings::validate`]) lie inside the shared
+    /// ones, and the worker validates what it is sent before it starts a run.
     pub fn spec_unchecked(&self) -> RunSpec {
         let overrides = Overrides {
             epochs: Some(self.epochs),
@@ -197,13 +199,6 @@ impl Settings {
             ..Overrides::default()
         };
         RunSpec::resolve_unchecked(self.model_kind_id(), Preset::Browser, self.seed, &overrides).expect("the page's networks have a browser preset")
-    }
-
-    /// [`Settings::spec_unchecked`], every value checked.
-    pub fn spec(&self) -> Result<RunSpec, String> {
-        let spec = self.spec_unchecked();
-        spec.check_settings().map_err(|e| page_message(&e))?;
-        Ok(spec)
     }
 
     /// The network's id in results.json (`mlp-relu`, `mnist-cnn-sigmoid`).

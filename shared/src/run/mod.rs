@@ -1,11 +1,12 @@
 //! A run, once for every model and both front ends: its [`spec`] (what it is), its [`session`]
 //! (training step by step, recording, what a checkpoint holds), the [`events`] it emits to
-//! observers, the experiments of [`analyze`] and the one place that builds `results.json`,
-//! [`assemble`]. The trainer and the page's worker only drive it and observe it.
+//! observers, the experiments of [`analyze`], the one place that builds `results.json`,
+//! [`assemble`], and [`finish`] for a run held in memory. The trainer and the page's worker only drive it and observe it.
 
 pub mod analyze;
 pub mod assemble;
 pub mod events;
+pub mod finish;
 pub mod seeds;
 pub mod session;
 pub mod spec;
@@ -13,5 +14,6 @@ pub mod spec;
 pub use analyze::{AnalysisData, InMemorySets, LayerAnalysis, analyze};
 pub use assemble::{Outcome, results};
 pub use events::{All, Event, Observer, ObserverError, Quiet};
+pub use finish::{Finished, finish_in_memory};
 pub use session::{Progress, RunError, Session, StepOut};
 pub use spec::{CHUNK, DataSpec, Family, ModelId, Network, Overrides, Preset, RunSpec};

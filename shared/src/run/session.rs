@@ -28,11 +28,15 @@ pub struct Progress {
     pub epochs_done: usize,
     /// Training steps completed.
     pub step: u64,
+    // Kept bit for bit through the file: a resumed run's results equal an uninterrupted run's.
+    #[serde(with = "crate::json::exact::many")]
     pub epoch_loss: Vec<f64>,
+    #[serde(with = "crate::json::exact::many")]
     pub epoch_test_accuracy: Vec<f64>,
+    #[serde(with = "crate::json::exact::one")]
     pub train_seconds: f64,
     /// Per epoch, each weighted layer's rotation (see [`crate::rotation`]).
-    #[serde(default)]
+    #[serde(default, with = "crate::json::exact::rows")]
     pub layer_rotation: Vec<Vec<f64>>,
     /// The spec's fingerprint: resuming with other settings is refused.
     pub fingerprint: String,
@@ -74,6 +78,8 @@ pub struct Session<M: TappedModel> {
     start_weights: Vec<(String, Tensor<1>)>,
     progress: Progress,
     /// The epoch under way: its order, how far into it, its augmentation and losses.
+    /// Training samples: each epoch's order is a permutation of them.
+    n_train: usize,
     order: Vec<usize>,
     cursor: usize,
     augment_rng: Xoshiro256PlusPlus,
@@ -130,6 +136,7 @@ impl<M: TappedModel> Session<M> {
             layers,
             start_weights,
             progress,
+            n_train,
             order: Vec::new(),
             cursor: 0,
             augment_rng: Xoshiro256PlusPlus::seed_from_u64(0),
@@ -137,7 +144,7 @@ impl<M: TappedModel> Session<M> {
             seconds: 0.0,
             spec,
         };
-        s.begin_epoch(n_train);
+        s.begin_epoch();
         s
     }
 
@@ -156,14 +163,14 @@ impl<M: TappedModel> Session<M> {
 
     /// Continues from a checkpoint: its weights, optimizer, recorder and progress (read and
     /// checked by the caller against [`Session::take_model`]'s fresh model and this spec).
-    pub fn resume(&mut self, model: M, optim: ModuleOptimizer, recorder: Option<Recorder>, progress: Progress, n_train: usize) {
+    pub fn resume(&mut self, model: M, optim: ModuleOptimizer, recorder: Option<Recorder>, progress: Progress) {
         self.model = Some(model);
         self.optim = optim;
         if recorder.is_some() {
             self.recorder = recorder;
         }
         self.progress = progress;
-        self.begin_epoch(n_train);
+        self.begin_epoch();
     }
 
     /// The fresh model and optimizer, for a checkpoint loader to fill.
@@ -172,11 +179,11 @@ impl<M: TappedModel> Session<M> {
     }
 
     /// The order and augmentation of the epoch `progress.epochs_done`, from (seed, epoch) alone.
-    fn begin_epoch(&mut self, n_train: usize) {
+    fn begin_epoch(&mut self) {
         let (seed, epoch) = (self.spec.seed, self.progress.epochs_done);
         self.device.seed(epoch_seed(seed, epoch));
         self.augment_rng = Xoshiro256PlusPlus::seed_from_u64(augment_seed(seed, epoch));
-        self.order = epoch_order(n_train, seed, epoch);
+        self.order = epoch_order(self.n_train, seed, epoch);
         self.cursor = 0;
         self.losses = LossLog::default();
         self.seconds = 0.0;
@@ -323,13 +330,12 @@ impl<M: TappedModel> Session<M> {
         let acc = accuracy(self.model(), test, norm, &self.device, CHUNK);
         let rotation = rotation::cosine_distances(&self.model().weight_layers(), &self.start_weights);
         self.seconds += started.elapsed().as_secs_f64();
-        self.end_epoch_with(acc, rotation, None, obs)
+        self.end_epoch_with(acc, rotation, obs)
     }
 
     /// Ends a complete epoch with numbers the caller measured (asynchronously, or on data the
     /// session does not hold); the losses must have been read.
-    pub fn end_epoch_with(&mut self, test_accuracy: f64, rotation: Vec<f64>, n_train: Option<usize>, obs: &mut dyn Observer<M>) -> Result<(), RunError> {
-        let n_train = n_train.unwrap_or(self.order.len());
+    pub fn end_epoch_with(&mut self, test_accuracy: f64, rotation: Vec<f64>, obs: &mut dyn Observer<M>) -> Result<(), RunError> {
         let p = &mut self.progress;
         p.epochs_done += 1;
         p.epoch_loss.push(self.losses.mean());
@@ -339,7 +345,7 @@ impl<M: TappedModel> Session<M> {
         let (epoch, loss) = (p.epochs_done, self.losses.mean());
         obs.on(&Event::EpochEnd { epoch, loss, test_accuracy, session: self }).map_err(RunError::Observer)?;
         if !self.is_finished() {
-            self.begin_epoch(n_train);
+            self.begin_epoch();
         }
         Ok(())
     }

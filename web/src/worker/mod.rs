@@ -118,7 +118,7 @@ async fn handle(msg: WorkerInput, data: Option<&(DataChoice, Rc<Split>)>, sessio
             let settings = settings.sanitized();
             let backend = devices.resolve(settings.backend).await;
             js::post(&WorkerOutput::Backend { name: backend.plan.name.clone(), note: backend.plan.note.clone() });
-            *session = Some(Session::new(split, settings, view, backend)?);
+            *session = Some(Session::new(split, settings, view, backend));
         }
         WorkerInput::Pause => {
             if let Some(s) = session {

@@ -14,7 +14,7 @@ use hidden_neurons::model::{MlpOrCnn, TappedModel};
 use hidden_neurons::readback::{copy_module, read_f32_async};
 use hidden_neurons::recording::{Recorder, RecordingMode};
 use hidden_neurons::results::Results;
-use hidden_neurons::run::{self, Event, InMemorySets, LayerAnalysis, Observer, ObserverError, Outcome, RunSpec};
+use hidden_neurons::run::{self, Event, InMemorySets, LayerAnalysis, Observer, ObserverError, Outcome};
 use hidden_neurons::train::accuracy_async;
 
 use super::device::{Backend, cpu};
@@ -103,12 +103,9 @@ fn read_failed(e: impl std::fmt::Display) -> String {
 }
 
 impl Session {
-    pub fn new(split: Rc<Split>, settings: Settings, view: View, backend: Backend) -> Result<Self, String> {
-        let spec = settings.spec()?.with_data(split.name.clone(), split.train.len(), split.test.len());
-        Ok(Self::from_spec(split, spec, view, backend))
-    }
-
-    fn from_spec(split: Rc<Split>, spec: RunSpec, view: View, backend: Backend) -> Self {
+    /// A run of `settings` (checked by the caller) on `split`.
+    pub fn new(split: Rc<Split>, settings: Settings, view: View, backend: Backend) -> Self {
+        let spec = settings.spec_unchecked().with_data(split.name.clone(), split.train.len(), split.test.len());
         let device = backend.device.autodiff();
         let network = spec.network.clone();
         let mut run = run::Session::start(spec, &split.train, split.norm, &device, Some(view.neuron), |d| network.mlp_or_cnn(d).expect("the page trains MLPs and CNNs"));
@@ -197,7 +194,7 @@ impl Session {
     async fn end_epoch(&mut self) -> Result<(), String> {
         let acc = self.test_accuracy().await?;
         let rotation = self.rotation().await?;
-        self.run.end_epoch_with(acc, rotation.clone(), None, &mut run::Quiet).map_err(|e| e.to_string())?;
+        self.run.end_epoch_with(acc, rotation.clone(), &mut run::Quiet).map_err(|e| e.to_string())?;
         self.post_point(Some(acc), Some(rotation)).await?;
         if self.run.is_finished() {
             self.finished = true;
@@ -376,10 +373,7 @@ pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size
     // Recording only at the warm-up step when off (MAX_EVERY is beyond any benchmark's steps).
     let every_batches = if recording { Settings::default().every_batches } else { hidden_neurons::settings::MAX_EVERY };
     let settings = Settings { batch_size: batch_size.max(1), epochs: (steps + 1) / per_epoch + 1, every_batches, ..Settings::default() };
-    let mut s = match Session::new(split.clone(), settings, View::default(), backend) {
-        Ok(s) => s,
-        Err(message) => return WorkerOutput::Error { message },
-    };
+    let mut s = Session::new(split.clone(), settings, View::default(), backend);
     // A warm-up step outside the timing (first-call allocations).
     if let Err(message) = s.step().await {
         return WorkerOutput::Error { message };
