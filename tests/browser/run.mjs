@@ -309,7 +309,10 @@ test('analysis fills figures 3, 4 and 8; results.json downloads and parses with 
   const analysis = await hn(page, () => window.hn?.analysis, 15 * 60_000);
   const fig = stem => analysis.figures.find(f => f.stem.startsWith(stem)).figure;
   const q = fig('fig3'), w = fig('fig4'), c = fig('fig8');
-  assert(q.curves.length === 2 && q.curves.every(k => k.xs.length === 11 && k.ys.every(y => y >= 0 && y <= 1) && k.marker > 0), 'figure 3 data');
+  // Before the activation (the paper's, with the zero rank marked), then after it, per layer.
+  const [qPre, qPost] = [q.curves.filter(k => !/after the activation$/.test(k.label)), q.curves.filter(k => /after the activation$/.test(k.label))];
+  assert(qPre.length === 2 && qPre.every(k => k.xs.length === 11 && k.ys.every(y => y >= 0 && y <= 1) && k.marker > 0), 'figure 3 data');
+  assert(qPost.length === 2 && qPost.every(k => k.xs.length === 11 && k.ys.every(y => y >= 0 && y <= 1)), 'figure 3 data after the activation');
   assert(w.curves.length === 2 && w.curves.every(k => k.xs.length === 10), 'figure 4 data');
   assert(c.panels.length === 2 && c.panels.every(p => sum(p.histogram.counts) > 0 && sum(p.histogram.counts) <= 512 * 10), 'figure 8 data');
   await page.waitForTimeout(1500);
@@ -371,7 +374,8 @@ test('the CNN trains in the page: conv channels get the same figures, recorder a
   const a0 = Date.now();
   const analysis = await hn(page, () => window.hn?.analysis, 10 * 60_000);
   const q = analysis.figures.find(f => f.stem.startsWith('fig3')).figure;
-  assert(q.curves.length === 3 && q.curves.every(k => k.ys.length > 0 && k.ys.every(y => y >= 0 && y <= 1)), `figure 3: ${q.curves.length} curves`);
+  // Three conv layers, each before and after its activation.
+  assert(q.curves.length === 6 && q.curves.filter(k => /after the activation$/.test(k.label)).length === 3 && q.curves.every(k => k.ys.length > 0 && k.ys.every(y => y >= 0 && y <= 1)), `figure 3: ${q.curves.length} curves`);
   const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#export')]);
   const file = path.join(artifacts, 'results-cnn.json');
   await download.saveAs(file);
@@ -591,7 +595,7 @@ test('WebGPU: auto stays on the CPU on a software adapter; backend=wgpu trains, 
     await page.click('#analyze');
     const analysis = await hn(page, () => window.hn?.analysis, 10 * 60_000);
     const q = analysis.figures.find(f => f.stem.startsWith('fig3')).figure;
-    assert(q.curves.length === 2 && q.curves.every(k => k.ys.every(y => y >= 0 && y <= 1)), 'figure 3 data on WebGPU');
+    assert(q.curves.length === 4 && q.curves.filter(k => /after the activation$/.test(k.label)).length === 2 && q.curves.every(k => k.ys.every(y => y >= 0 && y <= 1)), 'figure 3 data on WebGPU');
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: 300_000 }), page.click('#export')]);
     const file = path.join(artifacts, 'results-webgpu.json');
     await download.saveAs(file);
