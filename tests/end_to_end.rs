@@ -155,6 +155,26 @@ fn small_run_writes_every_output_and_resumes_exactly() {
     let stdout = reproduce(&split, &["--resume"]);
     assert!(stdout.contains("finished earlier"), "{stdout}");
 
+    // Other experiment settings on the same training: the experiments run again on the trained
+    // network from its checkpoint, and the training is not repeated.
+    let restudied = trainer([
+        "reproduce", "--preset", "fast", "--backend", "cpu", "--only", "mlp-relu", "--epochs", "2", "--train-samples", "3000",
+        "--tracked", "200", "--hidden", "64,64", "--every", "5", "--retrain-samples", "1000", "--retrain-epochs", "1", "--quiet",
+        "--resume", "--out", split.to_str().unwrap(),
+    ]);
+    let stdout = succeeded(restudied);
+    assert!(stdout.contains("the experiments run again on the trained network"), "{stdout}");
+    assert!(stdout.contains("resuming after epoch 2"), "{stdout}");
+    let again = results(&split);
+    assert_eq!(again.spec.as_ref().unwrap().experiments.retrain_samples, 1000);
+    assert_ne!(again.settings, resumed.settings);
+    assert_eq!((again.test_accuracy, again.train_seconds), (resumed.test_accuracy, resumed.train_seconds), "trained once");
+    assert_eq!(again.layer_rotation, resumed.layer_rotation);
+    for (name, l) in &resumed.layers {
+        assert_eq!(again.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
+        assert_eq!(again.layers[name].quantization, l.quantization, "{name}: quantization reads the statistics subset, not the retraining set");
+    }
+
 }
 
 #[test]
@@ -245,6 +265,40 @@ fn cifar_cnn_runs_and_resumes_exactly() {
         assert_eq!(resumed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
     }
     assert_eq!(resumed.test_accuracy, r.test_accuracy);
+}
+
+#[test]
+fn cifar_resnet_trains_records_and_studies_the_paper_s_three_layers() {
+    let data = out_dir("cifar-resnet-data");
+    write_fake_cifar(&data, 40);
+    let out = out_dir("cifar-resnet");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
+        "reproduce", "--model", "cifar", "--preset", "fast", "--backend", "cpu", "--only", "cifar-resnet", "--epochs", "1", "--every", "3",
+        "--tracked", "24", "--batch", "16", "--retrain-samples", "64", "--test-samples", "48", "--quiet", "--data", d, "--out", o,
+    ];
+    let stdout = succeeded(trainer(args));
+    assert!(stdout.contains("CIFAR stem"), "{stdout}");
+    let r = Results::from_json(&std::fs::read_to_string(out.join("cifar-resnet/results.json")).unwrap()).unwrap();
+    assert_eq!((r.model.as_str(), r.dataset.as_str()), ("cifar-resnet", "cifar10"));
+    // conv1 and the 16 blocks 2a..5c, each recorded; experiments on conv1, 3d and 5c.
+    assert_eq!(r.layers.len(), 17);
+    for (name, l) in &r.layers {
+        assert!(l.avg_sign_histogram.total() > 0, "{name}: signs recorded");
+    }
+    let studied: Vec<&String> = r.layers.iter().filter(|(_, l)| !l.quantization.is_empty()).map(|(n, _)| n).collect();
+    assert_eq!(studied, ["3d", "5c", "conv1"]);
+    // The CIFAR stem keeps the side: conv1 and stage 2 see 32x32, 5c 4x4.
+    assert_eq!((r.layers["conv1"].neurons, r.layers["5c"].neurons), (8, 256));
+    for l in ["3d", "5c", "conv1"] {
+        assert_eq!(r.layers[l].sliding_window.len(), 10, "{l}: the fast preset's centres");
+    }
+    assert!(out.join("cifar-resnet/fig4_sliding_window.svg").is_file() && out.join("table1.md").is_file());
+    // No preset of the paper's for it, and no --hidden.
+    let e = failed(trainer(["reproduce", "--model", "cifar", "--preset", "paper", "--only", "cifar-resnet", "--data", d]));
+    assert!(e.contains("--preset") && e.contains("cpu and fast"), "{e}");
+    let e = failed(trainer(["reproduce", "--model", "cifar", "--preset", "cpu", "--only", "cifar-resnet", "--hidden", "8,8", "--data", d]));
+    assert!(e.contains("--hidden"), "{e}");
 }
 
 #[test]

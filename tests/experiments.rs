@@ -294,9 +294,9 @@ fn sliding_window_with_streamed_statistics_matches_the_captured_path() {
 
     use hidden_neurons::data::{InMemory, Normalization};
     let norm = Normalization { channels: 3, mean: [0.5; 3], std: [0.3; 3] };
-    use hidden_neurons::model::ResNetConfig;
+    use hidden_neurons::model::{ResNetConfig, Stem};
     device.seed(4);
-    let resnet = ResNetConfig { side: 32, width: 2, blocks: vec![1, 1, 1, 1], classes: 3 }.init(&device.clone().autodiff());
+    let resnet = ResNetConfig { side: 32, width: 2, blocks: vec![1, 1, 1, 1], classes: 3, stem: Stem::Imagenet }.init(&device.clone().autodiff());
     let images = |n: usize, add: usize| Dataset {
         features: 3 * 32 * 32,
         images: (0..n * 3 * 32 * 32).map(|i| ((i * 31 + add * 7 + i / 97) % 256) as u8).collect(),
@@ -310,4 +310,29 @@ fn sliding_window_with_streamed_statistics_matches_the_captured_path() {
         let run = |c: &ExperimentConfig| experiments::sliding_window_on(&resnet, layer, &tr, &tr, &te, c, &device, || {}).unwrap();
         assert_eq!(run(&cfg), run(&streamed), "resnet layer {layer}");
     }
+}
+
+#[test]
+fn held_out_retraining_stops_when_the_held_out_loss_does() {
+    use experiments::{EarlyStop, Observed::*, RetrainStop};
+    let mut rule = EarlyStop::new(1);
+    assert_eq!([1.0, 0.8, 0.9].map(|l| rule.observe(l)), [Best, Best, Stop]);
+    let mut rule = EarlyStop::new(2);
+    assert_eq!([1.0, 0.8, 0.9, 0.7, f64::NAN, 0.75].map(|l| rule.observe(l)), [Best, Best, Worse, Best, Worse, Stop]);
+    // A tenth set aside, at least one row on each side.
+    assert_eq!([90, 2, 1, 0].map(|n| RetrainStop::HELD_OUT.held_out_rows(n)), [9, 1, 0, 0]);
+    assert_eq!(RetrainStop::Epochs.held_out_rows(90), 0);
+
+    let _draws = random_draws();
+    let device = Device::flex();
+    let model = trained_toy_mlp(Activation::Relu, &device);
+    let train = toy_samples(90, 37, 0, 96);
+    let test = labelled_by_model(&model, toy_samples(60, 11, 101, 255), &device);
+    let fixed = ExperimentConfig { centres: vec![5.0, 45.0, 95.0], stats_samples: 50, retrain_samples: 90, retrain_epochs: 200, batch_size: 16, ..ExperimentConfig::paper(3) };
+    let held = ExperimentConfig { retrain_stop: RetrainStop::HELD_OUT, ..fixed.clone() };
+    let run = |c: &ExperimentConfig| experiments::sliding_window(&model, 0, &train, &test, TOY_NORM, c, &device, || {});
+    assert!(run(&fixed).iter().all(|c| c.retrain_epochs.is_none()), "a fixed budget trains all its epochs");
+    let kept: Vec<usize> = run(&held).iter().map(|c| c.retrain_epochs.expect("the kept epoch")).collect();
+    assert!(kept.iter().all(|&k| (1..=200).contains(&k)), "{kept:?}");
+    assert!(kept.iter().any(|&k| k < 200), "81 rows overfit long before 200 epochs: {kept:?}");
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use hidden_neurons::model::{CaptureTap, ResNetConfig, TappedModel, flatten_items};
+use hidden_neurons::model::{CaptureTap, ResNetConfig, Stem, TappedModel, flatten_items};
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::weights::load_resnet;
 use serde::Deserialize;
@@ -46,7 +46,7 @@ fn expected() -> Expected {
 }
 
 fn tiny_config(e: &Expected) -> ResNetConfig {
-    ResNetConfig { side: e.config.side, width: e.config.width, blocks: e.config.blocks.clone(), classes: e.config.classes }
+    ResNetConfig { side: e.config.side, width: e.config.width, blocks: e.config.blocks.clone(), classes: e.config.classes, stem: Stem::Imagenet }
 }
 
 /// max |ours - theirs| / max |theirs|.

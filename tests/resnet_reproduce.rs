@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use hidden_neurons::data::{ImageFolder, preprocess};
-use hidden_neurons::model::{CaptureTap, RESNET50_BLOCKS, ResNetConfig, TappedModel, flatten_items};
+use hidden_neurons::model::{CaptureTap, RESNET50_BLOCKS, ResNetConfig, Stem, TappedModel, flatten_items};
 use hidden_neurons::results::Results;
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::weights::load_resnet;
@@ -125,7 +125,7 @@ fn resnet50_reproduces_on_an_imagenet_folder() {
     // Independently: the same weights, the usable validation images, PyTorch's convention of
     // class index = sorted wnid.
     let device = Device::flex();
-    let cfg = ResNetConfig { side: SIDE, width: 4, blocks: RESNET50_BLOCKS.to_vec(), classes: 10 };
+    let cfg = ResNetConfig { side: SIDE, width: 4, blocks: RESNET50_BLOCKS.to_vec(), classes: 10, stem: Stem::Imagenet };
     let model = load_resnet(cfg.init(&device), &weights).unwrap();
     let train = ImageFolder::discover(&root.join("train"), None).unwrap();
     let val = ImageFolder::flat(&root.join("val"), &root.join("LOC_val_solution.csv"), Some(train.classes.clone()), None).unwrap();

@@ -107,6 +107,54 @@ fn shards_merge_into_verdicts_that_follow_from_the_runs() {
     }
 }
 
+/// A retraining-budget axis: the held-out rule and two fixed budgets, on one trained network.
+const RETRAIN_GRID: &str = r#"{
+  "description": "tiny budgets",
+  "model": "mnist",
+  "preset": "fast",
+  "flags": ["--train-samples", "600", "--test-samples", "300", "--tracked", "60", "--every", "5", "--hidden", "16,16", "--epochs", "1"],
+  "axes": [
+    { "name": "activation", "values": ["relu"] },
+    { "name": "retrain", "values": ["held-out", "1x300", "3x300"] }
+  ]
+}"#;
+
+#[test]
+fn runs_that_differ_only_in_their_retraining_study_one_trained_network() {
+    use hidden_neurons::experiments::RetrainStop;
+    let dir = scratch("retrain");
+    let grid = dir.join("grid.json");
+    std::fs::write(&grid, RETRAIN_GRID).unwrap();
+    let out = dir.join("study");
+    ok(study(&["--grid", grid.to_str().unwrap(), "--seeds", "1", "--out", out.to_str().unwrap()]));
+    let run = |v: &str| {
+        let r = results_of(&out.join(format!("runs/activation-relu__retrain-{v}/seed1")));
+        assert_eq!(r.len(), 1, "{v}");
+        r.into_iter().next().unwrap()
+    };
+    let (held, one, three) = (run("held-out"), run("1x300"), run("3x300"));
+    let exp = |r: &Results| r.spec.as_ref().unwrap().experiments.clone();
+    assert_eq!(exp(&held).retrain_stop, RetrainStop::HELD_OUT);
+    assert_eq!((exp(&one).retrain_stop, exp(&one).retrain_epochs, exp(&one).retrain_samples), (RetrainStop::Epochs, 1, 300));
+    assert_eq!((exp(&three).retrain_stop, exp(&three).retrain_epochs), (RetrainStop::Epochs, 3));
+    for fixed in [&one, &three] {
+        // Trained once: the fixed budgets study the held-out run's network.
+        assert_eq!((fixed.test_accuracy, fixed.train_seconds), (held.test_accuracy, held.train_seconds));
+        assert_eq!(fixed.layer_rotation, held.layer_rotation);
+        for (name, l) in &held.layers {
+            assert_eq!(fixed.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
+            assert_eq!(fixed.layers[name].quantization, l.quantization, "{name}");
+            assert!(fixed.layers[name].sliding_window.iter().all(|c| c.retrain_epochs.is_none()));
+        }
+    }
+    assert!(held.layers.values().all(|l| l.sliding_window.iter().all(|c| c.retrain_epochs.is_some())));
+    assert_ne!(one.layers["dense1-relu"].sliding_window, three.layers["dense1-relu"].sliding_window, "the budgets retrain differently");
+    let log = std::fs::read_to_string(out.join("runs/activation-relu__retrain-3x300/seed1/log.txt")).unwrap();
+    assert!(log.contains("resuming after epoch 1"), "{log}");
+    let md = std::fs::read_to_string(out.join("study.md")).unwrap();
+    assert!(md.contains("mlp-relu, retrain 1x300"), "a row per budget");
+}
+
 #[test]
 fn a_failed_run_is_reported_and_the_study_goes_on() {
     let dir = scratch("failed");
@@ -136,6 +184,14 @@ fn bad_grids_are_refused_before_anything_runs() {
     std::fs::write(&file, GRID.replace(r#"["adam", "sgd"]"#, r#"["adam", "lbfgs"]"#)).unwrap();
     let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o]));
     assert!(e.contains("error:") && e.contains("optimizer=lbfgs"), "{e}");
+    assert!(!out.join("runs").exists(), "nothing ran");
+    // A retraining budget that is not one, and one beside a fixed --retrain-samples.
+    std::fs::write(&file, RETRAIN_GRID.replace("3x300", "3 epochs")).unwrap();
+    let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o]));
+    assert!(e.contains("error:") && e.contains("\"3 epochs\" is not held-out or EPOCHSxSAMPLES"), "{e}");
+    std::fs::write(&file, RETRAIN_GRID.replace(r#""--epochs", "1""#, r#""--epochs", "1", "--retrain-samples", "50""#)).unwrap();
+    let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o]));
+    assert!(e.contains("error:") && e.contains("axis retrain sets the --retrain-* flags itself"), "{e}");
     assert!(!out.join("runs").exists(), "nothing ran");
     // Not JSON.
     std::fs::write(&file, "{").unwrap();

@@ -325,6 +325,16 @@ impl Claim {
         }
     }
 
+    /// A headline number as the cells show it: shares and accuracies in percent, ranks as they
+    /// are.
+    pub fn show(self, v: f64) -> String {
+        match self {
+            Claim::ZeroRankFar => format!("{v:.1}"),
+            Claim::Quantization | Claim::UShapedWindow => format!("{:+.1}", v * 100.0),
+            _ => format!("{:.0}%", v * 100.0),
+        }
+    }
+
     /// The number a verdict cell shows.
     pub fn headline(self) -> Metric {
         match self {
@@ -384,12 +394,69 @@ impl Claim {
     }
 }
 
+/// A layer of one setting judged over its seeds: every claim's verdict on the mean of the seeds'
+/// metrics, and each headline number's range over seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerSummary {
+    pub mean: Metrics,
+    pub verdicts: BTreeMap<Claim, Verdict>,
+    /// Per claim: the lowest and highest headline number over seeds.
+    pub spread: BTreeMap<Claim, (f64, f64)>,
+}
+
+impl LayerSummary {
+    pub fn judge(per_seed: &[&Metrics]) -> Self {
+        let mean = Metrics::mean(per_seed);
+        let verdicts = Claim::ALL.iter().map(|&c| (c, c.verdict(&mean))).collect();
+        let spread = Claim::ALL
+            .iter()
+            .filter_map(|&c| {
+                let v: Vec<f64> = per_seed.iter().filter_map(|m| m.get(c.headline())).collect();
+                let lo = v.iter().copied().reduce(f64::min)?;
+                Some((c, (lo, v.iter().copied().fold(lo, f64::max))))
+            })
+            .collect();
+        Self { mean, verdicts, spread }
+    }
+
+    /// A verdict cell: the verdict, and the headline's mean with its range over seeds.
+    pub fn cell(&self, c: Claim) -> (Verdict, String) {
+        let text = match (self.mean.get(c.headline()), self.spread.get(&c)) {
+            (Some(m), Some(&(lo, hi))) if hi > lo => format!("{} ({}..{})", c.show(m), c.show(lo), c.show(hi)),
+            (Some(m), _) => c.show(m),
+            _ => "-".into(),
+        };
+        (self.verdicts[&c], text)
+    }
+}
+
+/// What a verdict cell's number is, per claim.
+pub const HEADLINE_NOTE: &str = "Cells: the verdict on the mean over seeds, then the headline number's mean and, in brackets, its range over seeds. Headlines: 1 the share of pairs with |avg sign| >= 0.8; 2 the share of pairs in the high category; 3 the accuracy drop at r = 50, in points (negative: quantized is better); 4 min(end windows) - middle, in points; 5 the zero pre-activation's rank; 6 the share of (neuron, class) pairs with the class at least 90% in one category.";
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn metrics(pairs: &[(Metric, f64)]) -> Metrics {
         Metrics(pairs.iter().copied().collect())
+    }
+
+    #[test]
+    fn a_layer_is_judged_on_the_mean_over_seeds_with_the_range_beside_it() {
+        use Metric::*;
+        // Seed 1 alone holds claim 1, seed 2 alone is partly: the mean (0.7, 0.2, 0.2) holds.
+        let a = metrics(&[(Outer, 0.8), (OuterHigh, 0.3), (OuterLow, 0.3)]);
+        let b = metrics(&[(Outer, 0.6), (OuterHigh, 0.1), (OuterLow, 0.1)]);
+        assert_eq!(Claim::ConstantSigns.verdict(&b), Verdict::Partly);
+        let s = LayerSummary::judge(&[&a, &b]);
+        assert!((s.mean.get(Outer).unwrap() - 0.7).abs() < 1e-12);
+        assert_eq!(s.verdicts[&Claim::ConstantSigns], Verdict::Holds);
+        assert_eq!(s.verdicts[&Claim::ZeroRankFar], Verdict::Unknown, "not measured");
+        assert_eq!(s.spread[&Claim::ConstantSigns], (0.6, 0.8));
+        assert_eq!(s.cell(Claim::ConstantSigns), (Verdict::Holds, "70% (60%..80%)".to_string()));
+        assert_eq!(s.cell(Claim::ZeroRankFar).1, "-");
+        let one = LayerSummary::judge(&[&a]);
+        assert_eq!(one.cell(Claim::ConstantSigns).1, "80%", "no range for one seed");
     }
 
     #[test]
@@ -443,7 +510,7 @@ mod tests {
                 .to_vec(),
             post_quantization: Vec::new(),
             sliding_window: [(95.0, 0.90), (5.0, 0.93), (45.0, 0.80), (55.0, 0.84), (75.0, 0.88)]
-                .map(|(center, test_accuracy)| CentreAccuracy { center, test_accuracy })
+                .map(|(center, test_accuracy)| CentreAccuracy { center, test_accuracy, retrain_epochs: None })
                 .to_vec(),
             class_low_fraction_histogram: classes,
             position_signs: None,

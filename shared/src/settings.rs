@@ -4,7 +4,7 @@
 //! inside burn or an allocation abort.
 
 use crate::experiments::ExperimentConfig;
-use crate::model::{CnnConfig, MlpConfig};
+use crate::model::{CnnConfig, MlpConfig, ResNetConfig, Stem};
 use crate::train::TrainConfig;
 
 /// Most epochs of training.
@@ -43,6 +43,8 @@ pub enum Setting {
     StopAfter,
     LabelSmoothing,
     WeightDecay,
+    /// Which preset a model is resolved with.
+    Preset,
     /// Not a flag of its own: the memory all the sizes above add up to.
     Memory,
 }
@@ -65,6 +67,7 @@ impl Setting {
             Setting::StopAfter => "--stop-after",
             Setting::LabelSmoothing => "--label-smoothing",
             Setting::WeightDecay => "--weight-decay",
+            Setting::Preset => "--preset",
             Setting::Memory => "--hidden/--batch/--tracked",
         }
     }
@@ -86,6 +89,7 @@ impl Setting {
             Setting::StopAfter => "stop after",
             Setting::LabelSmoothing => "label smoothing",
             Setting::WeightDecay => "weight decay",
+            Setting::Preset => "preset",
             Setting::Memory => "memory",
         }
     }
@@ -107,6 +111,7 @@ impl Setting {
             Setting::StopAfter => "at least 1".into(),
             Setting::LabelSmoothing => "0 (off) or a number below 1; not with --recording online".into(),
             Setting::WeightDecay => "0 (off), or a number above 0 and at most 1 with --optimizer sgd or nesterov".into(),
+            Setting::Preset => "paper, fast, cpu (CIFAR) or browser (the page), as the model has them".into(),
             Setting::Memory => "what fits in this machine's memory".into(),
         }
     }
@@ -261,6 +266,33 @@ impl Footprint {
             prev = w;
         }
         fp.add_head(prev, cfg.classes);
+        fp
+    }
+
+    /// A ResNet's studied layers (conv1 and each block's output); a block's parameters and
+    /// activations include its inner convolutions, batch-norms and projection.
+    pub fn resnet(cfg: &ResNetConfig) -> Self {
+        let mut fp = Footprint::default();
+        let w = cfg.width as u64;
+        let mut side = (cfg.side as u64).div_ceil(if cfg.stem == Stem::Cifar { 1 } else { 4 });
+        let k = if cfg.stem == Stem::Cifar { 9 } else { 49 };
+        fp.add_layer(3 * w * k + 2 * w, w, w.saturating_mul(side * side));
+        let mut c_in = w;
+        for (s, &n) in cfg.blocks.iter().enumerate() {
+            let (mid, out) = (w << s, 4 * (w << s));
+            for b in 0..n {
+                if b == 0 && s > 0 {
+                    side = side.div_ceil(2);
+                }
+                let projection = if b == 0 { c_in * out + 2 * out } else { 0 };
+                let params = c_in * mid + 9 * mid * mid + mid * out + 2 * (2 * mid + out) + projection;
+                // Two bottleneck maps, the output, and the projection's where there is one.
+                let values = (2 * mid + out + if b == 0 { out } else { 0 }).saturating_mul(side * side);
+                fp.add_layer(params, out, values);
+                c_in = out;
+            }
+        }
+        fp.add_head(c_in, cfg.classes);
         fp
     }
 

@@ -165,6 +165,24 @@ pub enum ModeArg {
     Online,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RetrainStopArg {
+    /// Until the loss on a held-out tenth of the retraining set stops improving (at most
+    /// --retrain-epochs); the suffix with the lowest held-out loss is tested.
+    HeldOut,
+    /// Exactly --retrain-epochs epochs (the paper's rule).
+    Epochs,
+}
+
+impl From<RetrainStopArg> for hidden_neurons::experiments::RetrainStop {
+    fn from(a: RetrainStopArg) -> Self {
+        match a {
+            RetrainStopArg::HeldOut => Self::HELD_OUT,
+            RetrainStopArg::Epochs => Self::Epochs,
+        }
+    }
+}
+
 impl From<ModeArg> for RecordingMode {
     fn from(m: ModeArg) -> Self {
         match m {
@@ -186,6 +204,9 @@ pub enum ModelArg {
     CifarCnnRelu,
     #[value(alias = "cnn-linear")]
     CifarCnnLinear,
+    /// ResNet50's bottleneck blocks (3-4-6-3) on CIFAR-10: a 3x3 stride-1 stem, no max-pool,
+    /// widths / 8 (presets cpu and fast).
+    CifarResnet,
     /// torchvision's ResNet50 (bench, compare; `reproduce --model resnet50` for the study).
     Resnet50,
 }
@@ -195,7 +216,7 @@ impl ModelArg {
     pub fn family(self) -> Option<ModelFamily> {
         match self {
             ModelArg::MlpRelu | ModelArg::MlpSigmoid | ModelArg::MnistCnnRelu | ModelArg::MnistCnnSigmoid => Some(ModelFamily::Mnist),
-            ModelArg::CifarCnnRelu | ModelArg::CifarCnnLinear => Some(ModelFamily::Cifar),
+            ModelArg::CifarCnnRelu | ModelArg::CifarCnnLinear | ModelArg::CifarResnet => Some(ModelFamily::Cifar),
             ModelArg::Resnet50 => Some(ModelFamily::Resnet50),
         }
     }
@@ -215,6 +236,7 @@ impl ModelArg {
             ModelArg::MnistCnnSigmoid => ModelId::new(Family::MnistCnn, Activation::Sigmoid),
             ModelArg::CifarCnnRelu => ModelId::new(Family::CifarCnn, Activation::Relu),
             ModelArg::CifarCnnLinear => ModelId::new(Family::CifarCnn, Activation::None),
+            ModelArg::CifarResnet => ModelId::new(Family::CifarResnet, Activation::Relu),
             ModelArg::Resnet50 => ModelId::new(Family::Resnet50, Activation::Relu),
         }
     }
@@ -298,16 +320,24 @@ pub struct ReproduceArgs {
     /// Override the number of test samples used (the first N, at least 1).
     #[arg(long)]
     test_samples: Option<usize>,
-    /// Override the experiments' retraining epochs (1 to 1000).
+    /// Override the experiments' retraining epochs (1 to 1000; with --retrain-stop held-out, the
+    /// most it may take).
     #[arg(long)]
     retrain_epochs: Option<usize>,
     /// Override the experiments' retraining samples (at least 1).
     #[arg(long)]
     retrain_samples: Option<usize>,
+    /// Override when the experiments' retraining stops (presets: held-out, except paper: epochs).
+    #[arg(long, value_enum)]
+    retrain_stop: Option<RetrainStopArg>,
     /// Stop after this many epochs in this invocation (at least 1), leaving a checkpoint that
     /// --resume continues (for time-limited sessions).
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Print each run's resolved spec (JSON) with its fingerprint and training fingerprint once the
+    /// data is read, then stop: what a run would do, and why a checkpoint is or is not resumed.
+    #[arg(long)]
+    print_spec: bool,
     /// No progress bars (for logs).
     #[arg(long)]
     quiet: bool,

@@ -40,6 +40,13 @@ pub fn load_finished(dir: &Path, spec: &RunSpec) -> Result<Option<(Results, Vec<
         return Ok(None);
     }
     let results = read_results(&results_path)?;
+    if results.spec.as_ref().is_some_and(|s| s.training_fingerprint() == spec.training_fingerprint()) && !results.settings.as_deref().is_some_and(|s| spec.owns(s)) {
+        println!(
+            "{}: finished with other experiment settings on the same training; the experiments run again on the trained network (its checkpoint) and replace it",
+            results_path.display()
+        );
+        return Ok(None);
+    }
     if !results.settings.as_deref().is_some_and(|s| spec.owns(s)) {
         bail!(
             "{}: finished with other settings ({}); this run: {}. Use another --out, or remove that folder to redo it",

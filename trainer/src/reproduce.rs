@@ -12,7 +12,7 @@ use hidden_neurons::backend::Chosen;
 use hidden_neurons::data::{CROP, ImageSource, RESIZE_SHORTER, SYNSETS, Source, Split, StreamConfig, discover_splits, load_cifar, load_mnist_dir};
 use hidden_neurons::experiments::{self, ExperimentConfig};
 use hidden_neurons::figures::NamedFigure;
-use hidden_neurons::model::{RESNET50_BLOCKS, ResNet, ResNetConfig, TappedModel};
+use hidden_neurons::model::{RESNET50_BLOCKS, ResNet, ResNetConfig, Stem, TappedModel};
 use hidden_neurons::report::{ReportSection, ZeroRankRow};
 use hidden_neurons::results::Results;
 use hidden_neurons::run::{self, All, AnalysisData, ModelId, Network, Outcome, Overrides, RunError, RunSpec, Session, seeds};
@@ -78,13 +78,21 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         settings::check_memory(spec.needed_bytes(), memory_budget())?;
     }
     println!("data: {} ({} train, {} test images of {} values)", split.name, split.train.len(), split.test.len(), split.train.features);
+    if args.print_spec {
+        for spec in &specs {
+            println!("{}: fingerprint {}, training fingerprint {}", spec.model, spec.fingerprint(), spec.training_fingerprint());
+            println!("{}", serde_json::to_string_pretty(spec)?);
+        }
+        return Ok(());
+    }
     let mut sections = Vec::new();
     let mut table1 = Vec::new();
     for spec in specs {
         let done = match spec.network.clone() {
             Network::Mlp(cfg) => run_model(&args, &chosen, &split, spec, |d| cfg.init(d))?,
             Network::Cnn(cfg) => run_model(&args, &chosen, &split, spec, |d| cfg.init(d))?,
-            Network::Resnet(_) => unreachable!("ResNet50 runs through run_resnet"),
+            // The CIFAR ResNet; ResNet50 on ImageNet runs through run_resnet.
+            Network::Resnet(cfg) => run_model(&args, &chosen, &split, spec, |d| cfg.init(d))?,
         };
         let Some((results, figs)) = done else {
             println!("stopped after {} epoch(s) as asked; continue with --resume", args.stop_after.unwrap_or(0));
@@ -129,6 +137,7 @@ fn overrides(args: &ReproduceArgs) -> Overrides {
         conv_signs: Some(args.conv_signs.into()),
         retrain_epochs: args.retrain_epochs,
         retrain_samples: args.retrain_samples,
+        retrain_stop: args.retrain_stop.map(Into::into),
     }
 }
 
@@ -239,10 +248,10 @@ fn run_model<M: TappedModel>(args: &ReproduceArgs, chosen: &Chosen, split: &Spli
     );
     let ckpt = Checkpoint::new(&dir);
     if args.resume && ckpt.exists() {
-        // A checkpoint of an older version carries its settings string: accepted when it is this
-        // spec's, and kept on for the checkpoints that follow.
+        // A checkpoint of an older version carries the whole spec's fingerprint or its settings
+        // string: accepted when it is this spec's, and kept on for the checkpoints that follow.
         let stored = ckpt.load_progress()?.fingerprint;
-        let fingerprint = if spec.owns(&stored) { stored } else { spec.fingerprint() };
+        let fingerprint = if spec.owns_training(&stored) { stored } else { spec.training_fingerprint() };
         let limit = (64 << 20) + 2 * spec.needed_bytes();
         let (model, optim) = session.take_model();
         let (m, o, r, p) = ckpt.load(model, optim, &device, &fingerprint, &layers, session.count_rows(), t.mode, limit)?;
@@ -355,7 +364,7 @@ fn run_resnet(args: ReproduceArgs) -> Result<()> {
     let conv1_values = stats.len() as u64 * (args.side as u64).div_ceil(2).pow(2) * args.width as u64;
     settings::check_memory(conv1_values.min(exp.max_captured_values as u64) * 4 * 3, memory_budget())?;
 
-    let network = ResNetConfig { side: args.side, width: args.width, blocks: RESNET50_BLOCKS.to_vec(), classes };
+    let network = ResNetConfig { side: args.side, width: args.width, blocks: RESNET50_BLOCKS.to_vec(), classes, stem: Stem::Imagenet };
     let optimizer: Optimizer = args.optimizer.map_or(Optimizer::Adam, Into::into);
     let training = args.epochs.map(|epochs| TrainConfig {
         epochs,
@@ -393,7 +402,9 @@ fn run_resnet(args: ReproduceArgs) -> Result<()> {
             if args.resume && ckpt.exists() {
                 let limit = (64 << 20) + 16 * 25_600_000 * (args.width as u64 * args.width as u64).div_ceil(64 * 64);
                 let (model, optim) = session.take_model();
-                let (m, o, p) = ckpt.load_training(model, optim, &spec.fingerprint(), limit)?;
+                let stored = ckpt.load_progress()?.fingerprint;
+                let fingerprint = if spec.owns_training(&stored) { stored } else { spec.training_fingerprint() };
+                let (m, o, p) = ckpt.load_training(model, optim, &fingerprint, limit)?;
                 println!("resnet50: resuming after epoch {} (step {})", p.epochs_done, p.step);
                 session.resume(m, o, None, p);
             }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use hidden_neurons::claims::{Claim, Metric, Metrics, Verdict, correlation, run_metrics};
+use hidden_neurons::claims::{Claim, HEADLINE_NOTE, LayerSummary, Metric, Metrics, correlation, run_metrics};
 use hidden_neurons::figures::{Curve, CurveFigure, Figure, render_svg};
 use serde::{Deserialize, Serialize};
 
@@ -39,14 +39,20 @@ pub struct Grid {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Axis {
-    /// `activation` (which model of the family), or a `reproduce` flag without its dashes.
+    /// `activation` (which model of the family), `model` (a model id of the family, e.g.
+    /// `cifar-resnet`), `retrain` (experiment 4's retraining budget), or a `reproduce` flag
+    /// without its dashes.
     pub name: String,
     pub values: Vec<String>,
 }
 
-/// Axes a grid may vary: `activation` picks the model, the others are `reproduce` flags.
+/// Axes a grid may vary: `activation` and `model` pick the model, `retrain` the experiments'
+/// retraining budget (`held-out`, or `EPOCHSxSAMPLES` for a fixed one), the others are
+/// `reproduce` flags.
 const AXES: &[&str] = &[
     "activation",
+    "model",
+    "retrain",
     "init",
     "optimizer",
     "epochs",
@@ -59,14 +65,23 @@ const AXES: &[&str] = &[
     "recording",
     "retrain-epochs",
     "retrain-samples",
+    "retrain-stop",
     "train-samples",
     "test-samples",
 ];
 
+/// Axes that change only the experiments: runs that differ in these alone study one trained
+/// network (the first of them trains it; the others start from its checkpoint).
+const EXPERIMENT_AXES: &[&str] = &["retrain", "retrain-stop", "retrain-epochs", "retrain-samples"];
+
 /// Flags the study sets itself, per run.
 const OWN_FLAGS: &[&str] = &["--out", "--seed", "--resume", "--model", "--preset", "--only", "--data", "--backend", "--quiet", "--stop-after"];
 
-const BUILT_IN: &[(&str, &str)] = &[("mnist", include_str!("../grids/mnist.json")), ("cifar", include_str!("../grids/cifar.json"))];
+const BUILT_IN: &[(&str, &str)] = &[
+    ("mnist", include_str!("../grids/mnist.json")),
+    ("cifar", include_str!("../grids/cifar.json")),
+    ("cifar-cpu", include_str!("../grids/cifar-cpu.json")),
+];
 
 /// One run: a setting and a seed.
 #[derive(Clone, Debug)]
@@ -77,6 +92,9 @@ struct Run {
     seed: u64,
     dir: PathBuf,
     args: Vec<String>,
+    /// The run that trains this run's network, when this one differs from it only in its
+    /// experiments.
+    twin: Option<PathBuf>,
 }
 
 impl Grid {
@@ -102,8 +120,16 @@ impl Grid {
             ensure!(!a.values.is_empty(), "axis {:?} has no values", a.name);
             ensure!(a.values.iter().all(|v| !v.is_empty() && v.len() <= 64), "axis {:?}: values must be 1 to 64 characters", a.name);
             ensure!(!self.flags.iter().any(|f| f == &format!("--{}", a.name)), "--{} is both an axis and a fixed flag", a.name);
+            if a.name == "retrain" {
+                for v in &a.values {
+                    retrain_flags(v)?;
+                }
+                ensure!(!self.flags.iter().any(|f| f.starts_with("--retrain-")), "axis retrain sets the --retrain-* flags itself");
+            }
             seen.push(&a.name);
         }
+        ensure!(!(seen.iter().any(|n| *n == "activation") && seen.iter().any(|n| *n == "model")), "axes activation and model both pick the model: use one");
+        ensure!(!(seen.iter().any(|n| *n == "retrain") && seen.iter().any(|n| n.starts_with("retrain-"))), "axis retrain sets the --retrain-* flags: vary it alone");
         let settings: usize = self.axes.iter().map(|a| a.values.len()).product();
         ensure!(settings <= 10_000, "{settings} settings: at most 10 000");
         Ok(())
@@ -125,7 +151,7 @@ impl Grid {
     }
 
     fn model_id(&self, activation: &str) -> String {
-        let family = if self.model == "mnist" { "mlp" } else { "cnn" };
+        let family = if self.model == "mnist" { "mlp" } else { "cifar-cnn" };
         format!("{family}-{activation}")
     }
 }
@@ -243,6 +269,10 @@ fn plan(grid: &Grid, args: &StudyArgs) -> Result<Vec<Run>> {
             for (name, value) in setting {
                 if name == "activation" {
                     a.extend(["--only".into(), grid.model_id(value)]);
+                } else if name == "model" {
+                    a.extend(["--only".into(), value.clone()]);
+                } else if name == "retrain" {
+                    a.extend(retrain_flags(value)?);
                 } else {
                     a.extend([format!("--{name}"), value.clone()]);
                 }
@@ -252,10 +282,52 @@ fn plan(grid: &Grid, args: &StudyArgs) -> Result<Vec<Run>> {
                 let first = e.to_string().lines().next().unwrap_or_default().to_string();
                 bail!("setting {}: trainer {}: {first}", label(setting), a.join(" "));
             }
-            runs.push(Run { setting: setting.clone(), index, seed, dir, args: a });
+            let training: Vec<&(String, String)> = setting.iter().filter(|(n, _)| !EXPERIMENT_AXES.contains(&n.as_str())).collect();
+            let twin = runs
+                .iter()
+                .find(|r: &&Run| r.seed == seed && r.setting.iter().filter(|(n, _)| !EXPERIMENT_AXES.contains(&n.as_str())).collect::<Vec<_>>() == training)
+                .map(|r| r.dir.clone());
+            runs.push(Run { setting: setting.clone(), index, seed, dir, args: a, twin });
         }
     }
     Ok(runs)
+}
+
+/// The `reproduce` flags of a `retrain` axis value: `held-out`, or `EPOCHSxSAMPLES` (a fixed
+/// budget, e.g. `1x20000`).
+fn retrain_flags(value: &str) -> Result<Vec<String>> {
+    if value == "held-out" {
+        return Ok(vec!["--retrain-stop".into(), "held-out".into()]);
+    }
+    let parsed = value.split_once('x').and_then(|(e, n)| Some((e.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+    let Some((epochs, samples)) = parsed else {
+        bail!("axis retrain: {value:?} is not held-out or EPOCHSxSAMPLES (e.g. 1x20000)");
+    };
+    Ok(vec!["--retrain-stop".into(), "epochs".into(), "--retrain-epochs".into(), epochs.to_string(), "--retrain-samples".into(), samples.to_string()])
+}
+
+/// Copies the checkpoints of `twin`'s model folders into `dir`'s where `dir` has none, so that a
+/// run differing only in its experiments studies the network `twin` trained.
+fn adopt_training(twin: &Path, dir: &Path) -> Result<()> {
+    for model in model_dirs_with(twin, "checkpoint")? {
+        let Some(name) = model.file_name() else { continue };
+        let target = dir.join(name).join("checkpoint");
+        if target.exists() {
+            continue;
+        }
+        let staging = dir.join(name).join("checkpoint.adopting");
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+        for entry in std::fs::read_dir(model.join("checkpoint")).with_context(|| format!("reading {}", model.display()))? {
+            let from = entry?.path();
+            if from.is_file() {
+                let to = staging.join(from.file_name().expect("a file name"));
+                std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+            }
+        }
+        std::fs::rename(&staging, &target).with_context(|| format!("renaming {} to {}", staging.display(), target.display()))?;
+    }
+    Ok(())
 }
 
 /// A folder name for a setting: `activation-relu__init-burn__epochs-3`.
@@ -283,6 +355,9 @@ fn execute(runs: &[&Run]) -> Result<()> {
             continue;
         }
         std::fs::create_dir_all(&r.dir).with_context(|| format!("creating {}", r.dir.display()))?;
+        if let Some(twin) = r.twin.as_ref().filter(|t| **t != r.dir) {
+            adopt_training(twin, &r.dir)?;
+        }
         let log_path = r.dir.join("log.txt");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).with_context(|| format!("opening {}", log_path.display()))?;
         let t = Instant::now();
@@ -318,14 +393,6 @@ struct Row {
     runs: Vec<BTreeMap<String, Metrics>>,
     /// Per layer: the mean over seeds, each claim's verdict on it, and the headline's spread.
     layers: BTreeMap<String, LayerSummary>,
-}
-
-#[derive(Debug, Serialize)]
-struct LayerSummary {
-    mean: Metrics,
-    verdicts: BTreeMap<Claim, Verdict>,
-    /// Per claim: the lowest and highest headline number over seeds.
-    spread: BTreeMap<Claim, (f64, f64)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -382,22 +449,12 @@ fn evaluate(grid: &Grid, runs: &[Run]) -> Result<Study> {
                 continue;
             }
             let per_seed: Vec<&Metrics> = row.runs.iter().filter_map(|m| m.get(&name)).collect();
-            let mean = Metrics::mean(&per_seed);
-            let verdicts = Claim::ALL.iter().map(|&c| (c, c.verdict(&mean))).collect();
-            let spread = Claim::ALL
-                .iter()
-                .filter_map(|&c| {
-                    let v: Vec<f64> = per_seed.iter().filter_map(|m| m.get(c.headline())).collect();
-                    let lo = v.iter().copied().reduce(f64::min)?;
-                    Some((c, (lo, v.iter().copied().fold(lo, f64::max))))
-                })
-                .collect();
             for m in &per_seed {
                 if let (Some(z), Some(b)) = (m.get(Metric::ZeroRank), m.get(Metric::BestRank)) {
                     zero_best.entry(name.clone()).or_default().push((z, b));
                 }
             }
-            row.layers.insert(name, LayerSummary { mean, verdicts, spread });
+            row.layers.insert(name, LayerSummary::judge(&per_seed));
         }
     }
     let zero_vs_best = layers.iter().map(|l| {
@@ -409,39 +466,22 @@ fn evaluate(grid: &Grid, runs: &[Run]) -> Result<Study> {
 
 /// The model folders of a finished run (those holding a results.json).
 fn model_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    model_dirs_with(dir, "results.json")
+}
+
+/// The folders in `dir` that hold `entry`.
+fn model_dirs_with(dir: &Path, entry: &str) -> Result<Vec<PathBuf>> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
-    let mut out: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("results.json").is_file()).collect();
+    let mut out: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join(entry).exists()).collect();
     out.sort();
     Ok(out)
 }
 
 fn row_label(model: &str, setting: &[(String, String)]) -> String {
-    let rest: Vec<String> = setting.iter().filter(|(n, _)| n != "activation").map(|(n, v)| format!("{n} {v}")).collect();
+    let rest: Vec<String> = setting.iter().filter(|(n, _)| n != "activation" && n != "model").map(|(n, v)| format!("{n} {v}")).collect();
     if rest.is_empty() { model.to_string() } else { format!("{model}, {}", rest.join(", ")) }
 }
 
-/// A headline number as the cells show it: shares and accuracies in percent, ranks as they are.
-fn show(claim: Claim, v: f64) -> String {
-    match claim {
-        Claim::ZeroRankFar => format!("{v:.1}"),
-        Claim::Quantization | Claim::UShapedWindow => format!("{:+.1}", v * 100.0),
-        _ => format!("{:.0}%", v * 100.0),
-    }
-}
-
-fn cell(s: &LayerSummary, c: Claim) -> (Verdict, String) {
-    let v = s.verdicts[&c];
-    let text = match (s.mean.get(c.headline()), s.spread.get(&c)) {
-        (Some(m), Some(&(lo, hi))) if hi > lo => format!("{} ({}..{})", show(c, m), show(c, lo), show(c, hi)),
-        (Some(m), _) => show(c, m),
-        _ => "-".into(),
-    };
-    (v, text)
-}
-
-fn headline_note() -> &'static str {
-    "Cells: the verdict on the mean over seeds, then the headline number's mean and, in brackets, its range over seeds. Headlines: 1 the share of pairs with |avg sign| >= 0.8; 2 the share of pairs in the high category; 3 the accuracy drop at r = 50, in points (negative: quantized is better); 4 min(end windows) - middle, in points; 5 the zero pre-activation's rank; 6 the share of (neuron, class) pairs with the class at least 90% in one category."
-}
 
 fn write_study(out: &Path, grid: &Grid, s: &Study) -> Result<()> {
     write_atomic(&out.join("study.json"), serde_json::to_string_pretty(s)?.as_bytes())?;
@@ -477,7 +517,7 @@ fn markdown(grid: &Grid, s: &Study) -> String {
     for c in Claim::ALL {
         let _ = writeln!(md, "- **{}**: {}.", c.title(), c.criterion());
     }
-    let _ = writeln!(md, "\n{}\n", headline_note());
+    let _ = writeln!(md, "\n{}\n", HEADLINE_NOTE);
     for layer in &s.layers {
         let _ = writeln!(md, "## Verdicts: {layer}\n");
         md += "| # | setting | seeds |";
@@ -491,7 +531,7 @@ fn markdown(grid: &Grid, s: &Study) -> String {
             let Some(l) = row.layers.get(layer) else { continue };
             let _ = write!(md, "| {} | {} | {} |", i + 1, row.label, row.seeds.len());
             for c in Claim::ALL {
-                let (v, text) = cell(l, c);
+                let (v, text) = l.cell(c);
                 let _ = write!(md, " {} {} {} |", v.mark(), v.word(), text);
             }
             md += "\n";
@@ -598,7 +638,7 @@ fn html(grid: &Grid, s: &Study, plots: &[String]) -> String {
     for c in Claim::ALL {
         let _ = write!(h, "<li><b>{}</b>: {}.</li>", esc(c.title()), esc(c.criterion()));
     }
-    let _ = write!(h, "</ul><p>{}</p>", esc(headline_note()));
+    let _ = write!(h, "</ul><p>{}</p>", esc(HEADLINE_NOTE));
     for layer in &s.layers {
         let _ = write!(h, "<h2>Verdicts: {}</h2><table><tr><th>#</th><th>setting</th><th>seeds</th>", esc(layer));
         for c in Claim::ALL {
@@ -609,7 +649,7 @@ fn html(grid: &Grid, s: &Study, plots: &[String]) -> String {
             let Some(l) = row.layers.get(layer) else { continue };
             let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td>", i + 1, esc(&row.label), row.seeds.len());
             for c in Claim::ALL {
-                let (v, text) = cell(l, c);
+                let (v, text) = l.cell(c);
                 let _ = write!(h, "<td class=\"v\" style=\"background:{}\" title=\"{}\">{} {}</td>", v.colour(), v.word(), v.word(), esc(&text));
             }
             h += "</tr>";

@@ -16,7 +16,7 @@ mod taps;
 pub use cnn::{CIFAR_WIDTHS, Cnn, CnnConfig, ConvLayer, LAYERS_PER_STAGE};
 pub use either::MlpOrCnn;
 pub use mlp::{MNIST_WIDTHS, Mlp, MlpConfig};
-pub use resnet::{Bottleneck, Downsample, LinearProbe, RESNET50_BLOCKS, ResNet, ResNetConfig};
+pub use resnet::{Bottleneck, Downsample, LinearProbe, RESNET50_BLOCKS, ResNet, ResNetConfig, Stem};
 pub use taps::{CaptureTap, NoTap, ProbeTap, ReplacePostTap, ReplaceTap, flatten_items};
 
 use burn::module::Module;

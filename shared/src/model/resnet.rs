@@ -6,6 +6,10 @@
 //!
 //! Keras' ResNet50 (the paper's) differs from torchvision's in two ways: it strides the first
 //! 1x1 conv of a downsampling block rather than the 3x3 one ("v1"), and its convs carry biases.
+//!
+//! [`Stem::Cifar`] is the same topology for 32x32 images (a 3x3 stride-1 first conv and no
+//! max-pool, as ResNets for CIFAR usually start), so that a residual network can be trained and
+//! studied on two CPU cores.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -20,6 +24,17 @@ use crate::{batch_norm, conv};
 /// Blocks per stage of ResNet50.
 pub const RESNET50_BLOCKS: [usize; 4] = [3, 4, 6, 3];
 
+/// How the network first reduces its input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stem {
+    /// ImageNet's: a 7x7 stride-2 conv, then a 3x3 stride-2 max-pool (a quarter of the side).
+    #[default]
+    Imagenet,
+    /// CIFAR's: a 3x3 stride-1 conv and no max-pool (32x32 images keep their side).
+    Cifar,
+}
+
 /// Shape of the network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResNetConfig {
@@ -30,12 +45,20 @@ pub struct ResNetConfig {
     pub width: usize,
     pub blocks: Vec<usize>,
     pub classes: usize,
+    #[serde(default)]
+    pub stem: Stem,
 }
 
 impl ResNetConfig {
     /// torchvision's `resnet50`.
     pub fn resnet50() -> Self {
-        Self { side: 224, width: 64, blocks: RESNET50_BLOCKS.to_vec(), classes: 1000 }
+        Self { side: 224, width: 64, blocks: RESNET50_BLOCKS.to_vec(), classes: 1000, stem: Stem::Imagenet }
+    }
+
+    /// ResNet50's blocks on CIFAR-10: the CIFAR stem and the widths divided by `divisor`
+    /// (8: conv1 has 8 channels and the blocks output 32 to 256).
+    pub fn cifar(divisor: usize) -> Self {
+        Self { side: 32, width: 64 / divisor.clamp(1, 64), blocks: RESNET50_BLOCKS.to_vec(), classes: 10, stem: Stem::Cifar }
     }
 
     pub fn init(&self, device: &Device) -> ResNet {
@@ -74,8 +97,12 @@ impl ResNetConfig {
         }
         let mut stages = stages.into_iter();
         let mut next = || stages.next().unwrap_or_default();
+        let (k, stride) = match self.stem {
+            Stem::Imagenet => (7, 2),
+            Stem::Cifar => (3, 1),
+        };
         ResNet {
-            conv1: conv(3, w, 7, 2),
+            conv1: conv(3, w, k, stride),
             bn1: bn(w),
             maxpool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(),
             layer1: next(),
@@ -85,6 +112,7 @@ impl ResNetConfig {
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: LinearConfig::new(c_in, self.classes).init(device),
             side: self.side,
+            stem: self.stem,
         }
     }
 }
@@ -136,6 +164,8 @@ pub struct ResNet {
     pub fc: Linear,
     #[module(skip)]
     side: usize,
+    #[module(skip)]
+    stem: Stem,
 }
 
 impl ResNet {
@@ -147,10 +177,13 @@ impl ResNet {
     fn plan(&self) -> Vec<(String, usize, usize)> {
         let out = |c: &Conv2d| c.weight.val().dims()[0];
         let stride = |c: &Conv2d| c.stride[0];
-        // conv1 (stride 2), then max-pool (stride 2); a block's 3x3 conv carries its stride.
-        let mut side = self.side.div_ceil(2);
+        // conv1 carries its stride, then the ImageNet stem's max-pool (stride 2); a block's 3x3
+        // conv carries its stride.
+        let mut side = self.side.div_ceil(stride(&self.conv1));
         let mut plan = vec![("conv1".to_string(), out(&self.conv1), side)];
-        side = side.div_ceil(2);
+        if self.stem == Stem::Imagenet {
+            side = side.div_ceil(2);
+        }
         for (s, stage) in self.stages().iter().enumerate() {
             for (b, block) in stage.iter().enumerate() {
                 side = side.div_ceil(stride(&block.conv2));
@@ -188,7 +221,10 @@ impl TappedModel for ResNet {
         let [batch, _] = x.dims();
         let x = x.reshape([batch, 3, self.side, self.side]);
         let h = Self::tapped(0, batch_norm::forward(&self.bn1, conv::forward(&self.conv1, x)), tap);
-        let mut h = self.maxpool.forward(h);
+        let mut h = match self.stem {
+            Stem::Imagenet => self.maxpool.forward(h),
+            Stem::Cifar => h,
+        };
         let mut i = 1;
         for stage in self.stages() {
             for block in stage {

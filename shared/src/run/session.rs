@@ -38,7 +38,8 @@ pub struct Progress {
     /// Per epoch, each weighted layer's rotation (see [`crate::rotation`]).
     #[serde(default, with = "crate::json::exact::rows")]
     pub layer_rotation: Vec<Vec<f64>>,
-    /// The spec's fingerprint: resuming with other settings is refused.
+    /// The spec's training fingerprint ([`RunSpec::training_fingerprint`]): resuming with other
+    /// training settings is refused; other experiment settings are not.
     pub fingerprint: String,
     /// Which of two alternating sets of part files holds this checkpoint (the writer's concern).
     #[serde(default)]
@@ -125,7 +126,7 @@ impl<M: TappedModel> Session<M> {
                 (Some(r), Some(tracked))
             }
         };
-        let progress = Progress { fingerprint: spec.fingerprint(), ..Progress::default() };
+        let progress = Progress { fingerprint: spec.training_fingerprint(), ..Progress::default() };
         let mut s = Self {
             optim: cfg.init_optimizer(),
             train: cfg,

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiments::ExperimentConfig;
-use crate::model::{Activation, CIFAR_WIDTHS, CnnConfig, Init, LAYERS_PER_STAGE, MNIST_WIDTHS, MlpConfig, MlpOrCnn, ResNetConfig};
+use crate::experiments::{ExperimentConfig, RetrainStop};
+use crate::model::{Activation, CIFAR_WIDTHS, CnnConfig, Init, LAYERS_PER_STAGE, MNIST_WIDTHS, MlpConfig, MlpOrCnn, ResNetConfig, Stem};
 use crate::recording::{POSITIONS_PER_CHANNEL, RecordingMode};
 use crate::settings::{self, Footprint, SettingError};
 use crate::train::{ConvSigns, Optimizer, Schedule, TrainConfig};
@@ -29,6 +29,8 @@ pub enum Family {
     CifarCnn,
     /// torchvision's ResNet50 on an ImageNet-format folder.
     Resnet50,
+    /// ResNet50's bottleneck blocks on CIFAR-10, trained here: the CIFAR stem, widths / 8.
+    CifarResnet,
 }
 
 /// A network by the name results.json, output folders and the CLI use: it says which network it
@@ -51,6 +53,7 @@ impl ModelId {
             Family::MnistCnn => format!("mnist-cnn-{}", self.activation.suffix()),
             Family::CifarCnn => format!("cifar-cnn-{}", self.activation.suffix()),
             Family::Resnet50 => "resnet50".into(),
+            Family::CifarResnet => "cifar-resnet".into(),
         }
     }
 
@@ -66,8 +69,10 @@ impl ModelId {
     /// Reads an id; the old `cnn-*` ids mean the CIFAR CNN (as on the command line).
     pub fn parse(s: &str) -> Option<Self> {
         let activation = |a: &str| [Activation::Relu, Activation::Sigmoid, Activation::None].into_iter().find(|x| x.suffix() == a);
-        if s == "resnet50" {
-            return Some(Self::new(Family::Resnet50, Activation::Relu));
+        for (id, family) in [("resnet50", Family::Resnet50), ("cifar-resnet", Family::CifarResnet)] {
+            if s == id {
+                return Some(Self::new(family, Activation::Relu));
+            }
         }
         for (prefix, family) in [("mlp-", Family::Mlp), ("mnist-cnn-", Family::MnistCnn), ("cifar-cnn-", Family::CifarCnn), ("cnn-", Family::CifarCnn)] {
             if let Some(a) = s.strip_prefix(prefix).and_then(activation) {
@@ -79,7 +84,7 @@ impl ModelId {
 
     /// The data set a family trains on.
     pub fn is_cifar(self) -> bool {
-        self.family == Family::CifarCnn
+        matches!(self.family, Family::CifarCnn | Family::CifarResnet)
     }
 }
 
@@ -137,7 +142,7 @@ pub enum Network {
 }
 
 impl Network {
-    /// The page's networks (an MLP or a CNN) as one type; `None` for ResNet50.
+    /// The page's networks (an MLP or a CNN) as one type; `None` for the ResNets.
     pub fn mlp_or_cnn(&self, device: &burn::tensor::Device) -> Option<MlpOrCnn> {
         match self {
             Network::Mlp(cfg) => Some(cfg.init(device).into()),
@@ -174,6 +179,7 @@ pub struct Overrides {
     pub conv_signs: Option<ConvSigns>,
     pub retrain_epochs: Option<usize>,
     pub retrain_samples: Option<usize>,
+    pub retrain_stop: Option<RetrainStop>,
 }
 
 /// Everything that shapes a run's results.
@@ -199,16 +205,22 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// The preset table for the MLPs and CNNs: (family, preset) -> training and experiments,
-    /// then the user's overrides. ResNet50 has [`RunSpec::resnet50`].
+    /// The preset table for the networks trained here: (family, preset) -> training and
+    /// experiments, then the user's overrides. ResNet50 on ImageNet has [`RunSpec::resnet50`].
     pub fn resolve(model: ModelId, preset: Preset, seed: u64, o: &Overrides) -> Result<Self, SettingError> {
-        let spec = Self::resolve_unchecked(model, preset, seed, o).ok_or_else(|| SettingError::new(crate::settings::Setting::Hidden, "ResNet50's spec comes from RunSpec::resnet50"))?;
+        let spec = Self::resolve_unchecked(model, preset, seed, o).ok_or_else(|| match model.family {
+            Family::CifarResnet => SettingError::new(crate::settings::Setting::Preset, "the CIFAR ResNet has the presets cpu and fast (the paper trained no residual network on CIFAR)"),
+            _ => SettingError::new(crate::settings::Setting::Preset, "ResNet50 on ImageNet takes --weights or --epochs, not a preset's training"),
+        })?;
+        if model.family == Family::CifarResnet && o.widths.is_some() {
+            return Err(SettingError::new(crate::settings::Setting::Hidden, "the CIFAR ResNet's widths are ResNet50's divided by 8; --hidden does not apply"));
+        }
         spec.check_settings()?;
         Ok(spec)
     }
 
     /// [`RunSpec::resolve`] without the range checks (for a form that checks its own fields);
-    /// `None` for ResNet50.
+    /// `None` for ResNet50 and for a preset a family does not have.
     pub fn resolve_unchecked(model: ModelId, preset: Preset, seed: u64, o: &Overrides) -> Option<Self> {
         let cifar = model.is_cifar();
         let (mut train, mut experiments) = match (model.family, preset) {
@@ -216,13 +228,15 @@ impl RunSpec {
             (Family::Mlp | Family::MnistCnn, Preset::Fast | Preset::Cpu) => (TrainConfig::fast(seed), ExperimentConfig::fast(seed)),
             (Family::CifarCnn, Preset::Paper) => (TrainConfig::cifar_paper(seed), ExperimentConfig::cifar_paper(seed)),
             (Family::CifarCnn, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed)),
-            (Family::CifarCnn, Preset::Cpu) => (TrainConfig::cifar_cpu(seed), ExperimentConfig::cifar_cpu(seed)),
+            (Family::CifarCnn | Family::CifarResnet, Preset::Cpu) => (TrainConfig::cifar_cpu(seed), ExperimentConfig::cifar_cpu(seed)),
+            (Family::CifarResnet, Preset::Fast) => (TrainConfig::cifar_fast(seed), ExperimentConfig::cifar_fast(seed)),
+            (Family::CifarResnet, Preset::Paper | Preset::Browser) => return None,
             (_, Preset::Browser) => {
                 let browser = ExperimentConfig::browser(seed);
                 let exp = match model.family {
                     // Each CNN forward pass costs a browser's CPU about 20 times the MLP's: fewer
                     // retraining samples and the first 2000 test images keep its analysis short.
-                    Family::MnistCnn | Family::CifarCnn => ExperimentConfig { retrain_samples: 2_000, test_samples: Some(2_000), ..browser },
+                    Family::MnistCnn | Family::CifarCnn | Family::CifarResnet => ExperimentConfig { retrain_samples: 2_000, test_samples: Some(2_000), ..browser },
                     _ => browser,
                 };
                 (TrainConfig { snapshot_neurons: BROWSER_TRACED, ..TrainConfig::paper(seed) }, exp)
@@ -261,6 +275,12 @@ impl RunSpec {
                 let experiments = pick(vec![0, (2 * LAYERS_PER_STAGE - 1).min(last), last]);
                 let figures = pick(vec![0, (widths.len().saturating_sub(1) * LAYERS_PER_STAGE).saturating_sub(1), last]);
                 (Network::Cnn(CnnConfig::cifar(model.activation, widths).with_init(init)), experiments, figures)
+            }
+            Family::CifarResnet => {
+                let cfg = ResNetConfig::cifar(8);
+                // The paper's three ResNet50 layers: conv1, 3d (the last block of stage 3) and 5c.
+                let studied = vec![0, cfg.blocks[0] + cfg.blocks[1], cfg.blocks.iter().sum::<usize>()];
+                (Network::Resnet(cfg), studied.clone(), studied)
             }
             Family::Resnet50 => unreachable!("returned above"),
         };
@@ -322,6 +342,7 @@ impl RunSpec {
             Network::Mlp(cfg) => (cfg.input, settings::MNIST_TAKES),
             Network::Cnn(cfg) if cfg.channels == 1 => (cfg.side * cfg.side, settings::MNIST_TAKES),
             Network::Cnn(cfg) => (cfg.channels * cfg.side * cfg.side, "the CIFAR CNNs take 32x32 colour images (3072 values)"),
+            Network::Resnet(cfg) if cfg.stem == Stem::Cifar => (3 * cfg.side * cfg.side, "the CIFAR ResNet takes 32x32 colour images (3072 values)"),
             Network::Resnet(cfg) => (3 * cfg.side * cfg.side, "ResNet50 takes colour images"),
         }
     }
@@ -332,7 +353,7 @@ impl RunSpec {
         let footprint = match &self.network {
             Network::Mlp(cfg) => Footprint::mlp(cfg),
             Network::Cnn(cfg) => Footprint::cnn(cfg),
-            Network::Resnet(_) => return 0,
+            Network::Resnet(cfg) => Footprint::resnet(cfg),
         };
         let (n_train, n_test) = (self.data.train, self.data.test);
         let Some(t) = &self.train else { return 0 };
@@ -356,6 +377,25 @@ impl RunSpec {
     pub fn fingerprint(&self) -> String {
         let json = serde_json::to_string(self).expect("a spec serializes");
         format!("spec-v1:{:016x}", fnv1a(json.as_bytes()))
+    }
+
+    /// A hash of what shapes the trained network: the spec less its experiments and the layers
+    /// they and the figures look at. A training checkpoint carries it, so that a trained network
+    /// can be studied again with other experiment settings without training it again.
+    pub fn training_fingerprint(&self) -> String {
+        let mut json = serde_json::to_value(self).expect("a spec serializes");
+        if let Some(fields) = json.as_object_mut() {
+            for analysis in ["experiments", "experiment_layers", "figure_layers"] {
+                fields.remove(analysis);
+            }
+        }
+        format!("train-v1:{:016x}", fnv1a(json.to_string().as_bytes()))
+    }
+
+    /// Whether a checkpoint's stored fingerprint is this spec's training: the training
+    /// fingerprint, or (checkpoints of older versions) the whole spec's in any form.
+    pub fn owns_training(&self, stored: &str) -> bool {
+        stored == self.training_fingerprint() || self.owns(stored)
     }
 
     /// The settings string older versions wrote in place of [`RunSpec::fingerprint`] (MLPs and
@@ -445,6 +485,14 @@ impl RunSpec {
                 cfg.activation.suffix(),
                 cfg.widths
             ),
+            Network::Resnet(cfg) if cfg.stem == Stem::Cifar => format!(
+                "ResNet50's bottleneck blocks {:?} with a CIFAR stem (3x3 conv, stride 1, no max-pool), base width {} (ResNet50's / {}), blocks output {} to {} channels, batch-norm, ReLU, global average pool, dense",
+                cfg.blocks,
+                cfg.width,
+                64 / cfg.width.max(1),
+                4 * cfg.width,
+                4 * cfg.width << cfg.blocks.len().saturating_sub(1)
+            ),
             Network::Resnet(cfg) => format!(
                 "ResNet50 in torchvision's layout (bottleneck blocks, stride on the 3x3 conv), base width {}, {}x{} inputs, initial weights {}{}",
                 cfg.width,
@@ -507,6 +555,9 @@ pub fn override_retraining(exp: &mut ExperimentConfig, o: &Overrides) {
     if let Some(n) = o.retrain_samples {
         exp.retrain_samples = n;
     }
+    if let Some(stop) = o.retrain_stop {
+        exp.retrain_stop = stop;
+    }
 }
 
 /// 64-bit FNV-1a: stable across platforms and versions (unlike std's hasher), enough to tell
@@ -552,6 +603,19 @@ mod tests {
             assert!(!base.owns(&v.fingerprint()));
         }
         assert!(base.owns(&base.legacy_fingerprint().unwrap()));
+        // The training fingerprint ignores what only the experiments read.
+        let retrained = &variants[3];
+        assert_eq!(retrained.training_fingerprint(), base.training_fingerprint());
+        assert!(base.owns_training(&retrained.training_fingerprint()));
+        assert!(!base.owns_training(&retrained.fingerprint()));
+        let mut other_layers = base.clone();
+        other_layers.figure_layers = vec![1];
+        other_layers.experiment_layers = vec![1];
+        assert_eq!(other_layers.training_fingerprint(), base.training_fingerprint());
+        for v in variants.iter().filter(|v| v.experiments == base.experiments) {
+            assert_ne!(v.training_fingerprint(), base.training_fingerprint(), "{v:?}");
+        }
+        assert!(base.training_fingerprint().starts_with("train-v1:"));
         assert!(base.legacy_fingerprint().unwrap().starts_with("mlp-relu preset=fast seed=1 data=mnist widths=[512, 512]"));
     }
 
