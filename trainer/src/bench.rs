@@ -1,13 +1,19 @@
 //! `trainer bench`: training throughput and what recording costs, measured in one run.
+//!
+//! A workload's network and its checks come from the run's spec ([`RunSpec::resolve`]); the
+//! timing loop ([`Stepper`]) calls the same training step a [`hidden_neurons::run::Session`]
+//! calls, on fixed full batches and without the session's loss bookkeeping, so that its numbers
+//! compare with PyTorch's bare loop (`trainer compare`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, CIFAR_SIDE, Split, epoch_order, load_mnist_dir};
-use hidden_neurons::settings::{self, Footprint, Setting, SettingError};
-use hidden_neurons::model::{CIFAR_WIDTHS, Cnn, CnnConfig, MNIST_WIDTHS, Mlp, MlpConfig, ResNet, ResNetConfig, TappedModel};
+use hidden_neurons::data::{Batches, CIFAR_CHANNELS, CIFAR_PIXELS, Split, epoch_order, load_mnist_dir};
+use hidden_neurons::model::{Cnn, CnnConfig, Mlp, ResNet, ResNetConfig, TappedModel};
+use hidden_neurons::run::{Family, Network, Overrides, Preset, RunSpec};
+use hidden_neurons::settings;
 use hidden_neurons::recording::{Recorder, RecordingMode, TrackedSet};
 use hidden_neurons::stats::read_f32;
 use hidden_neurons::train::{ModuleOptimizer, adam, train_step};
@@ -47,31 +53,31 @@ pub enum Prepared {
     ResNet(Split, ResNet),
 }
 
-/// The workload's settings, checked by the same rules as `reproduce`'s before anything is built.
-fn check(w: &Workload, widths: &[usize], train_len: usize, footprint: Footprint) -> Result<()> {
+/// The workload as a run's spec: the network of the model's preset (`paper`; the CIFAR ResNet's
+/// `cpu`) with the workload's widths, batch and tracked samples, checked by `reproduce`'s rules,
+/// on `split`.
+fn spec_of(w: &Workload, split: &Split) -> Result<RunSpec> {
     if w.steps == 0 || w.steps > MAX_STEPS {
         bail!("--steps: {} is out of range; allowed: 1 to {MAX_STEPS}", w.steps);
     }
-    if w.batch == 0 || w.batch > train_len.min(settings::MAX_BATCH) {
-        bail!("--batch: {} is out of range; allowed: 1 to {} (the training samples)", w.batch, train_len.min(settings::MAX_BATCH));
+    let id = w.model.id();
+    let preset = if id.family == Family::CifarResnet { Preset::Cpu } else { Preset::Paper };
+    let overrides = Overrides { widths: w.hidden.clone(), batch: Some(w.batch), tracked: Some(w.tracked), ..Overrides::default() };
+    let spec = RunSpec::resolve(id, preset, 1, &overrides)?.with_data(split.name.clone(), split.train.len(), split.test.len());
+    if w.batch > split.train.len() {
+        bail!("--batch: {} is out of range; allowed: 1 to {} (the training samples)", w.batch, split.train.len());
     }
-    if w.tracked == 0 || w.tracked > settings::MAX_TRACKED {
-        bail!(SettingError::new(Setting::Tracked, format!("{} is out of range", w.tracked)));
+    let (input, what) = spec.input();
+    if let Err(problem) = settings::check_image_values(split.train.features, input, what) {
+        bail!("--data: {problem}");
     }
-    match w.model.family() {
-        Some(ModelFamily::Mnist) if w.model.id().family == hidden_neurons::run::Family::Mlp => settings::check_mlp_widths(widths)?,
-        Some(ModelFamily::Mnist) => settings::check_cnn_widths(widths, CnnConfig::mnist_small(w.model.activation()).side)?,
-        Some(ModelFamily::Cifar) => settings::check_cnn_widths(widths, CIFAR_SIDE)?,
-        Some(ModelFamily::Resnet50) | None => {}
-    }
-    settings::check_memory(footprint.bytes(w.batch.max(500), train_len + w.tracked, 0), crate::reproduce::memory_budget())?;
-    Ok(())
+    settings::check_memory(spec.needed_bytes(), crate::reproduce::memory_budget())?;
+    Ok(spec)
 }
 
 /// Checks `w`, loads or makes its data and builds its model on `device` (with autodiff).
 pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
-    let activation = w.model.activation();
-    match w.model.family() {
+    let split = match w.model.family() {
         Some(ModelFamily::Resnet50) | None => {
             if !(32..=1024).contains(&w.side) {
                 bail!("--side: {} is out of range; allowed: 32 to 1024", w.side);
@@ -88,35 +94,21 @@ pub fn prepare(w: &Workload, device: &Device) -> Result<Prepared> {
             let activations = (w.batch as u64) * 25_000_000 * 4 * (w.side as u64 * w.side as u64) / (224 * 224);
             settings::check_memory(params + activations, crate::reproduce::memory_budget())?;
             let split = Split::synthetic("random imagenet-shaped", RESNET_IMAGES, 1, 3 * w.side * w.side, 3, 1);
-            Ok(Prepared::ResNet(split, ResNetConfig { side: w.side, ..ResNetConfig::resnet50() }.init(device)))
-        }
-        Some(ModelFamily::Mnist) if w.model.id().family == hidden_neurons::run::Family::MnistCnn => {
-            let dir = w.data.clone().unwrap_or_else(default_data_dir);
-            let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
-            let cfg = CnnConfig::mnist_small(activation);
-            check(w, &cfg.widths, split.train.len(), Footprint::cnn(&cfg))?;
-            Ok(Prepared::Cnn(split, cfg.init(device), cfg))
+            return Ok(Prepared::ResNet(split, ResNetConfig { side: w.side, ..ResNetConfig::resnet50() }.init(device)));
         }
         Some(ModelFamily::Mnist) => {
             let dir = w.data.clone().unwrap_or_else(default_data_dir);
-            let split = load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?;
-            let widths = w.hidden.clone().unwrap_or_else(|| MNIST_WIDTHS.to_vec());
-            let cfg = MlpConfig::mnist(activation, widths.clone());
-            check(w, &widths, split.train.len(), Footprint::mlp(&cfg))?;
-            if let Err(problem) = hidden_neurons::settings::check_image_values(split.train.features, cfg.input, hidden_neurons::settings::MNIST_TAKES) {
-                bail!("--data {}: {problem}", dir.display());
-            }
-            Ok(Prepared::Mlp(split, cfg.init(device)))
+            load_mnist_dir(&dir).with_context(|| format!("loading data from {}", dir.display()))?
         }
-        Some(ModelFamily::Cifar) => {
-            // Throughput does not depend on pixel values: random CIFAR-shaped images will do.
-            let split = Split::synthetic("random cifar-shaped", 5_000, 1_000, CIFAR_PIXELS, CIFAR_CHANNELS, 1);
-            let widths = w.hidden.clone().unwrap_or_else(|| CIFAR_WIDTHS.to_vec());
-            let cfg = CnnConfig::cifar(activation, widths.clone());
-            check(w, &widths, split.train.len(), Footprint::cnn(&cfg))?;
-            Ok(Prepared::Cnn(split, cfg.init(device), cfg))
-        }
-    }
+        // Throughput does not depend on pixel values: random CIFAR-shaped images will do.
+        Some(ModelFamily::Cifar) => Split::synthetic("random cifar-shaped", 5_000, 1_000, CIFAR_PIXELS, CIFAR_CHANNELS, 1),
+    };
+    let spec = spec_of(w, &split)?;
+    Ok(match spec.network {
+        Network::Mlp(cfg) => Prepared::Mlp(split, cfg.init(device)),
+        Network::Cnn(cfg) => Prepared::Cnn(split, cfg.init(device), cfg),
+        Network::Resnet(cfg) => Prepared::ResNet(split, cfg.init(device)),
+    })
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -149,6 +141,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             bench_model(&w, &split, model, &device, &what(cfg.widths.clone(), "cnn"))
         }
+        Prepared::ResNet(split, model) if w.model == ModelArg::CifarResnet => bench_model(&w, &split, model, &device, "cifar-resnet"),
         Prepared::ResNet(split, model) => bench_model(&w, &split, model, &device, &format!("resnet50 at {}x{}", w.side, w.side)),
     }
 }

@@ -49,8 +49,8 @@ pub struct Checkpoints<'a>(pub &'a Checkpoint);
 
 impl<M: TappedModel> Observer<M> for Checkpoints<'_> {
     fn on(&mut self, event: &Event<'_, M>) -> Result<(), ObserverError> {
-        if let Event::EpochEnd { session, .. } = event {
-            self.0.save(session.model(), session.optimizer(), session.recorder(), session.progress()).map_err(|e| format!("{e:#}"))?;
+        if let Event::EpochEnd { state, .. } = event {
+            self.0.save(state.model, state.optimizer, state.recorder, state.progress).map_err(|e| format!("{e:#}"))?;
         }
         Ok(())
     }

@@ -161,7 +161,6 @@ mod extension {
 
 #[cfg(all(test, feature = "native"))]
 mod tests {
-    use burn::module::Module;
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
     use burn::tensor::{Device, Distribution, Tensor};
@@ -180,8 +179,8 @@ mod tests {
     }
 
     fn values(linear: &Linear) -> Vec<f32> {
-        let mut v = linear.weight.val().into_data().to_vec::<f32>().unwrap();
-        v.extend(linear.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap());
+        let mut v = linear.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        v.extend(linear.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap());
         v
     }
 

@@ -203,10 +203,10 @@ mod tests {
     fn statistics_of_values_far_from_zero() {
         let device = Device::flex();
         let x = Tensor::<4>::random([4, 2, 5, 5], Distribution::Normal(0.0, 0.01), &device).add_scalar(3000.0);
-        let values = x.clone().into_data().to_vec::<f32>().unwrap();
+        let values = x.clone().into_data().try_to_vec::<f32>().unwrap();
         let ones = Tensor::<1>::ones([2], &device);
         let (_, mean, variance) = train(x, ones.clone(), ones.zeros_like(), 1e-5, false);
-        let (mean, variance) = (mean.into_data().to_vec::<f32>().unwrap(), variance.into_data().to_vec::<f32>().unwrap());
+        let (mean, variance) = (mean.into_data().try_to_vec::<f32>().unwrap(), variance.into_data().try_to_vec::<f32>().unwrap());
         for c in 0..2 {
             let channel: Vec<f64> = values.chunks(25).skip(c).step_by(2).flatten().map(|&v| v as f64).collect();
             let m = channel.iter().sum::<f64>() / channel.len() as f64;

@@ -12,7 +12,7 @@ use crate::rotation::LayerRotation;
 use crate::train::TrainConfig;
 
 use super::analyze::LayerAnalysis;
-use super::session::Progress;
+use super::progress::Progress;
 use super::spec::RunSpec;
 
 /// What a run produced, for [`results`].

@@ -3,8 +3,10 @@
 //! worker's messages are observers; none of them is written into the session.
 
 use crate::model::TappedModel;
+use crate::recording::Recorder;
+use crate::train::ModuleOptimizer;
 
-use super::session::Session;
+use super::progress::Progress;
 
 /// An observer's failure (a checkpoint that could not be written): the run stops with it.
 pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
@@ -16,10 +18,18 @@ pub enum Event<'a, M: TappedModel> {
     Recorded { step: u64, recordings: usize },
     /// The losses read so far this epoch: their mean.
     Loss { epoch: usize, mean: f64 },
-    /// An epoch ended: `session` is its state, complete enough to checkpoint.
-    EpochEnd { epoch: usize, loss: f64, test_accuracy: f64, session: &'a Session<M> },
+    /// An epoch ended: `state` is complete enough to checkpoint.
+    EpochEnd { epoch: usize, loss: f64, test_accuracy: f64, state: EpochState<'a, M> },
     /// One experiment of the analysis is done.
     Analysis { done: usize, total: usize, layer: &'a str, what: &'a str },
+}
+
+/// What a checkpoint holds, as the session has it at an epoch's end.
+pub struct EpochState<'a, M: TappedModel> {
+    pub model: &'a M,
+    pub optimizer: &'a ModuleOptimizer,
+    pub recorder: Option<&'a Recorder>,
+    pub progress: &'a Progress,
 }
 
 pub trait Observer<M: TappedModel> {

@@ -6,7 +6,6 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::data::{Batches, Dataset, Normalization, Split, SourceError, epoch_order};
@@ -16,35 +15,10 @@ use crate::recording::{POSITIONS_PER_CHANNEL, Recorder, RecordingMode, TrackedSe
 use crate::rotation;
 use crate::train::{ConvSigns, ModuleOptimizer, TrainConfig, accuracy, train_step_smoothed};
 
-use super::events::{Event, Observer, ObserverError};
+use super::events::{EpochState, Event, Observer, ObserverError};
+use super::progress::Progress;
 use super::seeds::{augment_seed, epoch_seed};
 use super::spec::{CHUNK, RunSpec};
-
-/// Where a run stands after a completed epoch: what a checkpoint stores beside the weights, the
-/// optimizer and the recorder.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Training steps completed.
-    pub step: u64,
-    // Kept bit for bit through the file: a resumed run's results equal an uninterrupted run's.
-    #[serde(with = "crate::json::exact::many")]
-    pub epoch_loss: Vec<f64>,
-    #[serde(with = "crate::json::exact::many")]
-    pub epoch_test_accuracy: Vec<f64>,
-    #[serde(with = "crate::json::exact::one")]
-    pub train_seconds: f64,
-    /// Per epoch, each weighted layer's rotation (see [`crate::rotation`]).
-    #[serde(default, with = "crate::json::exact::rows")]
-    pub layer_rotation: Vec<Vec<f64>>,
-    /// The spec's training fingerprint ([`RunSpec::training_fingerprint`]): resuming with other
-    /// training settings is refused; other experiment settings are not.
-    pub fingerprint: String,
-    /// Which of two alternating sets of part files holds this checkpoint (the writer's concern).
-    #[serde(default)]
-    pub slot: u8,
-}
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -344,7 +318,7 @@ impl<M: TappedModel> Session<M> {
         p.layer_rotation.push(rotation);
         p.train_seconds += self.seconds;
         let (epoch, loss) = (p.epochs_done, self.losses.mean());
-        obs.on(&Event::EpochEnd { epoch, loss, test_accuracy, session: self }).map_err(RunError::Observer)?;
+        obs.on(&Event::EpochEnd { epoch, loss, test_accuracy, state: EpochState { model: self.model(), optimizer: self.optimizer(), recorder: self.recorder(), progress: &self.progress } }).map_err(RunError::Observer)?;
         if !self.is_finished() {
             self.begin_epoch();
         }

@@ -33,6 +33,30 @@ pub fn send(msg: &WorkerInput) {
     });
 }
 
+/// Switches to data set `choice`: served sets are loaded at once; own files wait for the user
+/// (the file picker or a drop). The current run, if any, ends.
+pub fn choose_data(state: AppState, choice: DataChoice) {
+    state.forget_data(choice);
+    if choice == DataChoice::Own {
+        let resent = resend_files();
+        state.phase.set(if resent { Phase::Loading } else { Phase::NoData });
+    } else {
+        state.phase.set(Phase::Loading);
+        send(&WorkerInput::Load { source: DataSource::Served { data: choice } });
+    }
+}
+
+/// The user gave files (picked or dropped): they become the data set once the worker has checked
+/// them. Data already loaded stays usable (and a run on it goes on) until then, so a bad file
+/// costs nothing but a message.
+pub fn load_own_files(state: AppState, files: &web_sys::FileList) {
+    if state.data.with_untracked(|d| d.is_none()) {
+        state.forget_data(DataChoice::Own);
+        state.phase.set(Phase::Loading);
+    }
+    load_files(files);
+}
+
 /// Hands the user's files to the worker as object URLs (nothing leaves the browser); the worker
 /// tells them apart by name, checks them and answers `DataLoaded` or `DataFailed`.
 pub fn load_files(files: &web_sys::FileList) {
@@ -150,7 +174,12 @@ pub fn spawn(state: AppState, build: WorkerBuild) {
         match WorkerOutput::from_json(&text) {
             Ok(msg) => {
                 settle_files(&msg);
-                state.apply(msg)
+                let ready = matches!(msg, WorkerOutput::Ready { .. });
+                state.apply(msg);
+                // A worker that is ready loads the URL's data set.
+                if ready {
+                    choose_data(state, state.url.with_untracked(|u| u.settings.data));
+                }
             }
             Err(e) => state.fail(format!("unreadable message from the worker: {e}")),
         }

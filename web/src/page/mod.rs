@@ -174,7 +174,7 @@ fn Controls() -> impl IntoView {
                 <legend>"Model and training"</legend>
                 <label>"data "
                     <select id="data" disabled=data_locked prop:value=move || state.url.with(|u| u.settings.data.id().to_string())
-                        on:change=move |ev| { if let Some(d) = DataChoice::parse(&event_target_value(&ev)) { state.choose_data(d) } }>
+                        on:change=move |ev| { if let Some(d) = DataChoice::parse(&event_target_value(&ev)) { link::choose_data(state, d) } }>
                         {DataChoice::ALL.into_iter().map(|d| view! { <option value=d.id()>{d.label()}</option> }).collect_view()}
                     </select>
                 </label>
@@ -185,7 +185,7 @@ fn Controls() -> impl IntoView {
                             on:change=move |ev| {
                                 let input: web_sys::HtmlInputElement = event_target(&ev);
                                 if let Some(files) = input.files() {
-                                    state.load_own_files(&files);
+                                    link::load_own_files(state, &files);
                                 }
                             }/>
                     </label>
@@ -335,7 +335,7 @@ fn FullPage() -> impl IntoView {
         if files.length() == 0 || state.phase.get_untracked().data_locked() {
             return;
         }
-        state.load_own_files(&files);
+        link::load_own_files(state, &files);
     });
     view! {
         <header>

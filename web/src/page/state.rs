@@ -5,7 +5,7 @@ use hidden_neurons::figures::{Curve, CurveFigure, Figure, NamedFigure};
 use leptos::prelude::*;
 
 use crate::form::{Form, FormError};
-use crate::protocol::{DataChoice, DataSource, Live, ProgressPoint, WorkerInput, WorkerOutput, plan};
+use crate::protocol::{DataChoice, Live, ProgressPoint, WorkerOutput, plan};
 use crate::url_state::{FigureId, UrlState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +113,6 @@ impl AppState {
                 // sees one the page did not (or none) is believed for what it will run on.
                 self.adapter.set(webgpu);
                 self.show_planned_backend();
-                self.choose_data(self.url.with_untracked(|u| u.settings.data));
             }
             WorkerOutput::Backend { name, note } => {
                 self.backend.set(name);
@@ -188,32 +187,8 @@ impl AppState {
         }
     }
 
-    /// Switches to data set `choice`: served sets are loaded at once; own files wait for the
-    /// user (the file picker or a drop). The current run, if any, ends.
-    pub fn choose_data(&self, choice: DataChoice) {
-        self.forget_data(choice);
-        if choice == DataChoice::Own {
-            let resent = super::link::resend_files();
-            self.phase.set(if resent { Phase::Loading } else { Phase::NoData });
-        } else {
-            self.phase.set(Phase::Loading);
-            super::link::send(&WorkerInput::Load { source: DataSource::Served { data: choice } });
-        }
-    }
-
-    /// The user gave files (picked or dropped): they become the data set once the worker has
-    /// checked them. Data already loaded stays usable (and a run on it goes on) until then, so a
-    /// bad file costs nothing but a message.
-    pub fn load_own_files(&self, files: &web_sys::FileList) {
-        if self.data.with_untracked(|d| d.is_none()) {
-            self.forget_data(DataChoice::Own);
-            self.phase.set(Phase::Loading);
-        }
-        super::link::load_files(files);
-    }
-
     /// A new data set was chosen: the loaded one and every result trained on it go.
-    fn forget_data(&self, choice: DataChoice) {
+    pub fn forget_data(&self, choice: DataChoice) {
         self.url.update(|u| u.settings.data = choice);
         self.data.set(None);
         self.clear_run();
