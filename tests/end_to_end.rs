@@ -174,6 +174,15 @@ fn small_run_writes_every_output_and_resumes_exactly() {
         assert_eq!(again.layers[name].avg_sign_histogram, l.avg_sign_histogram, "{name}");
         assert_eq!(again.layers[name].quantization, l.quantization, "{name}: quantization reads the statistics subset, not the retraining set");
     }
+    // Without the checkpoint there is no trained network to study again: refused, results kept.
+    std::fs::remove_dir_all(split.join("mlp-relu/checkpoint")).unwrap();
+    let err = failed(trainer([
+        "reproduce", "--preset", "fast", "--backend", "cpu", "--only", "mlp-relu", "--epochs", "2", "--train-samples", "3000",
+        "--tracked", "200", "--hidden", "64,64", "--every", "5", "--retrain-samples", "500", "--retrain-epochs", "1", "--quiet",
+        "--resume", "--out", split.to_str().unwrap(),
+    ]));
+    assert!(err.contains("its checkpoint (the trained network) is gone"), "{err}");
+    assert_eq!(results(&split).settings, again.settings, "the finished results stay");
 
 }
 

@@ -185,6 +185,10 @@ fn bad_grids_are_refused_before_anything_runs() {
     let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o]));
     assert!(e.contains("error:") && e.contains("optimizer=lbfgs"), "{e}");
     assert!(!out.join("runs").exists(), "nothing ran");
+    // A model of another family.
+    std::fs::write(&file, GRID.replace(r#"{ "name": "activation", "values": ["relu", "sigmoid"] }"#, r#"{ "name": "model", "values": ["mlp-relu", "cifar-resnet"] }"#)).unwrap();
+    let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o]));
+    assert!(e.contains("error:") && e.contains("axis model: cifar-resnet is not a model of mnist"), "{e}");
     // A retraining budget that is not one, and one beside a fixed --retrain-samples.
     std::fs::write(&file, RETRAIN_GRID.replace("3x300", "3 epochs")).unwrap();
     let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o]));

@@ -45,6 +45,7 @@ pub enum Setting {
     WeightDecay,
     /// Which preset a model is resolved with.
     Preset,
+    Init,
     /// Not a flag of its own: the memory all the sizes above add up to.
     Memory,
 }
@@ -68,6 +69,7 @@ impl Setting {
             Setting::LabelSmoothing => "--label-smoothing",
             Setting::WeightDecay => "--weight-decay",
             Setting::Preset => "--preset",
+            Setting::Init => "--init",
             Setting::Memory => "--hidden/--batch/--tracked",
         }
     }
@@ -90,6 +92,7 @@ impl Setting {
             Setting::LabelSmoothing => "label smoothing",
             Setting::WeightDecay => "weight decay",
             Setting::Preset => "preset",
+            Setting::Init => "initialisation",
             Setting::Memory => "memory",
         }
     }
@@ -112,6 +115,7 @@ impl Setting {
             Setting::LabelSmoothing => "0 (off) or a number below 1; not with --recording online".into(),
             Setting::WeightDecay => "0 (off), or a number above 0 and at most 1 with --optimizer sgd or nesterov".into(),
             Setting::Preset => "paper, fast, cpu (CIFAR) or browser (the page), as the model has them".into(),
+            Setting::Init => "burn or keras (MLPs and CNNs)".into(),
             Setting::Memory => "what fits in this machine's memory".into(),
         }
     }
@@ -274,9 +278,12 @@ impl Footprint {
     pub fn resnet(cfg: &ResNetConfig) -> Self {
         let mut fp = Footprint::default();
         let w = cfg.width as u64;
-        let mut side = (cfg.side as u64).div_ceil(if cfg.stem == Stem::Cifar { 1 } else { 4 });
-        let k = if cfg.stem == Stem::Cifar { 9 } else { 49 };
+        // conv1's stride, then the ImageNet stem's max-pool.
+        let (k, stride, pool) = if cfg.stem == Stem::Cifar { (9, 1, 1) } else { (49, 2, 2) };
+        let mut side = (cfg.side as u64).div_ceil(stride);
         fp.add_layer(3 * w * k + 2 * w, w, w.saturating_mul(side * side));
+        let mut captured = w.saturating_mul(side * side);
+        side = side.div_ceil(pool);
         let mut c_in = w;
         for (s, &n) in cfg.blocks.iter().enumerate() {
             let (mid, out) = (w << s, 4 * (w << s));
@@ -286,13 +293,16 @@ impl Footprint {
                 }
                 let projection = if b == 0 { c_in * out + 2 * out } else { 0 };
                 let params = c_in * mid + 9 * mid * mid + mid * out + 2 * (2 * mid + out) + projection;
-                // Two bottleneck maps, the output, and the projection's where there is one.
+                // Training keeps two bottleneck maps, the output, and the projection's where there
+                // is one; the experiments capture the output alone.
                 let values = (2 * mid + out + if b == 0 { out } else { 0 }).saturating_mul(side * side);
                 fp.add_layer(params, out, values);
+                captured = captured.max(out.saturating_mul(side * side));
                 c_in = out;
             }
         }
         fp.add_head(c_in, cfg.classes);
+        fp.largest_layer_values = captured;
         fp
     }
 

@@ -71,7 +71,7 @@ fn spec_of(w: &Workload, split: &Split) -> Result<RunSpec> {
     if let Err(problem) = settings::check_image_values(split.train.features, input, what) {
         bail!("--data: {problem}");
     }
-    settings::check_memory(spec.needed_bytes(), crate::reproduce::memory_budget())?;
+    settings::check_memory(spec.training_bytes(), crate::reproduce::memory_budget())?;
     Ok(spec)
 }
 

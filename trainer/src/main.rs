@@ -327,7 +327,8 @@ pub struct ReproduceArgs {
     /// Override the experiments' retraining samples (at least 1).
     #[arg(long)]
     retrain_samples: Option<usize>,
-    /// Override when the experiments' retraining stops (presets: held-out, except paper: epochs).
+    /// Override when the experiments' retraining stops (the fast and cpu presets: held-out; paper,
+    /// ResNet50's presets: epochs).
     #[arg(long, value_enum)]
     retrain_stop: Option<RetrainStopArg>,
     /// Stop after this many epochs in this invocation (at least 1), leaving a checkpoint that

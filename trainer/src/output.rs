@@ -33,7 +33,9 @@ pub fn write_model(dir: &Path, results: &Results, figs: &[NamedFigure]) -> Resul
 }
 
 /// A model folder's results and figures, if that model finished with the same settings
-/// (`spec`); results made with other settings are an error, never silently kept.
+/// (`spec`). Results of the same training with other experiment settings are replaced (`None`)
+/// when the folder's checkpoint holds the trained network; any other settings are an error,
+/// never silently kept.
 pub fn load_finished(dir: &Path, spec: &RunSpec) -> Result<Option<(Results, Vec<NamedFigure>)>> {
     let results_path = dir.join("results.json");
     if !results_path.is_file() {
@@ -41,6 +43,12 @@ pub fn load_finished(dir: &Path, spec: &RunSpec) -> Result<Option<(Results, Vec<
     }
     let results = read_results(&results_path)?;
     if results.spec.as_ref().is_some_and(|s| s.training_fingerprint() == spec.training_fingerprint()) && !results.settings.as_deref().is_some_and(|s| spec.owns(s)) {
+        if !crate::checkpoint::Checkpoint::new(dir).exists() {
+            bail!(
+                "{}: finished with other experiment settings, and its checkpoint (the trained network) is gone; use another --out, or remove that folder to train again",
+                results_path.display()
+            );
+        }
         println!(
             "{}: finished with other experiment settings on the same training; the experiments run again on the trained network (its checkpoint) and replace it",
             results_path.display()
@@ -58,6 +66,11 @@ pub fn load_finished(dir: &Path, spec: &RunSpec) -> Result<Option<(Results, Vec<
     let figs_path = dir.join("figures.json");
     let figs = serde_json::from_slice(&read(&figs_path)?).with_context(|| format!("{}: not a figures file", figs_path.display()))?;
     Ok(Some((results, figs)))
+}
+
+/// The spec a model folder's results.json was made with, if it has one that reads.
+pub fn previous_spec(dir: &Path) -> Option<RunSpec> {
+    read_results(&dir.join("results.json")).ok()?.spec
 }
 
 pub fn summary(r: &Results) -> Vec<(String, String)> {

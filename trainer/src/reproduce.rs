@@ -249,9 +249,11 @@ fn run_model<M: TappedModel>(args: &ReproduceArgs, chosen: &Chosen, split: &Spli
     let ckpt = Checkpoint::new(&dir);
     if args.resume && ckpt.exists() {
         // A checkpoint of an older version carries the whole spec's fingerprint or its settings
-        // string: accepted when it is this spec's, and kept on for the checkpoints that follow.
+        // string: accepted when it is this spec's, or the spec's that finished in this folder
+        // with the same training, and kept on for the checkpoints that follow.
         let stored = ckpt.load_progress()?.fingerprint;
-        let fingerprint = if spec.owns_training(&stored) { stored } else { spec.training_fingerprint() };
+        let same_training = |p: &RunSpec| p.training_fingerprint() == spec.training_fingerprint() && p.owns(&stored);
+        let fingerprint = if spec.owns_training(&stored) || output::previous_spec(&dir).as_ref().is_some_and(same_training) { stored } else { spec.training_fingerprint() };
         let limit = (64 << 20) + 2 * spec.needed_bytes();
         let (model, optim) = session.take_model();
         let (m, o, r, p) = ckpt.load(model, optim, &device, &fingerprint, &layers, session.count_rows(), t.mode, limit)?;

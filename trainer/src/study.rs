@@ -105,6 +105,13 @@ impl Grid {
     }
 
     fn check(&self) -> Result<()> {
+        for a in self.axes.iter().filter(|a| a.name == "model") {
+            for v in &a.values {
+                let model = <crate::ModelArg as clap::ValueEnum>::from_str(v, false).map_err(|_| anyhow::anyhow!("axis model: {v:?} is not a model id"))?;
+                let family = model.family().map(|f| format!("{f:?}").to_lowercase());
+                ensure!(family.as_deref() == Some(self.model.as_str()), "axis model: {v} is not a model of {}", self.model);
+            }
+        }
         ensure!(matches!(self.model.as_str(), "mnist" | "cifar"), "model {:?}: expected mnist or cifar", self.model);
         ensure!(matches!(self.preset.as_str(), "paper" | "fast" | "cpu"), "preset {:?}: expected paper, fast or cpu", self.preset);
         ensure!(self.preset != "cpu" || self.model == "cifar", "preset \"cpu\" is a CIFAR preset: model must be cifar");
@@ -307,7 +314,9 @@ fn retrain_flags(value: &str) -> Result<Vec<String>> {
 }
 
 /// Copies the checkpoints of `twin`'s model folders into `dir`'s where `dir` has none, so that a
-/// run differing only in its experiments studies the network `twin` trained.
+/// run differing only in its experiments studies the network `twin` trained. Only a checkpoint
+/// that names its training (a training fingerprint) is copied, under the twin's folder lock: its
+/// progress and the one set of parts that progress names.
 fn adopt_training(twin: &Path, dir: &Path) -> Result<()> {
     for model in model_dirs_with(twin, "checkpoint")? {
         let Some(name) = model.file_name() else { continue };
@@ -315,13 +324,21 @@ fn adopt_training(twin: &Path, dir: &Path) -> Result<()> {
         if target.exists() {
             continue;
         }
+        let _lock = crate::files::lock_folder(&model)?;
+        let source = model.join("checkpoint");
+        let Ok(progress) = crate::checkpoint::Checkpoint::new(&model).load_progress() else { continue };
+        if !progress.fingerprint.starts_with("train-v1:") {
+            continue;
+        }
         let staging = dir.join(name).join("checkpoint.adopting");
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
-        for entry in std::fs::read_dir(model.join("checkpoint")).with_context(|| format!("reading {}", model.display()))? {
+        let slot = format!(".{}", progress.slot);
+        for entry in std::fs::read_dir(&source).with_context(|| format!("reading {}", source.display()))? {
             let from = entry?.path();
-            if from.is_file() {
-                let to = staging.join(from.file_name().expect("a file name"));
+            let Some(file) = from.file_name().and_then(|f| f.to_str()) else { continue };
+            if from.is_file() && (file == "progress.json" || file.ends_with(&slot)) {
+                let to = staging.join(file);
                 std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
             }
         }

@@ -35,6 +35,12 @@ pub enum Stem {
     Cifar,
 }
 
+impl Stem {
+    pub fn is_imagenet(&self) -> bool {
+        *self == Stem::Imagenet
+    }
+}
+
 /// Shape of the network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResNetConfig {
@@ -45,7 +51,8 @@ pub struct ResNetConfig {
     pub width: usize,
     pub blocks: Vec<usize>,
     pub classes: usize,
-    #[serde(default)]
+    /// Absent for ImageNet's (older specs and fingerprints have no stem).
+    #[serde(default, skip_serializing_if = "Stem::is_imagenet")]
     pub stem: Stem,
 }
 

@@ -215,6 +215,9 @@ impl RunSpec {
         if model.family == Family::CifarResnet && o.widths.is_some() {
             return Err(SettingError::new(crate::settings::Setting::Hidden, "the CIFAR ResNet's widths are ResNet50's divided by 8; --hidden does not apply"));
         }
+        if model.family == Family::CifarResnet && o.init.is_some() {
+            return Err(SettingError::new(crate::settings::Setting::Init, "the CIFAR ResNet starts from burn's initialisation; --init does not apply"));
+        }
         spec.check_settings()?;
         Ok(spec)
     }
@@ -236,7 +239,7 @@ impl RunSpec {
                 let exp = match model.family {
                     // Each CNN forward pass costs a browser's CPU about 20 times the MLP's: fewer
                     // retraining samples and the first 2000 test images keep its analysis short.
-                    Family::MnistCnn | Family::CifarCnn | Family::CifarResnet => ExperimentConfig { retrain_samples: 2_000, test_samples: Some(2_000), ..browser },
+                    Family::MnistCnn | Family::CifarCnn => ExperimentConfig { retrain_samples: 2_000, test_samples: Some(2_000), ..browser },
                     _ => browser,
                 };
                 (TrainConfig { snapshot_neurons: BROWSER_TRACED, ..TrainConfig::paper(seed) }, exp)
@@ -347,9 +350,18 @@ impl RunSpec {
         }
     }
 
-    /// About how much memory the MLP or CNN run needs at its peak on its data (see
-    /// [`Footprint::bytes`]).
+    /// About how much memory the run needs at its peak on its data (see [`Footprint::bytes`]).
     pub fn needed_bytes(&self) -> u64 {
+        self.bytes(true)
+    }
+
+    /// [`RunSpec::needed_bytes`] without the experiments' captured pre-activations: what
+    /// training alone holds.
+    pub fn training_bytes(&self) -> u64 {
+        self.bytes(false)
+    }
+
+    fn bytes(&self, experiments: bool) -> u64 {
         let footprint = match &self.network {
             Network::Mlp(cfg) => Footprint::mlp(cfg),
             Network::Cnn(cfg) => Footprint::cnn(cfg),
@@ -366,7 +378,7 @@ impl RunSpec {
         // dense layers, which have one position).
         let rows = if t.conv_signs == ConvSigns::Positions { rows * (1 + POSITIONS_PER_CHANNEL) } else { rows };
         let exp = &self.experiments;
-        let captured = exp.stats_samples.min(n_train) + exp.retrain_samples.min(n_train) + n_test;
+        let captured = if experiments { exp.stats_samples.min(n_train) + exp.retrain_samples.min(n_train) + n_test } else { 0 };
         let steps = (crate::data::Batches::count(n_train, t.batch_size) as u64).saturating_mul(t.epochs as u64);
         let traces = footprint.trace_bytes(settings::recordings(steps, t.every_batches), tracked, t.snapshot_neurons);
         footprint.bytes(t.batch_size.max(CHUNK), rows, captured).saturating_add(traces)
@@ -402,6 +414,11 @@ impl RunSpec {
     /// CNNs): their finished runs and checkpoints are recognised by it.
     pub fn legacy_fingerprint(&self) -> Option<String> {
         let t = self.train.as_ref()?;
+        // Older versions retrained for a fixed number of epochs only: their settings line does
+        // not describe a run with the held-out rule.
+        if !self.experiments.retrain_stop.is_fixed() {
+            return None;
+        }
         let e = &self.experiments;
         let (widths, init) = match &self.network {
             Network::Mlp(cfg) => (cfg.hidden.clone(), cfg.init),
@@ -602,7 +619,8 @@ mod tests {
             assert_ne!(v.fingerprint(), base.fingerprint(), "{v:?}");
             assert!(!base.owns(&v.fingerprint()));
         }
-        assert!(base.owns(&base.legacy_fingerprint().unwrap()));
+        let fixed = RunSpec::resolve(mlp, Preset::Fast, 1, &Overrides { retrain_stop: Some(RetrainStop::Epochs), ..Overrides::default() }).unwrap().with_data("mnist", 60_000, 10_000);
+        assert!(fixed.owns(&fixed.legacy_fingerprint().unwrap()));
         // The training fingerprint ignores what only the experiments read.
         let retrained = &variants[3];
         assert_eq!(retrained.training_fingerprint(), base.training_fingerprint());
@@ -612,11 +630,15 @@ mod tests {
         other_layers.figure_layers = vec![1];
         other_layers.experiment_layers = vec![1];
         assert_eq!(other_layers.training_fingerprint(), base.training_fingerprint());
-        for v in variants.iter().filter(|v| v.experiments == base.experiments) {
-            assert_ne!(v.training_fingerprint(), base.training_fingerprint(), "{v:?}");
+        for (i, v) in variants.iter().enumerate().filter(|(i, _)| *i != 3) {
+            assert_ne!(v.training_fingerprint(), base.training_fingerprint(), "variant {i}: {v:?}");
         }
+        // The settings line of older versions says nothing of the held-out rule: a run with it is
+        // never mistaken for an older fixed-budget run.
+        let held = RunSpec::resolve(mlp, Preset::Fast, 1, &Overrides::default()).unwrap();
+        assert!(!held.experiments.retrain_stop.is_fixed() && held.legacy_fingerprint().is_none());
         assert!(base.training_fingerprint().starts_with("train-v1:"));
-        assert!(base.legacy_fingerprint().unwrap().starts_with("mlp-relu preset=fast seed=1 data=mnist widths=[512, 512]"));
+        assert!(fixed.legacy_fingerprint().unwrap().starts_with("mlp-relu preset=fast seed=1 data=mnist widths=[512, 512]"));
     }
 
     #[test]
