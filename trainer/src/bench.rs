@@ -69,7 +69,7 @@ fn spec_of(w: &Workload, split: &Split) -> Result<RunSpec> {
     }
     let (input, what) = spec.input();
     if let Err(problem) = settings::check_image_values(split.train.features, input, what) {
-        bail!("--data: {problem}");
+        bail!("--data {}: {problem}", w.data.clone().unwrap_or_else(default_data_dir).display());
     }
     settings::check_memory(spec.training_bytes(), crate::reproduce::memory_budget())?;
     Ok(spec)
