@@ -25,6 +25,8 @@ pub mod backend;
 pub mod batch_norm;
 pub mod claims;
 pub mod conv;
+#[cfg(any(feature = "native", feature = "web"))]
+pub mod cpu_tensor;
 pub mod data;
 pub mod experiments;
 pub mod figures;

@@ -4,7 +4,7 @@
 //! inside burn or an allocation abort.
 
 use crate::experiments::ExperimentConfig;
-use crate::model::{CnnConfig, MlpConfig, ResNetConfig, Stem};
+use crate::model::{CnnConfig, MlpConfig, ResNetConfig};
 use crate::train::TrainConfig;
 
 /// Most epochs of training.
@@ -279,7 +279,8 @@ impl Footprint {
         let mut fp = Footprint::default();
         let w = cfg.width as u64;
         // conv1's stride, then the ImageNet stem's max-pool.
-        let (k, stride, pool) = if cfg.stem == Stem::Cifar { (9, 1, 1) } else { (49, 2, 2) };
+        let ((side1, stride), pool) = (cfg.stem.conv1(), cfg.stem.pool_stride() as u64);
+        let (k, stride) = ((side1 * side1) as u64, stride as u64);
         let mut side = (cfg.side as u64).div_ceil(stride);
         fp.add_layer(3 * w * k + 2 * w, w, w.saturating_mul(side * side));
         let mut captured = w.saturating_mul(side * side);

@@ -1,34 +1,44 @@
 //! The models' batch-norm in training, as one pass for the statistics and one for the output on
-//! burn's flex CPU backend.
+//! the CPU backends (flex natively, ndarray in the page's worker).
 //!
 //! burn's `BatchNorm` differentiates training batch-norm as one operation, but on flex both that
 //! operation and its backward are built from tensor operations: swapped axes, reductions and
 //! broadcasts, each a pass over the activation. They took 117-137 ms of a paper-CNN step where
 //! PyTorch's fused kernels take 23 ms (docs/performance.md). [`FastNorm`] is the same operation
-//! through burn's backend-extension API; on flex (f32) it runs [`flex`]'s fused loops, elsewhere
+//! through burn's backend-extension API; on flex and ndarray (f32) it runs [`cpu`]'s fused loops, elsewhere
 //! burn's own. It can apply a ReLU to its output in the same pass ([`forward_relu`]): a separate
 //! ReLU took another pass each way, 20-25 ms of a paper-CNN step.
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 mod autodiff;
-#[cfg(feature = "native")]
-pub mod flex;
+#[cfg(any(feature = "native", feature = "web"))]
+pub mod cpu;
 
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 pub use extension::FastNorm;
 
-#[cfg(feature = "native")]
+// burn marks ndarray deprecated in favour of flex, yet in wasm it trains the page's networks
+// faster (docs/building.md).
+#[cfg(any(feature = "native", feature = "web"))]
+#[allow(deprecated)]
 mod extension {
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, Cube, Flex, backend_extension};
+    use burn::backend::{Backend, backend_extension};
+
+    use super::cpu::Plan;
 
     /// Training batch-norm: the output (with a ReLU applied where `relu`), the batch mean and
     /// the biased batch variance (burn's `batch_norm_train`), differentiated through
     /// [`FastNorm::batch_norm_grads`].
-    #[backend_extension(Flex, Cube, Autodiff)]
+    #[backend_extension(
+        Flex: cfg(feature = "native"),
+        NdArray: cfg(feature = "web"),
+        Cube: cfg(any(feature = "native", feature = "webgpu")),
+        Autodiff
+    )]
     pub trait FastNorm: Backend {
         fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
             burns_train::<Self>(x, gamma, beta, epsilon, relu)
@@ -84,53 +94,68 @@ mod extension {
         (r.x_grad, r.gamma_grad, r.beta_grad)
     }
 
-    impl FastNorm for Cube {}
+    #[cfg(any(feature = "native", feature = "webgpu"))]
+    impl FastNorm for burn::backend::Cube {}
 
-    impl FastNorm for Flex {
-        fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            match super::flex::Plan::new(&x, &gamma) {
-                Some(plan) => plan.train(&x, &gamma, &beta, epsilon, relu),
-                None => burns_train::<Self>(x, gamma, beta, epsilon, relu),
+    /// The CPU backends: [`super::cpu`]'s loops where they apply, burn's own elsewhere.
+    macro_rules! on_the_cpu {
+        ($backend:ty) => {
+            impl FastNorm for $backend {
+                fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+                    use crate::cpu_tensor::F32Tensor;
+                    match Plan::new(&x, &gamma).filter(|_| beta.f32_shape().is_some() && beta.f32_shape() == gamma.f32_shape()) {
+                        Some(plan) => plan.train(&x, &gamma, &beta, epsilon, relu),
+                        None => burns_train::<Self>(x, gamma, beta, epsilon, relu),
+                    }
+                }
+                fn batch_norm_grads(
+                    x: FloatTensor<Self>,
+                    gamma: FloatTensor<Self>,
+                    mean: FloatTensor<Self>,
+                    variance: FloatTensor<Self>,
+                    epsilon: f64,
+                    output_grad: FloatTensor<Self>,
+                ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+                    cpu_grads::<Self>(x, gamma, mean, variance, epsilon, None, output_grad)
+                }
+                fn batch_norm_relu_grads(
+                    x: FloatTensor<Self>,
+                    gamma: FloatTensor<Self>,
+                    mean: FloatTensor<Self>,
+                    variance: FloatTensor<Self>,
+                    epsilon: f64,
+                    output: FloatTensor<Self>,
+                    output_grad: FloatTensor<Self>,
+                ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+                    cpu_grads::<Self>(x, gamma, mean, variance, epsilon, Some(output), output_grad)
+                }
             }
-        }
-        fn batch_norm_grads(
-            x: FloatTensor<Self>,
-            gamma: FloatTensor<Self>,
-            mean: FloatTensor<Self>,
-            variance: FloatTensor<Self>,
-            epsilon: f64,
-            output_grad: FloatTensor<Self>,
-        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            flex_grads(x, gamma, mean, variance, epsilon, None, output_grad)
-        }
-        fn batch_norm_relu_grads(
-            x: FloatTensor<Self>,
-            gamma: FloatTensor<Self>,
-            mean: FloatTensor<Self>,
-            variance: FloatTensor<Self>,
-            epsilon: f64,
-            output: FloatTensor<Self>,
-            output_grad: FloatTensor<Self>,
-        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            flex_grads(x, gamma, mean, variance, epsilon, Some(output), output_grad)
-        }
+        };
     }
 
-    /// [`FastNorm::batch_norm_grads`] on flex: [`super::flex`]'s where its loops apply.
-    fn flex_grads(
-        x: FloatTensor<Flex>,
-        gamma: FloatTensor<Flex>,
-        mean: FloatTensor<Flex>,
-        variance: FloatTensor<Flex>,
+    #[cfg(feature = "native")]
+    on_the_cpu!(burn::backend::Flex);
+    #[cfg(feature = "web")]
+    on_the_cpu!(burn::backend::NdArray);
+
+    /// [`FastNorm::batch_norm_grads`] on a CPU backend: [`super::cpu`]'s where its loops apply.
+    fn cpu_grads<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        mean: FloatTensor<B>,
+        variance: FloatTensor<B>,
         epsilon: f64,
-        relu_output: Option<FloatTensor<Flex>>,
-        output_grad: FloatTensor<Flex>,
-    ) -> (FloatTensor<Flex>, FloatTensor<Flex>, FloatTensor<Flex>) {
-        let shape = x.layout().shape();
-        let fits = |t: &FloatTensor<Flex>| t.layout().shape() == shape && t.dtype() == x.dtype();
-        match super::flex::Plan::new(&x, &gamma).filter(|_| fits(&output_grad) && relu_output.as_ref().is_none_or(fits)) {
+        relu_output: Option<FloatTensor<B>>,
+        output_grad: FloatTensor<B>,
+    ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>)
+    where
+        FloatTensor<B>: crate::cpu_tensor::F32Tensor,
+    {
+        use crate::cpu_tensor::F32Tensor;
+        let statistics = |t: &FloatTensor<B>| t.f32_shape() == gamma.f32_shape();
+        match Plan::new(&x, &gamma).filter(|plan| plan.fits(&output_grad) && relu_output.as_ref().is_none_or(|y| plan.fits(y)) && statistics(&mean) && statistics(&variance)) {
             Some(plan) => plan.grads(&x, &gamma, &mean, &variance, epsilon, relu_output.as_ref(), &output_grad),
-            None => burns_grads::<Flex>(x, gamma, mean, variance, epsilon, relu_output, output_grad),
+            None => burns_grads::<B>(x, gamma, mean, variance, epsilon, relu_output, output_grad),
         }
     }
 }
@@ -147,7 +172,7 @@ pub fn forward_relu(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 }
 
 fn forward_then(norm: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
-    #[cfg(feature = "native")]
+    #[cfg(any(feature = "native", feature = "web"))]
     if x.device().is_autodiff() && norm.training.is_enabled() {
         let device = x.device();
         let (output, mean, variance) = train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon, relu);
@@ -164,7 +189,7 @@ fn forward_then(norm: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
 
 /// [`FastNorm::fast_batch_norm_train`] on tensors of any device: output (after a ReLU where
 /// `relu`), mean, biased variance.
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 pub fn train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64, relu: bool) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
     use burn::backend::Dispatch;
     let (output, mean, variance) = <Dispatch as FastNorm>::fast_batch_norm_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon, relu);

@@ -1,39 +1,53 @@
-//! The models' 2D convolution: on burn's flex CPU backend, its output and both gradients are one
-//! matrix product each per block of samples.
+//! The models' 2D convolution: on the CPU backends (flex natively, ndarray in the browser) its
+//! output and both gradients are one matrix product each per block of samples.
 //!
 //! burn's autodiff derives a conv's weight gradient as another convolution (batch and channel
 //! axes swapped) and its input gradient as a transposed convolution. On flex both ran at a
 //! quarter to a half of its matrix-product speed, and they were 60% of a CIFAR CNN's training
-//! step (docs/performance.md). burn's backend-extension API lets a crate add an operation with
-//! its own backward to the run-time dispatched `Device`: [`FastConv`] is that operation. On flex
-//! (f32, one group) its output, weight gradient and input gradient are im2col, one product and
-//! (for the input) col2im ([`flex`]); everywhere else they are burn's own.
+//! step (docs/performance.md); ndarray's direct convolution trained the page's small CNN at
+//! 70-160 samples/s where its MLP, of about as many operations, trained at 2000-3800. burn's
+//! backend-extension API lets a crate add an operation with its own backward to the run-time
+//! dispatched `Device`: [`FastConv`] is that operation. On flex and ndarray (f32, one group) its
+//! output, weight gradient and input gradient are im2col, one product and (for the input)
+//! col2im ([`im2col`]); on the GPU they are burn's own.
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 mod autodiff;
-#[cfg(feature = "native")]
-pub mod flex;
+#[cfg(any(feature = "native", feature = "web"))]
+pub mod im2col;
+#[cfg(any(feature = "native", feature = "web"))]
+mod tensors;
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 use burn::tensor::ops::ConvOptions;
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 pub use extension::FastConv;
 
-#[cfg(feature = "native")]
+// burn marks ndarray deprecated in favour of flex, yet in wasm it trains the page's networks
+// faster (docs/building.md).
+#[cfg(any(feature = "native", feature = "web"))]
+#[allow(deprecated)]
 mod extension {
     use burn::backend::ops::ModuleOps;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, Cube, Flex, backend_extension};
+    use burn::backend::{Backend, backend_extension};
     use burn::tensor::ops::ConvOptions;
+
+    use super::tensors;
 
     /// A conv2d whose backward calls [`FastConv::conv2d_weight_grad`] and
     /// [`FastConv::conv2d_input_grad`]; by default those are the backend's own.
-    #[backend_extension(Flex, Cube, Autodiff)]
+    #[backend_extension(
+        Flex: cfg(feature = "native"),
+        NdArray: cfg(feature = "web"),
+        Cube: cfg(any(feature = "native", feature = "webgpu")),
+        Autodiff
+    )]
     pub trait FastConv: Backend {
         fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
             Self::conv2d(x, weight, None, options)
@@ -50,39 +64,38 @@ mod extension {
         }
     }
 
-    impl FastConv for Cube {}
+    #[cfg(any(feature = "native", feature = "webgpu"))]
+    impl FastConv for burn::backend::Cube {}
 
-    impl FastConv for Flex {
-        fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-            match super::flex::Plan::forward(&x, &weight, &options) {
-                Some(plan) => plan.output(&x, &weight, None),
-                None => Self::conv2d(x, weight, None, options),
+    /// The CPU backends: the kernels of [`super::im2col`] where they apply, burn's own elsewhere.
+    macro_rules! on_the_cpu {
+        ($backend:ty) => {
+            impl FastConv for $backend {
+                fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+                    tensors::output(&x, &weight, None, &options).unwrap_or_else(|| Self::conv2d(x, weight, None, options))
+                }
+                fn fast_conv2d_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+                    tensors::output(&x, &weight, Some(&bias), &options).unwrap_or_else(|| Self::conv2d(x, weight, Some(bias), options))
+                }
+                fn conv2d_weight_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+                    tensors::weight_grad(&x, &weight, &output_grad, &options).unwrap_or_else(|| Self::conv2d_weight_backward(x, weight, output_grad, options))
+                }
+                fn conv2d_input_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+                    tensors::input_grad(&x, &weight, &output_grad, &options).unwrap_or_else(|| Self::conv2d_x_backward(x, weight, output_grad, options))
+                }
             }
-        }
-        fn fast_conv2d_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-            match super::flex::Plan::forward(&x, &weight, &options) {
-                Some(plan) => plan.output(&x, &weight, Some(&bias)),
-                None => Self::conv2d(x, weight, Some(bias), options),
-            }
-        }
-        fn conv2d_weight_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-            match super::flex::Plan::new(&x, &weight, &output_grad, &options) {
-                Some(plan) => plan.weight_grad(&x, &output_grad),
-                None => Self::conv2d_weight_backward(x, weight, output_grad, options),
-            }
-        }
-        fn conv2d_input_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-            match super::flex::Plan::new(&x, &weight, &output_grad, &options) {
-                Some(plan) => plan.input_grad(&weight, &output_grad),
-                None => Self::conv2d_x_backward(x, weight, output_grad, options),
-            }
-        }
+        };
     }
+
+    #[cfg(feature = "native")]
+    on_the_cpu!(burn::backend::Flex);
+    #[cfg(feature = "web")]
+    on_the_cpu!(burn::backend::NdArray);
 }
 
-/// `conv.forward(x)`, through [`FastConv`] where it exists (native builds).
+/// `conv.forward(x)`, through [`FastConv`] where it exists (native and browser builds).
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    #[cfg(feature = "native")]
+    #[cfg(any(feature = "native", feature = "web"))]
     if let Some(padding) = explicit_padding(&conv.padding) {
         let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
         return apply(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options);
@@ -91,7 +104,7 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// [`FastConv::fast_conv2d`] on tensors of any device.
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 pub fn apply(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
     use burn::backend::Dispatch;
     let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
@@ -102,7 +115,7 @@ pub fn apply(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: 
 }
 
 /// `(begin, end)` padding of each spatial axis; `None` for `Same`, which depends on the input.
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 fn explicit_padding(padding: &PaddingConfig2d) -> Option<[(usize, usize); 2]> {
     match *padding {
         PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),

@@ -39,6 +39,22 @@ impl Stem {
     pub fn is_imagenet(&self) -> bool {
         *self == Stem::Imagenet
     }
+
+    /// conv1's kernel side and stride.
+    pub fn conv1(self) -> (usize, usize) {
+        match self {
+            Stem::Imagenet => (7, 2),
+            Stem::Cifar => (3, 1),
+        }
+    }
+
+    /// The stride of the max-pool after conv1 (1: none).
+    pub fn pool_stride(self) -> usize {
+        match self {
+            Stem::Imagenet => 2,
+            Stem::Cifar => 1,
+        }
+    }
 }
 
 /// Shape of the network.
@@ -104,10 +120,7 @@ impl ResNetConfig {
         }
         let mut stages = stages.into_iter();
         let mut next = || stages.next().unwrap_or_default();
-        let (k, stride) = match self.stem {
-            Stem::Imagenet => (7, 2),
-            Stem::Cifar => (3, 1),
-        };
+        let (k, stride) = self.stem.conv1();
         ResNet {
             conv1: conv(3, w, k, stride),
             bn1: bn(w),

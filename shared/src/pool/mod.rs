@@ -1,5 +1,5 @@
-//! The CNN's max-pooling between stages: on burn's flex CPU backend its output and its gradient
-//! are one pass each.
+//! The CNN's max-pooling between stages: on the CPU backends (flex natively, ndarray in the
+//! page's worker) its output and its gradient are one pass each.
 //!
 //! burn's max-pool on flex keeps an i64 index per output for the backward and scatters through
 //! it; with its backward it took 22-25 ms of a paper-CNN training step, as long as all twelve
@@ -8,28 +8,38 @@
 //! models' 2x2 pooling). Its backward finds each window's maximum again in the input instead of
 //! keeping indices. Elsewhere, and on other backends, it is burn's own.
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 mod autodiff;
-#[cfg(feature = "native")]
-pub mod flex;
+#[cfg(any(feature = "native", feature = "web"))]
+pub mod cpu;
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::Tensor;
 
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "web"))]
 pub use extension::FastPool;
 
-#[cfg(feature = "native")]
+// burn marks ndarray deprecated in favour of flex, yet in wasm it trains the page's networks
+// faster (docs/building.md).
+#[cfg(any(feature = "native", feature = "web"))]
+#[allow(deprecated)]
 mod extension {
     use burn::backend::ops::ModuleOps;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, Cube, Flex, TensorMetadata, backend_extension, get_or_init_device_settings};
+    use burn::backend::{Backend, TensorMetadata, backend_extension, get_or_init_device_settings};
+
+    use super::cpu::Plan;
 
     /// Max-pooling over windows of `kernel` that tile the input, differentiated through
     /// [`FastPool::max_pool2d_grad`].
-    #[backend_extension(Flex, Cube, Autodiff)]
+    #[backend_extension(
+        Flex: cfg(feature = "native"),
+        NdArray: cfg(feature = "web"),
+        Cube: cfg(any(feature = "native", feature = "webgpu")),
+        Autodiff
+    )]
     pub trait FastPool: Backend {
         fn fast_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {
             Self::max_pool2d(x, kernel, kernel, [0, 0], [1, 1], false)
@@ -48,27 +58,39 @@ mod extension {
         B::max_pool2d_with_indices_backward(x, kernel, kernel, [0, 0], [1, 1], false, output_grad, indices).x_grad
     }
 
-    impl FastPool for Cube {}
+    #[cfg(any(feature = "native", feature = "webgpu"))]
+    impl FastPool for burn::backend::Cube {}
 
-    impl FastPool for Flex {
-        fn fast_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {
-            match super::flex::Plan::new(&x, kernel) {
-                Some(plan) => plan.output(&x),
-                None => Self::max_pool2d(x, kernel, kernel, [0, 0], [1, 1], false),
+    /// The CPU backends: [`super::cpu`]'s loops where they apply, burn's own elsewhere.
+    macro_rules! on_the_cpu {
+        ($backend:ty) => {
+            impl FastPool for $backend {
+                fn fast_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self> {
+                    match Plan::new(&x, kernel) {
+                        Some(plan) => plan.output(&x),
+                        None => Self::max_pool2d(x, kernel, kernel, [0, 0], [1, 1], false),
+                    }
+                }
+                fn max_pool2d_grad(x: FloatTensor<Self>, kernel: [usize; 2], output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+                    match Plan::new(&x, kernel).filter(|plan| plan.takes_grad(&output_grad)) {
+                        Some(plan) => plan.input_grad(&x, &output_grad),
+                        None => burns_grad::<Self>(x, kernel, output_grad),
+                    }
+                }
             }
-        }
-        fn max_pool2d_grad(x: FloatTensor<Self>, kernel: [usize; 2], output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
-            match super::flex::Plan::new(&x, kernel).filter(|plan| plan.takes_grad(&output_grad)) {
-                Some(plan) => plan.input_grad(&x, &output_grad),
-                None => burns_grad::<Self>(x, kernel, output_grad),
-            }
-        }
+        };
     }
+
+    #[cfg(feature = "native")]
+    on_the_cpu!(burn::backend::Flex);
+    #[cfg(feature = "web")]
+    on_the_cpu!(burn::backend::NdArray);
 }
 
-/// `pool.forward(x)`, through [`FastPool`] where its windows tile the input (native builds).
+/// `pool.forward(x)`, through [`FastPool`] where its windows tile the input (native and browser
+/// builds).
 pub fn forward(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
-    #[cfg(feature = "native")]
+    #[cfg(any(feature = "native", feature = "web"))]
     if pool.stride == pool.kernel_size && pool.dilation == [1, 1] && !pool.ceil_mode && matches!(pool.padding, PaddingConfig2d::Valid) {
         use burn::backend::Dispatch;
         return Tensor::from_dispatch(<Dispatch as FastPool>::fast_max_pool2d(x.into_dispatch(), pool.kernel_size));

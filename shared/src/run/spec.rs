@@ -237,8 +237,10 @@ impl RunSpec {
             (_, Preset::Browser) => {
                 let browser = ExperimentConfig::browser(seed);
                 let exp = match model.family {
-                    // Each CNN forward pass costs a browser's CPU about 20 times the MLP's: fewer
-                    // retraining samples and the first 2000 test images keep its analysis short.
+                    // The CNN's quantization alone is 66 passes over the test images (11 ranks,
+                    // before and after the activation, 3 layers): 90-110 s on 2000 images in the
+                    // page (docs/performance.md), hence the first 2000 test images and fewer
+                    // retraining samples.
                     Family::MnistCnn | Family::CifarCnn => ExperimentConfig { retrain_samples: 2_000, test_samples: Some(2_000), ..browser },
                     _ => browser,
                 };

@@ -156,8 +156,8 @@ impl AppState {
                 }
                 self.results.set(Some(json));
             }
-            WorkerOutput::BenchResult { backend, steps, batch_size, recording, seconds, samples_per_second } => self.last_bench.set(Some(format!(
-                "{backend}: {steps} steps of batch {batch_size} ({}) in {seconds:.2} s: {samples_per_second:.0} samples/s",
+            WorkerOutput::BenchResult { backend, model, steps, batch_size, recording, seconds, samples_per_second } => self.last_bench.set(Some(format!(
+                "{model} on {backend}: {steps} steps of batch {batch_size} ({}) in {seconds:.2} s: {samples_per_second:.0} samples/s",
                 if recording { "recording on" } else { "recording off" }
             ))),
             WorkerOutput::Reset => {

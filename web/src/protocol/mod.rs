@@ -39,13 +39,16 @@ pub enum WorkerInput {
     Analyze,
     /// results.json of the current state, answered with [`WorkerOutput::Results`].
     Export,
-    /// Train a fresh model for `steps` batches on `backend` and report the speed (nothing is kept).
+    /// Train a fresh `model` (ReLU) for `steps` batches on `backend` and report the speed
+    /// (nothing is kept).
     Bench {
         steps: usize,
         batch_size: usize,
         recording: bool,
         #[serde(default)]
         backend: BackendChoice,
+        #[serde(default)]
+        model: ModelKind,
     },
 }
 
@@ -145,7 +148,7 @@ pub enum WorkerOutput {
     /// Figures 3, 4 and 8.
     Analysis { figures: Vec<NamedFigure> },
     Results { json: String },
-    BenchResult { backend: String, steps: usize, batch_size: usize, recording: bool, seconds: f64, samples_per_second: f64 },
+    BenchResult { backend: String, model: String, steps: usize, batch_size: usize, recording: bool, seconds: f64, samples_per_second: f64 },
     Reset,
     /// Something went wrong; the text is shown to the user as is.
     Error { message: String },
@@ -181,7 +184,7 @@ mod tests {
         let inputs = [
             WorkerInput::Start { settings: Settings::default(), view: View { layer: 1, neuron: 7, recording: Some(3) } },
             WorkerInput::Pause,
-            WorkerInput::Bench { steps: 50, batch_size: 128, recording: true, backend: BackendChoice::Cpu },
+            WorkerInput::Bench { steps: 50, batch_size: 128, recording: true, backend: BackendChoice::Cpu, model: ModelKind::Cnn },
         ];
         for m in inputs {
             assert_eq!(WorkerInput::from_json(&m.to_json()).unwrap(), m);

@@ -150,14 +150,14 @@ async fn handle(msg: WorkerInput, data: Option<&(DataChoice, Rc<Split>)>, sessio
             Some(s) => js::post(&WorkerOutput::Results { json: s.results().await?.to_json() }),
             None => js::post(&WorkerOutput::Error { message: "nothing to export yet: train a model first".into() }),
         },
-        WorkerInput::Bench { steps, batch_size, recording, backend } => {
+        WorkerInput::Bench { steps, batch_size, recording, backend, model } => {
             if let Err(message) = check_bench(steps, batch_size) {
                 js::post(&WorkerOutput::Error { message });
                 return Ok(());
             }
             let split = loaded(None)?;
             let backend = devices.resolve(backend).await;
-            js::post(&session::bench(&split, backend, steps, batch_size, recording).await);
+            js::post(&session::bench(&split, backend, model, steps, batch_size, recording).await);
         }
     }
     Ok(())

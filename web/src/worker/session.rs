@@ -19,7 +19,7 @@ use hidden_neurons::train::accuracy_async;
 
 use super::device::{Backend, cpu};
 use super::js;
-use crate::protocol::{Live, Plan, ProgressPoint, Settings, View, WorkerOutput};
+use crate::protocol::{Live, ModelKind, Plan, ProgressPoint, Settings, View, WorkerOutput};
 
 /// Samples per recording or evaluation pass.
 const CHUNK: usize = run::CHUNK;
@@ -363,16 +363,16 @@ impl Session {
     }
 }
 
-/// Trains a fresh ReLU MLP for `steps` batches (recording every 10 batches on 1000 tracked
-/// samples when `recording`), the page's half of the TF.js benchmark. `steps` and `batch_size`
-/// passed [`crate::protocol::check_bench`].
-pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size: usize, recording: bool) -> WorkerOutput {
+/// Trains a fresh ReLU `model` for `steps` batches (recording at the page's default cadence
+/// when `recording`), the page's half of the TF.js benchmark. `steps` and `batch_size` passed
+/// [`crate::protocol::check_bench`].
+pub async fn bench(split: &Rc<Split>, backend: Backend, model: ModelKind, steps: usize, batch_size: usize, recording: bool) -> WorkerOutput {
     // More batches than the warm-up step and `steps` need: a finished run has none left, and
     // finishing would tell the page that a model was trained.
     let per_epoch = split.train.len().div_ceil(batch_size.max(1)).max(1);
     // Recording only at the warm-up step when off (MAX_EVERY is beyond any benchmark's steps).
     let every_batches = if recording { Settings::default().every_batches } else { hidden_neurons::settings::MAX_EVERY };
-    let settings = Settings { batch_size: batch_size.max(1), epochs: (steps + 1) / per_epoch + 1, every_batches, ..Settings::default() };
+    let settings = Settings { model, batch_size: batch_size.max(1), epochs: (steps + 1) / per_epoch + 1, every_batches, ..Settings::default() };
     let mut s = Session::new(split.clone(), settings, View::default(), backend);
     // A warm-up step outside the timing (first-call allocations).
     if let Err(message) = s.step().await {
@@ -392,5 +392,5 @@ pub async fn bench(split: &Rc<Split>, backend: Backend, steps: usize, batch_size
     }
     let seconds = (js::now() - started) / 1000.0;
     let backend = s.plan.name;
-    WorkerOutput::BenchResult { backend, steps, batch_size, recording, seconds, samples_per_second: (steps * batch_size) as f64 / seconds }
+    WorkerOutput::BenchResult { backend, model: model.id().into(), steps, batch_size, recording, seconds, samples_per_second: (steps * batch_size) as f64 / seconds }
 }

@@ -1,35 +1,38 @@
-//! Training batch-norm on burn's flex backend for f32 `[batch, channels, ...]` tensors: one pass
-//! per channel for the statistics (or the gradient sums), one pass per (sample, channel) plane
-//! for the output (or the input's gradient). Sums are kept in f64.
+//! Training batch-norm on the CPU backends (flex natively, ndarray in the page) for f32
+//! `[batch, channels, ...]` tensors: one pass per channel for the statistics (or the gradient
+//! sums), one pass per (sample, channel) plane for the output (or the input's gradient). Sums are
+//! kept in f64.
 
-use burn::backend::DType;
-use burn::backend::flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::flex_slices::{slice, tensor};
+use crate::cpu_tensor::F32Tensor;
 
 /// One batch-norm's sizes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Plan {
+    shape: Vec<usize>,
     batch: usize,
     channels: usize,
     /// Values per (sample, channel): the product of the spatial sizes.
     plane: usize,
 }
 
-type Three = (FlexTensor, FlexTensor, FlexTensor);
-
 impl Plan {
     /// `None` where the loops here do not apply (another dtype, an empty tensor): the caller then
     /// uses burn's own.
-    pub fn new(x: &FlexTensor, gamma: &FlexTensor) -> Option<Self> {
-        let shape = x.layout().shape();
-        if x.dtype() != DType::F32 || gamma.dtype() != DType::F32 || shape.num_dims() < 2 || gamma.layout().shape().num_elements() != shape[1] {
+    pub fn new<T: F32Tensor>(x: &T, gamma: &T) -> Option<Self> {
+        let shape = x.f32_shape()?;
+        if shape.len() < 2 || gamma.f32_shape()?.iter().product::<usize>() != shape[1] {
             return None;
         }
         let plane = shape.iter().skip(2).product::<usize>();
-        let plan = Plan { batch: shape[0], channels: shape[1], plane };
+        let plan = Plan { batch: shape[0], channels: shape[1], plane, shape };
         (plan.batch > 0 && plan.channels > 0 && plan.plane > 0).then_some(plan)
+    }
+
+    /// Whether `t` has the input's shape (and holds f32s): an output gradient or a ReLU's output.
+    pub fn fits<T: F32Tensor>(&self, t: &T) -> bool {
+        t.f32_shape().as_deref() == Some(&self.shape[..])
     }
 
     fn count(&self) -> f64 {
@@ -42,9 +45,9 @@ impl Plan {
     }
 
     /// Output (after a ReLU where `relu`), mean and biased variance (burn's `batch_norm_train`).
-    pub fn train(&self, x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64, relu: bool) -> Three {
-        let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
-        let (xs, gamma, beta) = (slice(&x), slice(&gamma), slice(&beta));
+    pub fn train<T: F32Tensor>(&self, x: &T, gamma: &T, beta: &T, epsilon: f64, relu: bool) -> (T, T, T) {
+        let (x, gamma, beta) = (x.row_major(), gamma.row_major(), beta.row_major());
+        let (xs, gamma, beta) = (x.values(), gamma.values(), beta.values());
         let stats: Vec<(f64, f64)> = (0..self.channels)
             .into_par_iter()
             .map(|c| {
@@ -77,24 +80,23 @@ impl Plan {
                 false => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * scale + shift),
             }
         });
-        let shape = x.layout().shape().to_vec();
         let (mean, variance): (Vec<f32>, Vec<f32>) = stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip();
-        (tensor(out, shape), tensor(mean, vec![self.channels]), tensor(variance, vec![self.channels]))
+        (T::from_values(out, &self.shape), T::from_values(mean, &[self.channels]), T::from_values(variance, &[self.channels]))
     }
 
     /// Gradients of x, gamma and beta (burn's `batch_norm_train_backward`), through the ReLU
     /// whose output is `relu_output` where the forward applied one.
     #[allow(clippy::too_many_arguments)]
-    pub fn grads(&self, x: &FlexTensor, gamma: &FlexTensor, mean: &FlexTensor, variance: &FlexTensor, epsilon: f64, relu_output: Option<&FlexTensor>, output_grad: &FlexTensor) -> Three {
-        let (x, gamma, mean, variance) = (x.to_contiguous(), gamma.to_contiguous(), mean.to_contiguous(), variance.to_contiguous());
-        let (xs, gamma, mean, variance) = (slice(&x), slice(&gamma), slice(&mean), slice(&variance));
-        let g = output_grad.to_contiguous();
-        let gs = slice(&g);
+    pub fn grads<T: F32Tensor>(&self, x: &T, gamma: &T, mean: &T, variance: &T, epsilon: f64, relu_output: Option<&T>, output_grad: &T) -> (T, T, T) {
+        let (x, gamma, mean, variance) = (x.row_major(), gamma.row_major(), mean.row_major(), variance.row_major());
+        let (xs, gamma, mean, variance) = (x.values(), gamma.values(), mean.values(), variance.values());
+        let g = output_grad.row_major();
+        let gs = g.values();
         // Through the ReLU: the gradient is zero where its output is not above zero (burn's
         // `relu_backward`), applied as the gradient is read rather than in a pass of its own.
-        let y = relu_output.map(|y| y.to_contiguous());
+        let y = relu_output.map(T::row_major);
         let (ys, relu) = match &y {
-            Some(y) => (slice(y), true),
+            Some(y) => (y.values(), true),
             None => (gs, false),
         };
         let through = move |g: f32, y: f32| if relu && y <= 0.0 { 0.0 } else { g };
@@ -126,9 +128,8 @@ impl Plan {
             let (a, b, k) = (scale as f32, (-scale * (mean_g - m * s * mean_gx)) as f32, (-scale * s * mean_gx) as f32);
             dst.iter_mut().zip(x.iter().zip(g).zip(y)).for_each(|(d, ((&x, &g), &y))| *d = a * through(g, y) + k * x + b);
         });
-        let shape = x.layout().shape().to_vec();
         let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = sums.iter().map(|&(sg, sgx)| (sg as f32, sgx as f32)).unzip();
-        (tensor(dx, shape), tensor(gamma_grad, vec![self.channels]), tensor(beta_grad, vec![self.channels]))
+        (T::from_values(dx, &self.shape), T::from_values(gamma_grad, &[self.channels]), T::from_values(beta_grad, &[self.channels]))
     }
 }
 

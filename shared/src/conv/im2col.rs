@@ -1,21 +1,21 @@
-//! A conv2d's output and its two gradients on burn's flex backend as im2col, a matrix product
-//! (the `gemm` crate that flex itself multiplies with) and col2im, for f32 tensors with one
-//! group; any stride, padding and dilation.
+//! A conv2d's output and its two gradients as im2col, one matrix product and col2im on plain f32
+//! slices (`[batch, c_in, h, w]` inputs, `[c_out, c_in, kh, kw]` weights), one group; any stride,
+//! padding and dilation. The CPU backends' tensors reach it through [`super::tensors`].
 //!
 //! The batch is cut into blocks of a few samples that the threads share out, and a one-sample
 //! block into pieces of a few output rows. A piece's columns hold one row per kernel tap (input
 //! channel, kernel row, kernel column) and one column per output position; about 256 positions
 //! (590 KB for a 64-channel layer) keep them in the core's own cache while the product reads
 //! them, where a whole batch's would stream 75 MB a layer through memory.
+//!
+//! The product is the `gemm` crate's natively (what flex itself multiplies with) and
+//! `matrixmultiply`'s in the browser (what ndarray multiplies with; LLVM vectorizes it for
+//! simd128). Without threads (the browser) rayon runs every block on the calling thread.
 
-use burn::backend::DType;
-use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
-
-use crate::flex_slices::{slice, tensor};
 
 /// Output positions a block aims at: enough for the product's inner dimension to run at speed.
 const BLOCK_POSITIONS: usize = 256;
@@ -33,7 +33,20 @@ const TABLE_BELOW: usize = 16;
 /// A table entry that reads padding.
 const PADDING: u32 = u32::MAX;
 
-/// One conv's sizes, read from its tensors.
+/// `dst [m, n] (+)= lhs [m, k] * rhs [k, n]` on this thread, each matrix given as (values,
+/// column stride, row stride) and `dst` row-major; `accumulate` keeps what `dst` held.
+///
+/// # Safety
+/// The strides must keep every index of an `m x k`, `k x n` and `m x n` matrix inside its slice.
+pub type Product = unsafe fn(usize, usize, usize, &mut [f32], bool, (&[f32], isize, isize), (&[f32], isize, isize));
+
+/// This build's matrix product.
+#[cfg(feature = "native")]
+pub const PRODUCT: Product = gemm_product;
+#[cfg(not(feature = "native"))]
+pub const PRODUCT: Product = matrixmultiply_product;
+
+/// One conv's sizes.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     batch: usize,
@@ -56,6 +69,8 @@ pub struct Plan {
     /// Output widths below which im2col and col2im go through a table ([`TABLE_BELOW`]; tests
     /// try both ways).
     table_below: usize,
+    /// The matrix product ([`PRODUCT`]; tests try both).
+    product: Product,
 }
 
 /// The columns of one product: output rows `rows` of samples `start..start + n`.
@@ -67,42 +82,36 @@ struct Piece {
 }
 
 impl Plan {
-    /// `None` where the kernels here do not apply (another dtype, groups, shapes that do not
-    /// match): the caller then uses the backend's own gradient.
-    pub fn new(x: &FlexTensor, weight: &FlexTensor, output_grad: &FlexTensor, options: &ConvOptions<2>) -> Option<Self> {
-        let gs = output_grad.layout().shape();
-        if output_grad.dtype() != DType::F32 || gs.num_dims() != 4 {
-            return None;
-        }
-        Self::with_output(x, weight, [gs[2], gs[3]], options).filter(|plan| gs[0] == plan.batch && gs[1] == plan.c_out)
+    /// The plan of a conv's gradients: `x` `[batch, c_in, h, w]`, `weight` `[c_out, c_in, kh, kw]`
+    /// and the output gradient's `[batch, c_out, oh, ow]`. `None` where the kernels here do not
+    /// apply (groups, shapes that do not match): the caller then uses the backend's own.
+    pub fn new(x: &[usize], weight: &[usize], output_grad: &[usize], options: &ConvOptions<2>) -> Option<Self> {
+        let &[gb, gc, oh, ow] = output_grad else { return None };
+        Self::with_output(x, weight, [oh, ow], options).filter(|plan| gb == plan.batch && gc == plan.c_out)
     }
 
     /// The plan of the forward conv, its output size computed as burn does.
-    pub fn forward(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Self> {
-        let (xs, ws) = (x.layout().shape(), weight.layout().shape());
-        if xs.num_dims() != 4 || ws.num_dims() != 4 {
-            return None;
-        }
-        let size = |axis: usize| {
+    pub fn forward(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Option<Self> {
+        let (&[_, _, h, w], &[_, _, kh, kw]) = (x, weight) else { return None };
+        let size = |axis: usize, len: usize, k: usize| {
             let (begin, end) = options.padding[axis];
-            let reach = options.dilation[axis] * (ws[axis + 2].max(1) - 1) + 1;
-            (xs[axis + 2] + begin + end).checked_sub(reach).map(|room| room / options.stride[axis] + 1)
+            let reach = options.dilation[axis] * (k.max(1) - 1) + 1;
+            (len + begin + end).checked_sub(reach).map(|room| room / options.stride[axis] + 1)
         };
-        Self::with_output(x, weight, [size(0)?, size(1)?], options)
+        Self::with_output(x, weight, [size(0, h, kh)?, size(1, w, kw)?], options)
     }
 
-    fn with_output(x: &FlexTensor, weight: &FlexTensor, out: [usize; 2], options: &ConvOptions<2>) -> Option<Self> {
-        let f32s = [x, weight].iter().all(|t| t.dtype() == DType::F32);
-        let (xs, ws) = (x.layout().shape(), weight.layout().shape());
-        if !f32s || options.groups != 1 || xs.num_dims() != 4 || ws.num_dims() != 4 {
+    fn with_output(x: &[usize], weight: &[usize], out: [usize; 2], options: &ConvOptions<2>) -> Option<Self> {
+        let (&[batch, c_in, h, w], &[c_out, wc_in, kh, kw]) = (x, weight) else { return None };
+        if options.groups != 1 {
             return None;
         }
         let plan = Plan {
-            batch: xs[0],
-            c_in: xs[1],
-            size: [xs[2], xs[3]],
-            c_out: ws[0],
-            kernel: [ws[2], ws[3]],
+            batch,
+            c_in,
+            size: [h, w],
+            c_out,
+            kernel: [kh, kw],
             out,
             stride: options.stride,
             pad: options.padding_begin(),
@@ -110,9 +119,25 @@ impl Plan {
             block_samples: None,
             piece_rows: None,
             table_below: TABLE_BELOW,
+            product: PRODUCT,
         };
-        let consistent = ws[1] == plan.c_in && plan.batch > 0 && plan.positions() > 0 && plan.taps() > 0 && plan.c_out > 0;
+        let consistent = wc_in == plan.c_in && plan.batch > 0 && plan.positions() > 0 && plan.taps() > 0 && plan.c_out > 0;
         consistent.then_some(plan)
+    }
+
+    /// The output's shape, `[batch, c_out, oh, ow]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_out, self.out[0], self.out[1]]
+    }
+
+    /// The weight's shape, `[c_out, c_in, kh, kw]`.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in, self.kernel[0], self.kernel[1]]
+    }
+
+    /// The input's shape, `[batch, c_in, h, w]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_in, self.size[0], self.size[1]]
     }
 
     /// Rows of the columns: the kernel taps.
@@ -161,10 +186,7 @@ impl Plan {
 
     /// The conv itself, `[batch, c_out, oh, ow]`: weight `[c_out, taps]` times each piece's
     /// columns `[taps, width]`, plus the bias.
-    pub fn output(&self, x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTensor {
-        let (x, w) = (x.to_contiguous(), weight.to_contiguous());
-        let bias = bias.map(FlexTensor::to_contiguous);
-        let (x, w, bias) = (slice(&x), slice(&w), bias.as_ref().map(slice));
+    pub fn output(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         let (taps, block) = (self.taps(), self.block());
         let sample = self.c_out * self.positions();
         let mut y = vec![0.0f32; self.batch * sample];
@@ -180,21 +202,19 @@ impl Plan {
                         row.fill(bias.map_or(0.0, |b| b[c]));
                     }
                     // product [c_out, k] = bias + weight [c_out, taps] * columns [taps, k]
-                    unsafe { product(self.c_out, k, taps, product_, true, (w, 1, taps as isize), (columns, 1, k as isize)) };
+                    unsafe { (self.product)(self.c_out, k, taps, product_, true, (w, 1, taps as isize), (columns, 1, k as isize)) };
                     for (at, from, len) in self.runs(&piece, self.c_out) {
                         region[at - base..][..len].copy_from_slice(&product_[from..][..len]);
                     }
                 }
             })
         });
-        tensor(y, [self.batch, self.c_out, self.out[0], self.out[1]])
+        y
     }
 
     /// dLoss/dWeight, `[c_out, c_in, kh, kw]`: the sum over pieces of the piece's columns
     /// `[taps, width]` times its output gradient^T `[width, c_out]`, transposed at the end.
-    pub fn weight_grad(&self, x: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
-        let (x, g) = (x.to_contiguous(), output_grad.to_contiguous());
-        let (x, g) = (slice(&x), slice(&g));
+    pub fn weight_grad(&self, x: &[f32], g: &[f32]) -> Vec<f32> {
         let (taps, block) = (self.taps(), self.block());
         // One sum per thread over a fixed share of the blocks, added up in order: the gradient
         // does not depend on how the work was scheduled.
@@ -215,7 +235,7 @@ impl Plan {
                             self.gather(g, &piece, grads);
                             // sum [taps, c_out] += columns [taps, k] * grads^T [k, c_out]; the other
                             // orientation, [c_out, taps], ran at half the speed on the 32x32 layers.
-                            unsafe { product(taps, self.c_out, k, &mut sum, true, (columns, 1, k as isize), (grads, k as isize, 1)) };
+                            unsafe { (self.product)(taps, self.c_out, k, &mut sum, true, (columns, 1, k as isize), (grads, k as isize, 1)) };
                         }
                     }
                 });
@@ -227,14 +247,12 @@ impl Plan {
         for sum in sums {
             total.iter_mut().zip(&sum).for_each(|(a, b)| *a += b);
         }
-        tensor(transposed(&total, taps, self.c_out), [self.c_out, self.c_in, self.kernel[0], self.kernel[1]])
+        transposed(&total, taps, self.c_out)
     }
 
     /// dLoss/dx, `[batch, c_in, h, w]`: col2im of weight^T `[taps, c_out]` times each piece's
     /// output gradient `[c_out, width]`.
-    pub fn input_grad(&self, weight: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
-        let (w, g) = (weight.to_contiguous(), output_grad.to_contiguous());
-        let (w, g) = (slice(&w), slice(&g));
+    pub fn input_grad(&self, w: &[f32], g: &[f32]) -> Vec<f32> {
         let (taps, block) = (self.taps(), self.block());
         // weight^T as a matrix of its own: the product ran at half the speed on a transposed
         // view of the weight (the 4x4 layers).
@@ -249,12 +267,12 @@ impl Plan {
                     grads.resize(self.c_out * k, 0.0);
                     self.gather(g, &piece, grads);
                     // columns [taps, k] = weight^T [taps, c_out] * grads [c_out, k]
-                    unsafe { product(taps, k, self.c_out, columns, false, (&wt, 1, self.c_out as isize), (grads, 1, k as isize)) };
+                    unsafe { (self.product)(taps, k, self.c_out, columns, false, (&wt, 1, self.c_out as isize), (grads, 1, k as isize)) };
                     self.col2im_add(columns, &piece, region);
                 }
             })
         });
-        tensor(dx, [self.batch, self.c_in, self.size[0], self.size[1]])
+        dx
     }
 
     /// A piece of the output gradient `[batch, c_out, p]` as `[c_out, width]`.
@@ -442,13 +460,10 @@ fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// `dst [m, n] (+)= lhs [m, k] * rhs [k, n]` on this thread, each matrix given as (values,
-/// column stride, row stride) and `dst` row-major; `accumulate` keeps what `dst` held.
-///
-/// # Safety
-/// The strides must keep every index of an `m x k`, `k x n` and `m x n` matrix inside its slice.
+/// [`Product`] through the `gemm` crate.
+#[cfg(feature = "native")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+unsafe fn gemm_product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
     debug_assert!(dst.len() >= m * n);
     unsafe {
         gemm::gemm(
@@ -475,19 +490,26 @@ unsafe fn product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: boo
     }
 }
 
+/// [`Product`] through the `matrixmultiply` crate (ndarray's).
+#[cfg(any(test, not(feature = "native")))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn matrixmultiply_product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+    debug_assert!(dst.len() >= m * n);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, lhs.0.as_ptr(), lhs.2, lhs.1, rhs.0.as_ptr(), rhs.2, rhs.1, beta, dst.as_mut_ptr(), n as isize, 1) }
+}
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution, Tensor};
 
-    fn flex(t: &Tensor<4>) -> FlexTensor {
-        FlexTensor::from_data(t.to_data())
+    fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+        t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32")
     }
 
-    fn close(ours: FlexTensor, theirs: Tensor<4>, what: &str) {
-        let ours = ours.into_data().try_to_vec::<f32>().expect("f32");
-        let theirs = theirs.into_data().try_to_vec::<f32>().expect("f32");
+    fn close(ours: Vec<f32>, theirs: Tensor<4>, what: &str) {
+        let theirs = values(&theirs);
         assert_eq!(ours.len(), theirs.len(), "{what}: sizes");
         let scale = theirs.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
@@ -497,7 +519,7 @@ mod tests {
 
     /// The output and both gradients against burn's own (`conv2d` and its autodiff on flex) for
     /// `x: [batch, c_in, h, w]`, a `c_out x c_in x kh x kw` kernel and `options`, with the columns
-    /// cut into chunks of `chunk` samples.
+    /// cut into chunks of `chunk` samples, through both matrix products.
     fn check(x: [usize; 4], c_out: usize, kernel: [usize; 2], options: ConvOptions<2>, chunk: usize) {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::random(x, Distribution::Normal(0.0, 1.0), &device).require_grad();
@@ -507,17 +529,21 @@ mod tests {
         let grads = (y * g.clone()).sum().backward();
         let b = Tensor::<1>::random([c_out], Distribution::Normal(0.0, 1.0), &device);
         let with_bias = burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone());
+        let (xv, wv, gv, bv) = (values(&x), values(&w), values(&g), values(&b));
         // One-sample blocks also cut into pieces of two output rows; rows copied one by one and
         // through the table.
-        for (piece_rows, table_below) in [(None, 0), (Some(2), 0), (None, usize::MAX), (Some(2), usize::MAX)] {
-            let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}, table below {table_below}", x.dims());
-            let mut plan = Plan::new(&flex(&x), &flex(&w), &flex(&g), &options).expect("an f32 conv with one group");
-            (plan.block_samples, plan.piece_rows, plan.table_below) = (Some(chunk), piece_rows, table_below);
-            let mut forward = Plan::forward(&flex(&x), &flex(&w), &options).expect("an f32 conv with one group");
-            (forward.block_samples, forward.piece_rows, forward.table_below) = (Some(chunk), piece_rows, table_below);
-            close(forward.output(&flex(&x), &flex(&w), Some(&FlexTensor::from_data(b.to_data()))), with_bias.clone(), &format!("output, {what}"));
-            close(plan.weight_grad(&flex(&x), &flex(&g)), w.grad(&grads).expect("w takes part"), &format!("weight, {what}"));
-            close(plan.input_grad(&flex(&w), &flex(&g)), x.grad(&grads).expect("x takes part"), &format!("input, {what}"));
+        for (name, product) in [("gemm", gemm_product as Product), ("matrixmultiply", matrixmultiply_product as Product)] {
+            for (piece_rows, table_below) in [(None, 0), (Some(2), 0), (None, usize::MAX), (Some(2), usize::MAX)] {
+                let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}, table below {table_below}, {name}", x.dims());
+                let mut plan = Plan::new(&x.dims(), &w.dims(), &g.dims(), &options).expect("a conv with one group");
+                (plan.block_samples, plan.piece_rows, plan.table_below, plan.product) = (Some(chunk), piece_rows, table_below, product);
+                let mut forward = Plan::forward(&x.dims(), &w.dims(), &options).expect("a conv with one group");
+                (forward.block_samples, forward.piece_rows, forward.table_below, forward.product) = (Some(chunk), piece_rows, table_below, product);
+                assert_eq!(forward.output_shape(), with_bias.dims(), "{what}");
+                close(forward.output(&xv, &wv, Some(&bv)), with_bias.clone(), &format!("output, {what}"));
+                close(plan.weight_grad(&xv, &gv), w.grad(&grads).expect("w takes part"), &format!("weight, {what}"));
+                close(plan.input_grad(&wv, &gv), x.grad(&grads).expect("x takes part"), &format!("input, {what}"));
+            }
         }
     }
 
@@ -536,18 +562,17 @@ mod tests {
         check([2, 3, 1, 2], 4, [3, 3], ConvOptions::new([2, 2], [1, 1], [1, 1], 1), 1);
         check([2, 3, 2, 3], 4, [7, 7], ConvOptions::new([2, 2], [3, 3], [1, 1], 1), 2);
         check([3, 2, 1, 1], 4, [3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1), 2);
+        // The page's MNIST CNN: one input channel at 28x28, a batch the blocks do not divide.
+        check([7, 1, 28, 28], 8, [3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1), 3);
     }
 
     #[test]
-    fn other_dtypes_and_groups_are_left_to_burn() {
-        let device = Device::flex();
-        let x = Tensor::<4>::zeros([1, 4, 5, 5], &device);
-        let w = Tensor::<4>::zeros([4, 2, 3, 3], &device);
-        let g = Tensor::<4>::zeros([1, 4, 3, 3], &device);
-        assert!(Plan::new(&flex(&x), &flex(&w), &flex(&g), &ConvOptions::new([1, 1], [0, 0], [1, 1], 2)).is_none());
-        let x16 = FlexTensor::from_data(x.to_data().convert::<burn::tensor::f16>());
-        assert!(Plan::new(&x16, &flex(&w), &flex(&g), &ConvOptions::new([1, 1], [0, 0], [1, 1], 1)).is_none());
+    fn groups_and_shapes_that_do_not_match_are_left_to_burn() {
+        let one = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        assert!(Plan::new(&[1, 4, 5, 5], &[4, 2, 3, 3], &[1, 4, 3, 3], &ConvOptions::new([1, 1], [0, 0], [1, 1], 2)).is_none());
+        assert!(Plan::new(&[1, 4, 5, 5], &[4, 3, 3, 3], &[1, 4, 3, 3], &one).is_none(), "weight's c_in differs");
+        assert!(Plan::new(&[2, 4, 5, 5], &[4, 4, 3, 3], &[1, 4, 3, 3], &one).is_none(), "gradient's batch differs");
+        assert!(Plan::forward(&[1, 4, 2, 2], &[4, 4, 3, 3], &one).is_none(), "kernel larger than the input");
+        assert!(Plan::forward(&[4, 5, 5], &[4, 4, 3, 3], &one).is_none(), "not 4D");
     }
 }
-
-

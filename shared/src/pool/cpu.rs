@@ -1,12 +1,10 @@
-//! Max-pooling over windows that tile the input, on burn's flex backend for f32
-//! `[batch, channels, h, w]` tensors: one pass for the output, one for the gradient, the
-//! (sample, channel) planes shared out between the threads.
+//! Max-pooling over windows that tile the input, on the CPU backends (flex natively, ndarray in
+//! the page) for f32 `[batch, channels, h, w]` tensors: one pass for the output, one for the
+//! gradient, the (sample, channel) planes shared out between the threads.
 
-use burn::backend::DType;
-use burn::backend::flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::flex_slices::{slice, tensor};
+use crate::cpu_tensor::F32Tensor;
 
 /// Planes per task: a plane of the first stage is 4 KB, too little to share out alone.
 const PLANES_PER_TASK: usize = 16;
@@ -25,9 +23,9 @@ pub struct Plan {
 impl Plan {
     /// `None` where the loops here do not apply (another dtype, no whole window): the caller
     /// then uses burn's own.
-    pub fn new(x: &FlexTensor, kernel: [usize; 2]) -> Option<Self> {
-        let shape = x.layout().shape();
-        if x.dtype() != DType::F32 || shape.num_dims() != 4 || kernel.contains(&0) {
+    pub fn new<T: F32Tensor>(x: &T, kernel: [usize; 2]) -> Option<Self> {
+        let shape = x.f32_shape()?;
+        if shape.len() != 4 || kernel.contains(&0) {
             return None;
         }
         let (size, out) = ([shape[2], shape[3]], [shape[2] / kernel[0], shape[3] / kernel[1]]);
@@ -36,8 +34,8 @@ impl Plan {
     }
 
     /// Whether `output_grad` has the output's shape (and dtype).
-    pub fn takes_grad(&self, output_grad: &FlexTensor) -> bool {
-        output_grad.dtype() == DType::F32 && output_grad.layout().shape().to_vec() == vec![self.batch, self.channels, self.out[0], self.out[1]]
+    pub fn takes_grad<T: F32Tensor>(&self, output_grad: &T) -> bool {
+        output_grad.f32_shape() == Some(vec![self.batch, self.channels, self.out[0], self.out[1]])
     }
 
     fn planes(&self) -> usize {
@@ -68,9 +66,9 @@ impl Plan {
     }
 
     /// The pooled output, `[batch, channels, oh, ow]`.
-    pub fn output(&self, x: &FlexTensor) -> FlexTensor {
-        let x = x.to_contiguous();
-        let x = slice(&x);
+    pub fn output<T: F32Tensor>(&self, x: &T) -> T {
+        let x = x.row_major();
+        let x = x.values();
         let ([h, w], [oh_len, ow_len]) = (self.size, self.out);
         let mut y = vec![0.0f32; self.planes() * oh_len * ow_len];
         y.par_chunks_mut(PLANES_PER_TASK * oh_len * ow_len).zip(x.par_chunks(PLANES_PER_TASK * h * w)).for_each(|(y, x)| {
@@ -80,14 +78,14 @@ impl Plan {
                 }
             }
         });
-        tensor(y, [self.batch, self.channels, oh_len, ow_len])
+        T::from_values(y, &[self.batch, self.channels, oh_len, ow_len])
     }
 
     /// dLoss/dx, `[batch, channels, h, w]`: each output's gradient at its window's maximum,
     /// zero elsewhere.
-    pub fn input_grad(&self, x: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
-        let (x, g) = (x.to_contiguous(), output_grad.to_contiguous());
-        let (x, g) = (slice(&x), slice(&g));
+    pub fn input_grad<T: F32Tensor>(&self, x: &T, output_grad: &T) -> T {
+        let (x, g) = (x.row_major(), output_grad.row_major());
+        let (x, g) = (x.values(), g.values());
         let ([h, w], [oh_len, ow_len]) = (self.size, self.out);
         let mut dx = vec![0.0f32; self.planes() * h * w];
         dx.par_chunks_mut(PLANES_PER_TASK * h * w).zip(x.par_chunks(PLANES_PER_TASK * h * w)).zip(g.par_chunks(PLANES_PER_TASK * oh_len * ow_len)).for_each(
@@ -99,6 +97,6 @@ impl Plan {
                 }
             },
         );
-        tensor(dx, [self.batch, self.channels, h, w])
+        T::from_values(dx, &[self.batch, self.channels, h, w])
     }
 }
