@@ -1,5 +1,5 @@
-//! Reading and making f32 tensors of burn's flex backend, for the fused CPU kernels of
-//! [`crate::conv`], [`crate::batch_norm`], [`crate::pool`] and [`crate::adam`].
+//! Reading and making f32 tensors of burn's flex backend: flex's side of
+//! [`crate::cpu_tensor::F32Tensor`], and [`crate::adam`]'s fused step (flex only).
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;

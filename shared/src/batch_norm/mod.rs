@@ -103,7 +103,8 @@ mod extension {
             impl FastNorm for $backend {
                 fn fast_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
                     use crate::cpu_tensor::F32Tensor;
-                    match Plan::new(&x, &gamma).filter(|_| beta.f32_shape().is_some() && beta.f32_shape() == gamma.f32_shape()) {
+                    // Plan::new read gamma as f32s: beta is too when it has gamma's shape.
+                    match Plan::new(&x, &gamma).filter(|_| beta.f32_shape() == gamma.f32_shape()) {
                         Some(plan) => plan.train(&x, &gamma, &beta, epsilon, relu),
                         None => burns_train::<Self>(x, gamma, beta, epsilon, relu),
                     }
