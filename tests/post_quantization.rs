@@ -185,6 +185,10 @@ fn post_matches_host(activation: Activation) {
         assert_eq!(post.iter().map(|r| r.rank).collect::<Vec<_>>(), cfg.ranks);
         assert_eq!(accuracies(&post), by_hand, "{activation:?} layer {layer}: post-activation accuracies by rank {:?}", cfg.ranks);
         assert!(by_hand.iter().any(|&a| a != by_hand[0]), "{activation:?} layer {layer}: accuracies vary across ranks");
+        // Statistics too many to keep at once: the sides' activation means summed batch by batch.
+        let streamed = ExperimentConfig { max_captured_values: 0, ..cfg.clone() };
+        let post_streamed = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &streamed, QuantizeAt::Post, &device, || {});
+        assert_eq!(accuracies(&post_streamed), by_hand, "{activation:?} layer {layer}: streamed post-activation accuracies by rank {:?}", cfg.ranks);
         post_differs_from_pre |= accuracies(&post) != accuracies(&pre);
     }
     assert!(post_differs_from_pre, "{activation:?}: post and pre variants must differ at some rank");

@@ -216,22 +216,15 @@ fn in_memory<T>(r: Result<T, SourceError>) -> T {
 
 /// Pre-activations and, when `with_post`, activations (`[samples * positions, neurons]` each).
 fn capture<M: TappedModel>(model: &M, layer: usize, data: &dyn Source, device: &Device, batch: usize, with_post: bool) -> Result<(Tensor<2>, Option<Tensor<2>>), SourceError> {
-    let valid = model.valid();
-    let inner = device.clone().inner();
     let (mut pre, mut post) = (Vec::new(), Vec::new());
-    data.visit(batch, &inner, &mut |x, _| {
-        let tap = CaptureTap::only(vec![layer]);
-        let mut tap = if with_post { tap.with_post() } else { tap };
-        valid.forward_tapped(x, &mut tap);
-        if let Some(p) = tap.post.as_mut().and_then(|p| p.get_mut(layer)?.take()) {
-            post.push(flatten_items(p));
-        }
-        pre.push(flatten_items(tap.pre[layer].take().expect("layer captured")));
+    visit_layer(model, layer, data, device, batch, with_post, &mut |z, a| {
+        pre.push(z);
+        post.extend(a);
     })?;
     if pre.is_empty() {
         return Err(format!("no usable sample to compute statistics on ({} in the set)", data.len()).into());
     }
-    let post = (with_post && !post.is_empty()).then(|| Tensor::cat(post, 0));
+    let post = (!post.is_empty()).then(|| Tensor::cat(post, 0));
     Ok((Tensor::cat(pre, 0), post))
 }
 
@@ -287,24 +280,15 @@ pub fn quantization_on<M: TappedModel>(
     mut tick: impl FnMut(),
 ) -> Result<Vec<RankAccuracy>, SourceError> {
     let test = &Head::first(test, cfg.test_samples);
-    let (fitted, a) = match at {
-        QuantizeAt::Pre => (quantizers(model, layer, stats_set, cfg, device)?, None),
-        // The post-activation variant needs the activations too: always captured.
-        QuantizeAt::Post => {
-            let (z, a) = capture(model, layer, stats_set, device, cfg.batch_size, true)?;
-            (fit_each_rank(z.clone(), &cfg.ranks), a.map(|a| (z, a)))
-        }
-    };
+    let (fitted, post) = fit_quantizers(model, layer, stats_set, cfg, device, at == QuantizeAt::Post)?;
+    // A model without a separate activation has only the pre-activation's values to offer.
+    let values = post.unwrap_or_else(|| fitted.clone());
     let valid = model.valid();
     let inner = device.clone().inner();
     let mut out = Vec::new();
-    for (&rank, pre) in cfg.ranks.iter().zip(fitted) {
+    for ((&rank, pre), q) in cfg.ranks.iter().zip(&fitted).zip(values) {
         // A property of the pre-activation means, whichever variant runs.
         let same_side = read_f32(pre.same_side_share()).first().map(|&s| s as f64);
-        let q = match &a {
-            Some((z, a)) => TwoValueQuantizer::fit_values(z.clone(), a.clone(), pre.threshold.clone()),
-            None => pre,
-        };
         let acc = match at {
             QuantizeAt::Pre => accuracy_on(test, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplaceTap { layer, f: |z| q.apply(z) }))?,
             QuantizeAt::Post => accuracy_on(test, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplacePostTap::new(layer, |z, _| q.apply(z))))?,
@@ -319,11 +303,28 @@ pub fn quantization_on<M: TappedModel>(
 /// captured at once, or, beyond `cfg.max_captured_values`, with percentiles selected and side
 /// means summed batch by batch (the same quantizers, up to the order of the float sums).
 pub fn quantizers<M: TappedModel>(model: &M, layer: usize, stats_set: &dyn Source, cfg: &ExperimentConfig, device: &Device) -> Result<Vec<TwoValueQuantizer>, SourceError> {
+    Ok(fit_quantizers(model, layer, stats_set, cfg, device, false)?.0)
+}
+
+/// [`quantizers`] and, when `with_post` and the model has a separate activation, the
+/// post-activation variant's: the same sides, each side's value the mean activation. Captured
+/// or streamed by the same rule, so the variant never keeps more than the other.
+fn fit_quantizers<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    stats_set: &dyn Source,
+    cfg: &ExperimentConfig,
+    device: &Device,
+    with_post: bool,
+) -> Result<(Vec<TwoValueQuantizer>, Option<Vec<TwoValueQuantizer>>), SourceError> {
     if too_many_values(model, layer, stats_set, cfg) {
         let thresholds = streamed_percentiles(model, layer, stats_set, &cfg.ranks, device, cfg.batch_size)?;
-        streamed_quantizers(model, layer, stats_set, thresholds, device, cfg.batch_size)
+        streamed_quantizers(model, layer, stats_set, thresholds, device, cfg.batch_size, with_post)
     } else {
-        Ok(fit_each_rank(capture(model, layer, stats_set, device, cfg.batch_size, false)?.0, &cfg.ranks))
+        let (z, a) = capture(model, layer, stats_set, device, cfg.batch_size, with_post)?;
+        let pre = fit_each_rank(z.clone(), &cfg.ranks);
+        let post = a.map(|a| pre.iter().map(|q| TwoValueQuantizer::fit_values(z.clone(), a.clone(), q.threshold.clone())).collect());
+        Ok((pre, post))
     }
 }
 
@@ -491,12 +492,28 @@ fn too_many_values<M: TappedModel>(model: &M, layer: usize, stats: &dyn Source, 
 
 /// Runs `f` on each batch's pre-activations of `layer` (`[batch * positions, neurons]`).
 fn visit_pre<M: TappedModel>(model: &M, layer: usize, data: &dyn Source, device: &Device, batch: usize, f: &mut dyn FnMut(Tensor<2>)) -> Result<(), SourceError> {
+    visit_layer(model, layer, data, device, batch, false, &mut |z, _| f(z))
+}
+
+/// Runs `f` on each batch's pre-activations of `layer` and, when `with_post` and the model has a
+/// separate activation there, its activations (`[batch * positions, neurons]` each).
+fn visit_layer<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    data: &dyn Source,
+    device: &Device,
+    batch: usize,
+    with_post: bool,
+    f: &mut dyn FnMut(Tensor<2>, Option<Tensor<2>>),
+) -> Result<(), SourceError> {
     let valid = model.valid();
     let inner = device.clone().inner();
     data.visit(batch, &inner, &mut |x, _| {
-        let mut tap = CaptureTap::only(vec![layer]);
+        let tap = CaptureTap::only(vec![layer]);
+        let mut tap = if with_post { tap.with_post() } else { tap };
         valid.forward_tapped(x, &mut tap);
-        f(flatten_items(tap.pre[layer].take().expect("layer captured")));
+        let post = tap.post.as_mut().and_then(|p| p.get_mut(layer)?.take()).map(flatten_items);
+        f(flatten_items(tap.pre[layer].take().expect("layer captured")), post);
     })
 }
 
@@ -518,31 +535,66 @@ fn streamed_percentiles<M: TappedModel>(model: &M, layer: usize, stats: &dyn Sou
 }
 
 /// One [`TwoValueQuantizer`] per row of `thresholds` (`[ranks, N]`), its side means summed batch
-/// by batch over the statistics subset.
-fn streamed_quantizers<M: TappedModel>(model: &M, layer: usize, stats: &dyn Source, thresholds: Tensor<2>, device: &Device, batch: usize) -> Result<Vec<TwoValueQuantizer>, SourceError> {
+/// by batch over the statistics subset; with `with_post`, also the post-activation variant's
+/// (sides split by the pre-activations, means of the activations), from the same pass.
+fn streamed_quantizers<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    stats: &dyn Source,
+    thresholds: Tensor<2>,
+    device: &Device,
+    batch: usize,
+    with_post: bool,
+) -> Result<(Vec<TwoValueQuantizer>, Option<Vec<TwoValueQuantizer>>), SourceError> {
     let [k, n] = thresholds.dims();
-    let mut sums: Option<(Tensor<2>, Tensor<2>, Tensor<2>, usize)> = None; // n_high, sum_high, sum_all: [k, N]
-    visit_pre(model, layer, stats, device, batch, &mut |z| {
+    let (mut pre, mut post) = (None, None);
+    visit_layer(model, layer, stats, device, batch, with_post, &mut |z, a| {
         let rows = z.dims()[0];
-        let zk = z.clone().unsqueeze_dim::<3>(0).expand([k, rows, n]);
-        let above = zk.clone().greater_equal(thresholds.clone().unsqueeze_dim::<3>(1).expand([k, rows, n])).float();
-        let n_high = above.clone().sum_dim(1).reshape([k, n]);
-        let sum_high = (zk * above).sum_dim(1).reshape([k, n]);
-        let sum_all = z.sum_dim(0).expand([k, n]);
-        sums = Some(match sums.take() {
-            None => (n_high, sum_high, sum_all, rows),
-            Some((a, b, c, r)) => (a + n_high, b + sum_high, c + sum_all, r + rows),
-        });
+        let above = z.clone().unsqueeze_dim::<3>(0).expand([k, rows, n]).greater_equal(thresholds.clone().unsqueeze_dim::<3>(1).expand([k, rows, n])).float();
+        if let Some(a) = a {
+            post = Some(SideSums::of(a, above.clone()).plus(post.take()));
+        }
+        pre = Some(SideSums::of(z, above).plus(pre.take()));
     })?;
-    let Some((n_high, sum_high, sum_all, rows)) = sums else {
+    let Some(pre) = pre else {
         return Err(format!("no usable sample to compute statistics on ({} in the set)", stats.len()).into());
     };
-    Ok((0..k)
-        .map(|i| {
-            let row = |t: &Tensor<2>| t.clone().narrow(0, i, 1);
-            TwoValueQuantizer::from_sums(row(&n_high), row(&sum_high), row(&sum_all), rows, row(&thresholds))
-        })
-        .collect())
+    Ok((pre.quantizers(&thresholds), post.map(|p| p.quantizers(&thresholds))))
+}
+
+/// Per rank and neuron (`[k, N]` each), summed batch by batch: how many values lie on the high
+/// side, their sum, and the sum of all, over `rows` values.
+struct SideSums {
+    n_high: Tensor<2>,
+    sum_high: Tensor<2>,
+    sum_all: Tensor<2>,
+    rows: usize,
+}
+
+impl SideSums {
+    /// `values` `[rows, N]`; `above` `[k, rows, N]`, 1 where the value's pre-activation lies at or
+    /// above rank k's threshold.
+    fn of(values: Tensor<2>, above: Tensor<3>) -> Self {
+        let [k, rows, n] = above.dims();
+        Self {
+            n_high: above.clone().sum_dim(1).reshape([k, n]),
+            sum_high: (values.clone().unsqueeze_dim::<3>(0).expand([k, rows, n]) * above).sum_dim(1).reshape([k, n]),
+            sum_all: values.sum_dim(0).expand([k, n]),
+            rows,
+        }
+    }
+
+    fn plus(self, earlier: Option<Self>) -> Self {
+        match earlier {
+            None => self,
+            Some(e) => Self { n_high: e.n_high + self.n_high, sum_high: e.sum_high + self.sum_high, sum_all: e.sum_all + self.sum_all, rows: e.rows + self.rows },
+        }
+    }
+
+    fn quantizers(self, thresholds: &Tensor<2>) -> Vec<TwoValueQuantizer> {
+        let row = |t: &Tensor<2>, i| t.clone().narrow(0, i, 1);
+        (0..thresholds.dims()[0]).map(|i| TwoValueQuantizer::from_sums(row(&self.n_high, i), row(&self.sum_high, i), row(&self.sum_all, i), self.rows, row(thresholds, i))).collect()
+    }
 }
 
 /// The binary maps fed to the retrained suffix: 1 where a pre-activation lies in its neuron's

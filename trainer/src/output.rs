@@ -32,17 +32,27 @@ pub fn write_model(dir: &Path, results: &Results, figs: &[NamedFigure]) -> Resul
     Ok(())
 }
 
-/// A model folder's results and figures, if that model finished with the same settings
-/// (`spec`). Results of the same training with other experiment settings are replaced (`None`)
-/// when the folder's checkpoint holds the trained network; any other settings are an error,
-/// never silently kept.
-pub fn load_finished(dir: &Path, spec: &RunSpec) -> Result<Option<(Results, Vec<NamedFigure>)>> {
+/// What a model folder already holds for a run of `spec`.
+pub enum Earlier {
+    /// No results.
+    Nothing,
+    /// Finished with the same settings: its results and figures, kept.
+    Finished(Results, Vec<NamedFigure>),
+    /// Finished the same training with other experiment settings (its spec): the experiments run
+    /// again on the trained network in the folder's checkpoint and replace the results.
+    Retest(RunSpec),
+}
+
+/// What a model folder holds for `spec`, read once. Results of any other settings are an error,
+/// never silently kept, and so are other experiment settings whose trained network is gone.
+pub fn earlier_run(dir: &Path, spec: &RunSpec) -> Result<Earlier> {
     let results_path = dir.join("results.json");
     if !results_path.is_file() {
-        return Ok(None);
+        return Ok(Earlier::Nothing);
     }
     let results = read_results(&results_path)?;
-    if results.spec.as_ref().is_some_and(|s| s.training_fingerprint() == spec.training_fingerprint()) && !results.settings.as_deref().is_some_and(|s| spec.owns(s)) {
+    let same_settings = results.settings.as_deref().is_some_and(|s| spec.owns(s));
+    if let Some(previous) = results.spec.as_ref().filter(|s| !same_settings && s.training_fingerprint() == spec.training_fingerprint()) {
         if !crate::checkpoint::Checkpoint::new(dir).exists() {
             bail!(
                 "{}: finished with other experiment settings, and its checkpoint (the trained network) is gone; use another --out, or remove that folder to train again",
@@ -53,9 +63,9 @@ pub fn load_finished(dir: &Path, spec: &RunSpec) -> Result<Option<(Results, Vec<
             "{}: finished with other experiment settings on the same training; the experiments run again on the trained network (its checkpoint) and replace it",
             results_path.display()
         );
-        return Ok(None);
+        return Ok(Earlier::Retest(previous.clone()));
     }
-    if !results.settings.as_deref().is_some_and(|s| spec.owns(s)) {
+    if !same_settings {
         bail!(
             "{}: finished with other settings ({}); this run: {}. Use another --out, or remove that folder to redo it",
             results_path.display(),
@@ -65,12 +75,7 @@ pub fn load_finished(dir: &Path, spec: &RunSpec) -> Result<Option<(Results, Vec<
     }
     let figs_path = dir.join("figures.json");
     let figs = serde_json::from_slice(&read(&figs_path)?).with_context(|| format!("{}: not a figures file", figs_path.display()))?;
-    Ok(Some((results, figs)))
-}
-
-/// The spec a model folder's results.json was made with, if it has one that reads.
-pub fn previous_spec(dir: &Path) -> Option<RunSpec> {
-    read_results(&dir.join("results.json")).ok()?.spec
+    Ok(Earlier::Finished(results, figs))
 }
 
 pub fn summary(r: &Results) -> Vec<(String, String)> {

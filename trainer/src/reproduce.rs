@@ -22,7 +22,8 @@ use hidden_neurons::weights::load_resnet;
 
 use crate::checkpoint::Checkpoint;
 use crate::observers::{Bar, Checkpoints, bar};
-use crate::{ModelArg, ModelFamily, Preset, ReproduceArgs, default_data_dir, output};
+use crate::output::{self, Earlier};
+use crate::{ModelArg, ModelFamily, Preset, ReproduceArgs, default_data_dir};
 
 /// The layers ResNet50's experiments run on, as the paper named them: the first layer, an
 /// intermediate block and the last block.
@@ -226,12 +227,15 @@ fn run_model<M: TappedModel>(args: &ReproduceArgs, chosen: &Chosen, split: &Spli
     let id = spec.model.id();
     let dir = model_dir(&args.out, spec.model)?;
     let _lock = crate::files::lock_folder(&dir)?;
-    if args.resume {
-        if let Some(done) = output::load_finished(&dir, &spec)? {
+    let earlier = if args.resume { output::earlier_run(&dir, &spec)? } else { Earlier::Nothing };
+    let retested = match earlier {
+        Earlier::Finished(results, figs) => {
             println!("{id}: finished earlier with the same settings, keeping {}", dir.join("results.json").display());
-            return Ok(Some(done));
+            return Ok(Some((results, figs)));
         }
-    }
+        Earlier::Retest(previous) => Some(previous),
+        Earlier::Nothing => None,
+    };
     let device = chosen.device.clone().autodiff();
     let mut session = Session::start(spec.clone(), &split.train, split.norm, &device, None, build);
     let t = spec.train.clone().expect("MLPs and CNNs train");
@@ -253,7 +257,7 @@ fn run_model<M: TappedModel>(args: &ReproduceArgs, chosen: &Chosen, split: &Spli
         // with the same training, and kept on for the checkpoints that follow.
         let stored = ckpt.load_progress()?.fingerprint;
         let same_training = |p: &RunSpec| p.training_fingerprint() == spec.training_fingerprint() && p.owns(&stored);
-        let fingerprint = if spec.owns_training(&stored) || output::previous_spec(&dir).as_ref().is_some_and(same_training) { stored } else { spec.training_fingerprint() };
+        let fingerprint = if spec.owns_training(&stored) || retested.as_ref().is_some_and(same_training) { stored } else { spec.training_fingerprint() };
         let limit = (64 << 20) + 2 * spec.needed_bytes();
         let (model, optim) = session.take_model();
         let (m, o, r, p) = ckpt.load(model, optim, &device, &fingerprint, &layers, session.count_rows(), t.mode, limit)?;
