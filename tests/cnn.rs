@@ -237,3 +237,49 @@ fn the_pages_mnist_cnn_trains_behind_the_either_model() {
     let mlp: MlpOrCnn = MlpConfig::mnist(Activation::Relu, vec![6, 5]).init(&Device::flex()).into();
     assert_eq!(mlp.layers().iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["dense1-relu", "dense2-relu"]);
 }
+
+/// Experiment 3 runs the layers before the quantized one once per batch and only the rest once
+/// per rank: starting at a layer's pre-activations must give the whole forward's logits, for any
+/// tap, on every studied layer of the CIFAR CNN (ReLU and linear), the page's CNN and an MLP.
+#[test]
+fn starting_at_a_layer_gives_the_whole_forward() {
+    use hidden_neurons::model::{CaptureTap, MlpConfig, MlpOrCnn, ReplacePostTap, ReplaceTap, Tap};
+    fn check<M: TappedModel>(what: &str, model: &M, x: Tensor<2>) {
+        let plain = read_f32(model.forward(x.clone()));
+        for layer in 0..model.layers().len() {
+            let mut capture = CaptureTap::only(vec![layer]);
+            model.forward_tapped(x.clone(), &mut capture);
+            let z = model.pre_activations(layer, x.clone()).unwrap_or_else(|| panic!("{what}: splits at layer {layer}"));
+            assert_eq!(read_f32(z.clone().flatten::<1>(0, 2)), read_f32(capture.pre[layer].take().unwrap().flatten::<1>(0, 2)), "{what} layer {layer}: pre-activations");
+            let taps: Vec<(&str, Box<dyn Fn() -> Box<dyn Tap>>)> = vec![
+                ("none", Box::new(|| Box::new(hidden_neurons::model::NoTap))),
+                ("pre", Box::new(move || Box::new(ReplaceTap { layer, f: |z: Tensor<2>| z.mul_scalar(-0.7).add_scalar(0.3) }))),
+                ("post", Box::new(move || Box::new(ReplacePostTap::new(layer, |z: Tensor<2>, a: Tensor<2>| a.mul_scalar(1.5) + z.mul_scalar(0.2))))),
+            ];
+            for (name, tap) in taps {
+                let whole = read_f32(model.forward_tapped(x.clone(), tap().as_mut()));
+                let from = read_f32(model.forward_from(layer, z.clone(), tap().as_mut()).expect("starts where it splits"));
+                for (a, b) in whole.iter().zip(&from) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{what} layer {layer}, tap {name}: logits {a} vs {b}");
+                }
+                if name != "none" {
+                    assert_ne!(whole, plain, "{what} layer {layer}: the {name} tap changes the logits, or this test proves little");
+                }
+            }
+        }
+    }
+    let device = Device::flex();
+    let (x, _) = inputs(6, &device);
+    for activation in [Activation::Relu, Activation::None] {
+        // Wider and shallower than `tiny`, whose untrained ReLUs leave every sample the same logits.
+        device.seed(7);
+        let cnn = CnnConfig { channels: 3, side: SIDE, widths: vec![6, 8, 6, 8], classes: 5, activation, init: Default::default(), layers_per_stage: 2 }.init(&device);
+        check(&format!("cifar cnn {activation:?}"), &cnn, x.clone());
+    }
+    device.seed(5);
+    let page: MlpOrCnn = CnnConfig::mnist_small(Activation::Relu).init(&device).into();
+    let digits = Tensor::<2>::from_data(TensorData::new((0..4 * 784).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect::<Vec<_>>(), [4, 784]), &device);
+    check("page cnn", &page, digits.clone());
+    let mlp: MlpOrCnn = MlpConfig::mnist(Activation::Sigmoid, vec![7, 6, 5]).init(&device).into();
+    check("mlp", &mlp, digits);
+}

@@ -6,7 +6,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batches, Dataset, Head, InMemory, Normalization, Source, SourceError, epoch_order};
-use crate::model::{CaptureTap, ReplacePostTap, ReplaceTap, TappedModel, flatten_items};
+use crate::model::{CaptureTap, ReplacePostTap, ReplaceTap, Tap, TappedModel, flatten_items};
 use crate::stats::{TwoValueQuantizer, binarize_window, percentiles, read_f32};
 use crate::train::{adam, correct_count, train_step};
 
@@ -285,18 +285,49 @@ pub fn quantization_on<M: TappedModel>(
     let values = post.unwrap_or_else(|| fitted.clone());
     let valid = model.valid();
     let inner = device.clone().inner();
-    let mut out = Vec::new();
-    for ((&rank, pre), q) in cfg.ranks.iter().zip(&fitted).zip(values) {
-        // A property of the pre-activation means, whichever variant runs.
-        let same_side = read_f32(pre.same_side_share()).first().map(|&s| s as f64);
-        let acc = match at {
-            QuantizeAt::Pre => accuracy_on(test, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplaceTap { layer, f: |z| q.apply(z) }))?,
-            QuantizeAt::Post => accuracy_on(test, &inner, cfg.batch_size, |x| valid.forward_tapped(x, &mut ReplacePostTap::new(layer, |z, _| q.apply(z))))?,
-        };
+    let ranks = cfg.ranks.len();
+    let batches = test.len().div_ceil(cfg.batch_size.max(1)).max(1);
+    let mut correct: Vec<Option<Tensor<1, Int>>> = vec![None; ranks];
+    let (mut seen, mut visited, mut ticked) = (0usize, 0usize, 0usize);
+    test.visit(cfg.batch_size, &inner, &mut |x, y| {
+        seen += y.dims()[0];
+        // Where the model can be split at the layer, the layers before it run once per batch,
+        // not once per rank.
+        let z = valid.pre_activations(layer, x.clone());
+        for (count, q) in correct.iter_mut().zip(&values) {
+            let mut tap: Box<dyn Tap + '_> = match at {
+                QuantizeAt::Pre => Box::new(ReplaceTap { layer, f: |z| q.apply(z) }),
+                QuantizeAt::Post => Box::new(ReplacePostTap::new(layer, |z, _| q.apply(z))),
+            };
+            let logits = z.clone().and_then(|z| valid.forward_from(layer, z, tap.as_mut())).unwrap_or_else(|| valid.forward_tapped(x.clone(), tap.as_mut()));
+            let hits = correct_count(logits, y.clone());
+            *count = Some(match count.take() {
+                Some(c) => c + hits,
+                None => hits,
+            });
+        }
+        // One tick per rank, spread over the batches.
+        visited += 1;
+        while ticked < (ranks * visited / batches).min(ranks) {
+            tick();
+            ticked += 1;
+        }
+    })?;
+    for _ in ticked..ranks {
         tick();
-        out.push(RankAccuracy { rank, test_accuracy: acc, same_side_share: same_side });
     }
-    Ok(out)
+    Ok(cfg
+        .ranks
+        .iter()
+        .zip(&fitted)
+        .zip(correct)
+        .map(|((&rank, pre), c)| RankAccuracy {
+            rank,
+            test_accuracy: c.map_or(0.0, |c| c.into_scalar::<i64>() as f64 / seen.max(1) as f64),
+            // A property of the pre-activation means, whichever variant runs.
+            same_side_share: read_f32(pre.same_side_share()).first().map(|&s| s as f64),
+        })
+        .collect())
 }
 
 /// Experiment 3's quantizers of layer `layer`, one per rank of `cfg`, fitted on `stats_set`:

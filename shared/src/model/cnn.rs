@@ -9,7 +9,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Activation, Init, LayerInfo, Tap, TappedModel};
+use super::{Activation, Init, LayerInfo, NoTap, Tap, TappedModel};
 
 /// Conv layers per stage of the paper's CIFAR CNN.
 pub const LAYERS_PER_STAGE: usize = 3;
@@ -161,6 +161,60 @@ impl Cnn {
             .collect()
     }
 
+    /// Flattened inputs `[batch, features]` as images `[batch, channels, side, side]`.
+    fn image(&self, x: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = x.dims();
+        let [c, side] = self.input;
+        if self.input_hwc {
+            x.reshape([batch, side, side, c]).permute([0, 3, 1, 2])
+        } else {
+            x.reshape([batch, c, side, side])
+        }
+    }
+
+    /// Logits from conv layer `first`'s input `h` (`[batch, channels, side, side]`) on.
+    fn from_conv(&self, first: usize, mut h: Tensor<4>, tap: &mut dyn Tap) -> Tensor<2> {
+        for i in first..self.convs.len() {
+            h = self.conv_layer(i, h, tap);
+        }
+        let [b, ch, _, _] = h.dims();
+        self.head.forward(self.gap.forward(h).reshape([b, ch])) // [batch, classes]
+    }
+
+    /// Conv layer `i` (with the pool before it, if any), its batch-norm and activation.
+    fn conv_layer(&self, i: usize, h: Tensor<4>, tap: &mut dyn Tap) -> Tensor<4> {
+        if tap.wants(i) {
+            let (z, side) = self.pre_of(i, h);
+            self.tapped(i, z, side, tap)
+        } else {
+            let h = if self.pool_before[i] { crate::pool::forward(&self.pool, h) } else { h };
+            let z = crate::conv::forward(&self.convs[i], h); // [batch, width, s, s]
+            if self.activation == Activation::Relu {
+                crate::batch_norm::forward_relu(&self.norms[i], z) // one pass where it trains
+            } else {
+                self.activation.apply(crate::batch_norm::forward(&self.norms[i], z))
+            }
+        }
+    }
+
+    /// Conv layer `i`'s pre-activations `[batch, side * side, width]` (after its batch-norm) for
+    /// its input `h`, and their side.
+    fn pre_of(&self, i: usize, h: Tensor<4>) -> (Tensor<3>, usize) {
+        let h = if self.pool_before[i] { crate::pool::forward(&self.pool, h) } else { h };
+        let z = crate::batch_norm::forward(&self.norms[i], crate::conv::forward(&self.convs[i], h));
+        let [b, ch, hh, ww] = z.dims();
+        (z.permute([0, 2, 3, 1]).reshape([b, hh * ww, ch]), hh)
+    }
+
+    /// Conv layer `i`'s pre-activations `z` (`[batch, side * side, width]`) through the tap, the
+    /// activation and the tap again, as the next layer's input `[batch, width, side, side]`.
+    fn tapped(&self, i: usize, z: Tensor<3>, side: usize, tap: &mut dyn Tap) -> Tensor<4> {
+        let z = tap.pre(i, z);
+        let a = tap.post(i, self.activation.apply(z));
+        let [b, _, ch] = a.dims();
+        a.reshape([b, side, side, ch]).permute([0, 3, 1, 2])
+    }
+
     /// Side of the feature map each conv layer outputs.
     fn sides(&self) -> Vec<usize> {
         let mut side = self.input[1];
@@ -188,32 +242,23 @@ impl TappedModel for Cnn {
     }
 
     fn forward_tapped(&self, x: Tensor<2>, tap: &mut dyn Tap) -> Tensor<2> {
-        let [batch, _] = x.dims();
-        let [c, side] = self.input;
-        let mut h = if self.input_hwc {
-            x.reshape([batch, side, side, c]).permute([0, 3, 1, 2])
-        } else {
-            x.reshape([batch, c, side, side])
-        }; // [batch, channels, side, side]
-        for (i, (conv, norm)) in self.convs.iter().zip(&self.norms).enumerate() {
-            if self.pool_before[i] {
-                h = crate::pool::forward(&self.pool, h);
-            }
-            let z = crate::conv::forward(conv, h); // [batch, width, s, s]
-            h = if tap.wants(i) {
-                let z = crate::batch_norm::forward(norm, z);
-                let [b, ch, hh, ww] = z.dims();
-                let z = tap.pre(i, z.permute([0, 2, 3, 1]).reshape([b, hh * ww, ch])); // [b, s*s, width]
-                let a = tap.post(i, self.activation.apply(z));
-                a.reshape([b, hh, ww, ch]).permute([0, 3, 1, 2])
-            } else if self.activation == Activation::Relu {
-                crate::batch_norm::forward_relu(norm, z) // one pass where it trains
-            } else {
-                self.activation.apply(crate::batch_norm::forward(norm, z))
-            };
+        let h = self.image(x);
+        self.from_conv(0, h, tap)
+    }
+
+    fn pre_activations(&self, layer: usize, x: Tensor<2>) -> Option<Tensor<3>> {
+        self.convs.get(layer)?;
+        let mut h = self.image(x);
+        for i in 0..layer {
+            h = self.conv_layer(i, h, &mut NoTap);
         }
-        let [b, ch, _, _] = h.dims();
-        self.head.forward(self.gap.forward(h).reshape([b, ch])) // [batch, classes]
+        Some(self.pre_of(layer, h).0)
+    }
+
+    fn forward_from(&self, layer: usize, z: Tensor<3>, tap: &mut dyn Tap) -> Option<Tensor<2>> {
+        let side = *self.sides().get(layer)?;
+        let h = self.tapped(layer, z, side, tap);
+        Some(self.from_conv(layer + 1, h, tap))
     }
 
     fn weight_layers(&self) -> Vec<(String, Tensor<1>)> {

@@ -29,6 +29,20 @@ impl TappedModel for MlpOrCnn {
         }
     }
 
+    fn pre_activations(&self, layer: usize, x: Tensor<2>) -> Option<Tensor<3>> {
+        match self {
+            Self::Mlp(m) => m.pre_activations(layer, x),
+            Self::Cnn(m) => m.pre_activations(layer, x),
+        }
+    }
+
+    fn forward_from(&self, layer: usize, z: Tensor<3>, tap: &mut dyn Tap) -> Option<Tensor<2>> {
+        match self {
+            Self::Mlp(m) => m.forward_from(layer, z, tap),
+            Self::Cnn(m) => m.forward_from(layer, z, tap),
+        }
+    }
+
     fn weight_layers(&self) -> Vec<(String, Tensor<1>)> {
         match self {
             Self::Mlp(m) => m.weight_layers(),

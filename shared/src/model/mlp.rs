@@ -74,6 +74,25 @@ impl Mlp {
     fn width(linear: &Linear) -> [usize; 2] {
         linear.weight.val().dims()
     }
+
+    /// Logits from hidden layer `layer`'s pre-activation `z` (`[batch, width_layer]`) on.
+    fn from_layer(&self, layer: usize, mut z: Tensor<2>, tap: &mut dyn Tap) -> Tensor<2> {
+        let mut i = layer;
+        loop {
+            let a = if tap.wants(i) {
+                let z = tap.pre(i, z.unsqueeze_dim(1)); // [batch, 1, width_i]
+                tap.post(i, self.activation.apply(z)).squeeze_dim(1)
+            } else {
+                self.activation.apply(z)
+            };
+            let h = self.dropout.forward(a);
+            i += 1;
+            match self.hidden.get(i) {
+                Some(linear) => z = linear.forward(h), // [batch, width_i]
+                None => return self.out.forward(h),    // [batch, classes]
+            }
+        }
+    }
 }
 
 impl TappedModel for Mlp {
@@ -92,18 +111,23 @@ impl TappedModel for Mlp {
     }
 
     fn forward_tapped(&self, x: Tensor<2>, tap: &mut dyn Tap) -> Tensor<2> {
-        let mut h = x; // [batch, input]
-        for (i, linear) in self.hidden.iter().enumerate() {
-            let z = linear.forward(h); // [batch, width_i]
-            let a = if tap.wants(i) {
-                let z = tap.pre(i, z.unsqueeze_dim(1)); // [batch, 1, width_i]
-                tap.post(i, self.activation.apply(z)).squeeze_dim(1)
-            } else {
-                self.activation.apply(z)
-            };
-            h = self.dropout.forward(a);
+        match self.hidden.first() {
+            Some(first) => self.from_layer(0, first.forward(x), tap),
+            None => self.out.forward(x),
         }
-        self.out.forward(h) // [batch, classes]
+    }
+
+    fn pre_activations(&self, layer: usize, x: Tensor<2>) -> Option<Tensor<3>> {
+        let mut z = self.hidden.get(layer).map(|_| self.hidden[0].forward(x))?; // [batch, width_0]
+        for linear in &self.hidden[1..=layer] {
+            z = linear.forward(self.dropout.forward(self.activation.apply(z)));
+        }
+        Some(z.unsqueeze_dim(1)) // [batch, 1, width_layer]
+    }
+
+    fn forward_from(&self, layer: usize, z: Tensor<3>, tap: &mut dyn Tap) -> Option<Tensor<2>> {
+        self.hidden.get(layer)?;
+        Some(self.from_layer(layer, z.squeeze_dim(1), tap))
     }
 
     fn weight_layers(&self) -> Vec<(String, Tensor<1>)> {

@@ -162,6 +162,22 @@ pub trait TappedModel: Module + Sized {
         self.forward_tapped(x, &mut NoTap)
     }
 
+    /// Studied layer `layer`'s pre-activations `[batch, positions, neurons]` for inputs `x`,
+    /// running only the layers up to it; `None` where the model cannot be split there. With
+    /// [`TappedModel::forward_from`], an experiment that changes one layer runs the layers before
+    /// it once per batch, not once per variant.
+    fn pre_activations(&self, _layer: usize, _x: Tensor<2>) -> Option<Tensor<3>> {
+        None
+    }
+
+    /// Logits from studied layer `layer`'s pre-activations `z` (as
+    /// [`TappedModel::pre_activations`] gives them), `tap` seeing layer `layer` and the layers
+    /// after it: `forward_from(l, pre_activations(l, x), tap)` is `forward_tapped(x, tap)` for a
+    /// tap that changes nothing before `l`. `None` where the model cannot start there.
+    fn forward_from(&self, _layer: usize, _z: Tensor<3>, _tap: &mut dyn Tap) -> Option<Tensor<2>> {
+        None
+    }
+
     /// Each weighted layer's weights (biases left out), flattened, by layer name (the studied
     /// layers' names without the activation suffix, then the output layer): what layer rotation
     /// compares with their initial values.
