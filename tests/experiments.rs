@@ -336,3 +336,56 @@ fn held_out_retraining_stops_when_the_held_out_loss_does() {
     assert!(kept.iter().all(|&k| (1..=200).contains(&k)), "{kept:?}");
     assert!(kept.iter().any(|&k| k < 200), "81 rows overfit long before 200 epochs: {kept:?}");
 }
+
+/// The MLP without its split: every forward runs the whole network.
+#[derive(burn::module::Module, Debug)]
+struct Unsplit {
+    inner: hidden_neurons::model::Mlp,
+}
+
+impl TappedModel for Unsplit {
+    type Suffix = hidden_neurons::model::Mlp;
+
+    fn layers(&self) -> Vec<hidden_neurons::model::LayerInfo> {
+        self.inner.layers()
+    }
+
+    fn forward_tapped(&self, x: Tensor<2>, tap: &mut dyn hidden_neurons::model::Tap) -> Tensor<2> {
+        self.inner.forward_tapped(x, tap)
+    }
+
+    fn weight_layers(&self) -> Vec<(String, Tensor<1>)> {
+        self.inner.weight_layers()
+    }
+
+    fn fresh_suffix(&self, layer: usize, device: &Device) -> hidden_neurons::model::Mlp {
+        self.inner.fresh_suffix(layer, device)
+    }
+}
+
+/// Experiment 3 starts at the quantized layer where the model can (`forward_from`) and runs the
+/// whole network where it cannot: both give the same accuracies, before and after the activation,
+/// and one progress tick per rank, also when the test set ends in a short batch and there are
+/// more ranks than batches.
+#[test]
+fn quantization_starting_at_the_layer_equals_the_whole_forward_and_ticks_once_per_rank() {
+    let _draws = random_draws();
+    let device = Device::flex();
+    let model = trained_toy_mlp(Activation::Relu, &device);
+    let unsplit = Unsplit { inner: model.clone() };
+    assert!(unsplit.pre_activations(0, Tensor::zeros([1, 5], &device)).is_none(), "the wrapper has no split");
+    let stats = toy_samples(80, 13, 7, 255);
+    let test = labelled_by_model(&model, toy_samples(123, 11, 101, 255), &device);
+    let cfg = ExperimentConfig { ranks: (0..=10).map(|i| i as f64 * 10.0).collect(), batch_size: 16, ..ExperimentConfig::paper(1) };
+    for at in [experiments::QuantizeAt::Pre, experiments::QuantizeAt::Post] {
+        for layer in [0, 1] {
+            let mut ticks = (0, 0);
+            let split = experiments::quantization(&model, layer, &stats, &test, TOY_NORM, &cfg, at, &device, || ticks.0 += 1);
+            let whole = experiments::quantization(&unsplit, layer, &stats, &test, TOY_NORM, &cfg, at, &device, || ticks.1 += 1);
+            assert_eq!(ticks, (cfg.ranks.len(), cfg.ranks.len()), "{at:?} layer {layer}: one tick per rank (123 test samples in 8 batches of at most 16)");
+            assert_eq!(split, whole, "{at:?} layer {layer}: split and whole forwards");
+            let accs: Vec<f64> = split.iter().map(|r| r.test_accuracy).collect();
+            assert!(accs.iter().any(|&a| a != accs[0]), "{at:?} layer {layer}: accuracies vary across ranks: {accs:?}");
+        }
+    }
+}

@@ -339,7 +339,9 @@ pub fn quantizers<M: TappedModel>(model: &M, layer: usize, stats_set: &dyn Sourc
 
 /// [`quantizers`] and, when `with_post` and the model has a separate activation, the
 /// post-activation variant's: the same sides, each side's value the mean activation. Captured
-/// or streamed by the same rule, so the variant never keeps more than the other.
+/// or streamed by the same rule (the pre-activations' count against `max_captured_values`), so
+/// the post variant streams wherever the pre one does; captured, it keeps the activations beside
+/// the pre-activations (twice the values).
 fn fit_quantizers<M: TappedModel>(
     model: &M,
     layer: usize,

@@ -173,7 +173,8 @@ pub trait TappedModel: Module + Sized {
     /// Logits from studied layer `layer`'s pre-activations `z` (as
     /// [`TappedModel::pre_activations`] gives them), `tap` seeing layer `layer` and the layers
     /// after it: `forward_from(l, pre_activations(l, x), tap)` is `forward_tapped(x, tap)` for a
-    /// tap that changes nothing before `l`. `None` where the model cannot start there.
+    /// tap that changes nothing before `l` (in evaluation mode; in training, a layer the tap does
+    /// not want may take a fused path there). `None` where the model cannot start there.
     fn forward_from(&self, _layer: usize, _z: Tensor<3>, _tap: &mut dyn Tap) -> Option<Tensor<2>> {
         None
     }
