@@ -236,17 +236,32 @@ pub fn accuracy_of<M: TappedModel>(model: &M, data: &dyn Source, device: &Device
 
 /// Accuracy of `logits_of` on `data`, counted on the device, over the samples actually visited.
 fn accuracy_on(data: &dyn Source, device: &Device, batch: usize, mut logits_of: impl FnMut(Tensor<2>) -> Tensor<2>) -> Result<f64, SourceError> {
-    let mut correct: Option<Tensor<1, Int>> = None;
-    let mut seen = 0usize;
-    data.visit(batch, device, &mut |x, y| {
-        seen += y.dims()[0];
-        let hits = correct_count(logits_of(x), y);
-        correct = Some(match correct.take() {
+    let mut hits = Hits::default();
+    data.visit(batch, device, &mut |x, y| hits.add(logits_of(x), y))?;
+    Ok(hits.share())
+}
+
+/// Correct predictions counted on the device, batch by batch, and the samples they came from.
+#[derive(Clone, Default)]
+struct Hits {
+    correct: Option<Tensor<1, Int>>,
+    seen: usize,
+}
+
+impl Hits {
+    fn add(&mut self, logits: Tensor<2>, labels: Tensor<1, Int>) {
+        self.seen += labels.dims()[0];
+        let hits = correct_count(logits, labels);
+        self.correct = Some(match self.correct.take() {
             Some(c) => c + hits,
             None => hits,
         });
-    })?;
-    Ok(correct.map_or(0.0, |c| c.into_scalar::<i64>() as f64 / seen.max(1) as f64))
+    }
+
+    /// The share of correct predictions (one device read); 0 when nothing was seen.
+    fn share(self) -> f64 {
+        self.correct.map_or(0.0, |c| c.into_scalar::<i64>() as f64 / self.seen.max(1) as f64)
+    }
 }
 
 /// Experiment 3: test accuracy with layer `layer` quantized to two values at each rank, before
@@ -287,10 +302,9 @@ pub fn quantization_on<M: TappedModel>(
     let inner = device.clone().inner();
     let ranks = cfg.ranks.len();
     let batches = test.len().div_ceil(cfg.batch_size.max(1)).max(1);
-    let mut correct: Vec<Option<Tensor<1, Int>>> = vec![None; ranks];
-    let (mut seen, mut visited, mut ticked) = (0usize, 0usize, 0usize);
+    let mut correct = vec![Hits::default(); ranks];
+    let (mut visited, mut ticked) = (0usize, 0usize);
     test.visit(cfg.batch_size, &inner, &mut |x, y| {
-        seen += y.dims()[0];
         // Where the model can be split at the layer, the layers before it run once per batch,
         // not once per rank.
         let z = valid.pre_activations(layer, x.clone());
@@ -300,11 +314,7 @@ pub fn quantization_on<M: TappedModel>(
                 QuantizeAt::Post => Box::new(ReplacePostTap::new(layer, |z, _| q.apply(z))),
             };
             let logits = z.clone().and_then(|z| valid.forward_from(layer, z, tap.as_mut())).unwrap_or_else(|| valid.forward_tapped(x.clone(), tap.as_mut()));
-            let hits = correct_count(logits, y.clone());
-            *count = Some(match count.take() {
-                Some(c) => c + hits,
-                None => hits,
-            });
+            count.add(logits, y.clone());
         }
         // One tick per rank, spread over the batches.
         visited += 1;
@@ -323,7 +333,7 @@ pub fn quantization_on<M: TappedModel>(
         .zip(correct)
         .map(|((&rank, pre), c)| RankAccuracy {
             rank,
-            test_accuracy: c.map_or(0.0, |c| c.into_scalar::<i64>() as f64 / seen.max(1) as f64),
+            test_accuracy: c.share(),
             // A property of the pre-activation means, whichever variant runs.
             same_side_share: read_f32(pre.same_side_share()).first().map(|&s| s as f64),
         })
