@@ -209,3 +209,70 @@ fn bad_grids_are_refused_before_anything_runs() {
     let e = text(&study(&["--grid", file.to_str().unwrap(), "--out", o, "--shard", "3/2"]));
     assert!(e.contains("error") && e.contains("3/2"), "{e}");
 }
+
+/// A study carried from machine to machine in its committed report (study.json, grid.json),
+/// without the run folders: the runs it recorded are judged as recorded and not run again, and
+/// the report equals the one of a folder that kept every run.
+#[test]
+fn a_study_carried_in_its_report_keeps_the_runs_it_recorded() {
+    let dir = scratch("carried");
+    let grid = dir.join("grid.json");
+    std::fs::write(&grid, GRID.replace(r#"["adam", "sgd"]"#, r#"["sgd"]"#)).unwrap();
+    let g = grid.to_str().unwrap();
+    let kept = dir.join("kept");
+    ok(study(&["--grid", g, "--seeds", "1", "--out", kept.to_str().unwrap()]));
+
+    let carried = dir.join("carried");
+    std::fs::create_dir_all(&carried).unwrap();
+    for f in ["grid.json", "study.json"] {
+        std::fs::copy(kept.join(f), carried.join(f)).unwrap();
+    }
+    let t = ok(study(&["--grid", g, "--seeds", "2", "--out", carried.to_str().unwrap()]));
+    assert_eq!(t.matches("done earlier (recorded in study.json").count(), 2, "{t}");
+    assert!(t.contains("4 of 4 runs judged (0 failed, 0 not run; 2 of them as the earlier study.json recorded them)"), "{t}");
+    assert!(!carried.join("runs/activation-relu__optimizer-sgd/seed1").exists(), "a recorded run is not run again");
+    let md = std::fs::read_to_string(carried.join("study.md")).unwrap();
+    assert!(md.contains("2 of them as an earlier study.json of this folder recorded them"), "{md}");
+
+    // The folder that kept its runs, taken to two seeds, judges the same (training is seeded).
+    ok(study(&["--grid", g, "--seeds", "2", "--out", kept.to_str().unwrap()]));
+    let rows = |d: &Path| {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("study.json")).unwrap()).unwrap();
+        v["rows"].clone()
+    };
+    same(&rows(&carried), &rows(&kept), "rows");
+    // Merging again keeps the seed-1 runs from the report it wrote itself.
+    let again = ok(study(&["--merge", "--seeds", "2", "--out", carried.to_str().unwrap()]));
+    assert!(again.contains("4 of 4 runs judged"), "{again}");
+    same(&rows(&carried), &rows(&kept), "rows");
+
+    // A report that is not one is named, not skipped.
+    std::fs::write(carried.join("study.json"), "{\"rows\": 3}").unwrap();
+    let e = text(&study(&["--merge", "--seeds", "2", "--out", carried.to_str().unwrap()]));
+    assert!(e.contains("error:") && e.contains("study.json") && e.contains("not a study report"), "{e}");
+}
+
+/// Equal JSON but for the last place of a number: serde_json's default parser may read a
+/// written f64 back one unit in the last place off.
+fn same(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-12 * x.abs().max(1.0), "{at}: {x} != {y}");
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}: lengths");
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                same(u, v, &format!("{at}/{i}"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "{at}: keys");
+            for (k, u) in x {
+                same(u, &y[k], &format!("{at}/{k}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}

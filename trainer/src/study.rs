@@ -5,6 +5,10 @@
 //! [`hidden_neurons::claims`], averaged over seeds, into `study.md`, `study.html` and
 //! `study.json`. `--shard i/n` runs one share of the grid (a job array spreads it over machines);
 //! `--merge` judges what a folder holds, e.g. the shards' folders copied into one.
+//!
+//! A folder's own `study.json` also counts: a run it judged whose folder is not there (a study
+//! carried from machine to machine in its committed report, without the run folders) keeps its
+//! recorded metrics and is not run again.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -195,29 +199,35 @@ pub fn run(args: StudyArgs) -> Result<()> {
         Err(_) if !grid_file.exists() => write_atomic(&grid_file, serde_json::to_string_pretty(&grid)?.as_bytes())?,
         Err(e) => return Err(e),
     }
+    let recorded = Recorded::load(&args.out.join("study.json"))?;
     if !args.merge {
         let mine: Vec<&Run> = runs.iter().enumerate().filter(|(i, _)| args.shard.is_none_or(|s| i % s.count == s.index - 1)).map(|(_, r)| r).collect();
         println!("study: {} settings x {} seeds = {} runs{}; folder {}", runs.len() / args.seeds as usize, args.seeds, runs.len(), args.shard.map(|s| format!(", shard {}/{}: {} runs", s.index, s.count, mine.len())).unwrap_or_default(), args.out.display());
         if args.dry_run {
             for r in &mine {
-                println!("{}  (seed {})  trainer {}", label(&r.setting), r.seed, r.args.join(" "));
+                if !r.dir.exists() && recorded.has(&grid.settings()[r.index], r.seed) {
+                    println!("{}  (seed {})  recorded in study.json: not run", label(&r.setting), r.seed);
+                } else {
+                    println!("{}  (seed {})  trainer {}", label(&r.setting), r.seed, r.args.join(" "));
+                }
             }
             return Ok(());
         }
-        execute(&mine)?;
+        execute(&mine, &recorded, &grid.settings())?;
         if let Some(s) = args.shard {
             println!("shard {}/{} done. Gather every shard's {} into one folder (the run folders do not overlap), then: trainer study --merge --out DIR", s.index, s.count, args.out.display());
             return Ok(());
         }
     }
-    let study = evaluate(&grid, &runs)?;
+    let study = evaluate(&grid, &runs, &recorded)?;
     write_study(&args.out, &grid, &study)?;
     println!(
-        "{} of {} runs judged ({} failed, {} not run); wrote {}, study.html, study.json",
+        "{} of {} runs judged ({} failed, {} not run{}); wrote {}, study.html, study.json",
         study.done,
         runs.len(),
         study.failed.len(),
         study.missing,
+        if study.recorded > 0 { format!("; {} of them as the earlier study.json recorded them", study.recorded) } else { String::new() },
         args.out.join("study.md").display()
     );
     Ok(())
@@ -362,13 +372,17 @@ fn label(setting: &[(String, String)]) -> String {
 
 /// Runs each of `runs` that has not finished, one after another, as child processes of this
 /// binary; a failed run is noted in its folder (`failed.txt`) and the study goes on.
-fn execute(runs: &[&Run]) -> Result<()> {
+fn execute(runs: &[&Run], recorded: &Recorded, settings: &[Vec<(String, String)>]) -> Result<()> {
     let exe = std::env::current_exe().context("locating this trainer binary")?;
     let started = Instant::now();
     for (k, r) in runs.iter().enumerate() {
         let head = format!("[{}/{}] {} seed {}", k + 1, runs.len(), label(&r.setting), r.seed);
         if r.dir.join("report.html").is_file() {
             println!("{head}: done earlier");
+            continue;
+        }
+        if !r.dir.exists() && recorded.has(&settings[r.index], r.seed) {
+            println!("{head}: done earlier (recorded in study.json; its folder is not here)");
             continue;
         }
         std::fs::create_dir_all(&r.dir).with_context(|| format!("creating {}", r.dir.display()))?;
@@ -419,31 +433,85 @@ struct Study {
     /// Per layer: the correlation between zero rank and best quantization rank over every run.
     zero_vs_best: BTreeMap<String, (usize, Option<f64>)>,
     done: usize,
+    /// Of `done`, the runs taken from the folder's earlier study.json.
+    recorded: usize,
     missing: usize,
     failed: Vec<(String, u64, String)>,
 }
 
-fn evaluate(grid: &Grid, runs: &[Run]) -> Result<Study> {
+/// The runs an earlier study.json of the folder judged: per setting and seed, each model's
+/// per-layer metrics.
+#[derive(Default)]
+struct Recorded(Vec<RecordedRow>);
+
+#[derive(Deserialize)]
+struct RecordedRow {
+    model: String,
+    setting: Vec<(String, String)>,
+    seeds: Vec<u64>,
+    runs: Vec<BTreeMap<String, Metrics>>,
+}
+
+impl Recorded {
+    fn load(path: &Path) -> Result<Recorded> {
+        #[derive(Deserialize)]
+        struct Stored {
+            rows: Vec<RecordedRow>,
+        }
+        if !path.exists() {
+            return Ok(Recorded::default());
+        }
+        let bytes = read(path)?;
+        let stored: Stored = serde_json::from_slice(&bytes).with_context(|| {
+            format!("{}: not a study report this trainer can read; move it away to judge only the run folders", path.display())
+        })?;
+        for row in &stored.rows {
+            ensure!(row.seeds.len() == row.runs.len(), "{}: row {} has {} seeds but {} runs", path.display(), row.model, row.seeds.len(), row.runs.len());
+        }
+        Ok(Recorded(stored.rows))
+    }
+
+    fn has(&self, setting: &[(String, String)], seed: u64) -> bool {
+        !self.of(setting, seed).is_empty()
+    }
+
+    /// Each model's metrics in the run of `setting` with `seed`.
+    fn of(&self, setting: &[(String, String)], seed: u64) -> Vec<(&str, &BTreeMap<String, Metrics>)> {
+        self.0
+            .iter()
+            .filter(|row| row.setting == setting)
+            .filter_map(|row| row.seeds.iter().position(|s| *s == seed).map(|i| (row.model.as_str(), &row.runs[i])))
+            .collect()
+    }
+}
+
+fn evaluate(grid: &Grid, runs: &[Run], recorded: &Recorded) -> Result<Study> {
     let settings = grid.settings();
     let mut rows: BTreeMap<(usize, String), Row> = BTreeMap::new();
-    let (mut done, mut missing, mut failed) = (0, 0, Vec::new());
+    let (mut done, mut from_record, mut missing, mut failed) = (0, 0, 0, Vec::new());
     for r in runs {
         let failure = r.dir.join("failed.txt");
-        let mut found = false;
+        let mut measured: Vec<(String, BTreeMap<String, Metrics>)> = Vec::new();
         for model_dir in model_dirs(&r.dir)? {
-            let results_path = model_dir.join("results.json");
-            let res = output::read_results(&results_path)?;
-            let row = rows.entry((r.index, res.model.clone())).or_insert_with(|| Row {
-                label: row_label(&res.model, &settings[r.index]),
-                model: res.model.clone(),
+            let res = output::read_results(&model_dir.join("results.json"))?;
+            measured.push((res.model.clone(), run_metrics(&res)));
+        }
+        if measured.is_empty() && !failure.is_file() {
+            measured = recorded.of(&settings[r.index], r.seed).into_iter().map(|(m, metrics)| (m.to_string(), metrics.clone())).collect();
+            from_record += usize::from(!measured.is_empty());
+        }
+        let found = !measured.is_empty();
+        for (model, metrics) in measured {
+            let row = rows.entry((r.index, model.clone())).or_insert_with(|| Row {
+                label: row_label(&model, &settings[r.index]),
+                model,
                 setting: settings[r.index].clone(),
                 seeds: Vec::new(),
                 runs: Vec::new(),
                 layers: BTreeMap::new(),
             });
             row.seeds.push(r.seed);
-            row.runs.push(run_metrics(&res));
-            found = true;
+            row.runs.push(metrics);
         }
         if found {
             done += 1;
@@ -478,7 +546,7 @@ fn evaluate(grid: &Grid, runs: &[Run]) -> Result<Study> {
         let pairs = zero_best.get(l).cloned().unwrap_or_default();
         (l.clone(), (pairs.len(), correlation(&pairs)))
     }).collect();
-    Ok(Study { rows: rows.into_values().collect(), layers, zero_vs_best, done, missing, failed })
+    Ok(Study { rows: rows.into_values().collect(), layers, zero_vs_best, done, recorded: from_record, missing, failed })
 }
 
 /// The model folders of a finished run (those holding a results.json).
@@ -516,11 +584,12 @@ fn write_study(out: &Path, grid: &Grid, s: &Study) -> Result<()> {
 fn summary_line(grid: &Grid, s: &Study) -> String {
     let settings: usize = grid.axes.iter().map(|a| a.values.len()).product();
     format!(
-        "Grid: {} ({settings} settings; preset `{}`{}). Runs judged: {}; failed: {}; not run yet: {}.",
+        "Grid: {} ({settings} settings; preset `{}`{}). Runs judged: {}{}; failed: {}; not run yet: {}.",
         grid.description,
         grid.preset,
         if grid.flags.is_empty() { String::new() } else { format!(", flags `{}`", grid.flags.join(" ")) },
         s.done,
+        if s.recorded > 0 { format!(" ({} of them as an earlier study.json of this folder recorded them, their run folders not kept)", s.recorded) } else { String::new() },
         s.failed.len(),
         s.missing
     )
