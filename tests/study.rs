@@ -246,10 +246,17 @@ fn a_study_carried_in_its_report_keeps_the_runs_it_recorded() {
     assert!(again.contains("4 of 4 runs judged"), "{again}");
     same(&rows(&carried), &rows(&kept), "rows");
 
-    // A report that is not one is named, not skipped.
+    // A report that is not one is named, not skipped; nor is a run recorded twice.
+    let report = std::fs::read_to_string(carried.join("study.json")).unwrap();
     std::fs::write(carried.join("study.json"), "{\"rows\": 3}").unwrap();
     let e = text(&study(&["--merge", "--seeds", "2", "--out", carried.to_str().unwrap()]));
     assert!(e.contains("error:") && e.contains("study.json") && e.contains("not a study report"), "{e}");
+    let mut twice: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let row = twice["rows"][0].clone();
+    twice["rows"].as_array_mut().unwrap().push(row);
+    std::fs::write(carried.join("study.json"), twice.to_string()).unwrap();
+    let e = text(&study(&["--merge", "--seeds", "2", "--out", carried.to_str().unwrap()]));
+    assert!(e.contains("error:") && e.contains("row 3") && e.contains("repeats an earlier row"), "{e}");
 }
 
 /// Equal JSON but for the last place of a number: serde_json's default parser may read a

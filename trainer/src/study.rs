@@ -465,8 +465,12 @@ impl Recorded {
         let stored: Stored = serde_json::from_slice(&bytes).with_context(|| {
             format!("{}: not a study report this trainer can read; move it away to judge only the run folders", path.display())
         })?;
-        for row in &stored.rows {
-            ensure!(row.seeds.len() == row.runs.len(), "{}: row {} has {} seeds but {} runs", path.display(), row.model, row.seeds.len(), row.runs.len());
+        for (i, row) in stored.rows.iter().enumerate() {
+            let at = format!("{}: row {} ({})", path.display(), i + 1, row.model);
+            ensure!(row.seeds.len() == row.runs.len(), "{at} has {} seeds but {} runs", row.seeds.len(), row.runs.len());
+            ensure!(row.seeds.iter().enumerate().all(|(k, s)| !row.seeds[..k].contains(s)), "{at} names a seed twice");
+            let twice = stored.rows[..i].iter().any(|r| r.model == row.model && r.setting == row.setting);
+            ensure!(!twice, "{at} repeats an earlier row's model and setting");
         }
         Ok(Recorded(stored.rows))
     }
