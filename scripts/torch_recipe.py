@@ -17,7 +17,6 @@ Needs torch; never needed by the tests.
 """
 
 import argparse
-import io
 import json
 import pathlib
 import sys

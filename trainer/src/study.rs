@@ -205,7 +205,7 @@ pub fn run(args: StudyArgs) -> Result<()> {
         println!("study: {} settings x {} seeds = {} runs{}; folder {}", runs.len() / args.seeds as usize, args.seeds, runs.len(), args.shard.map(|s| format!(", shard {}/{}: {} runs", s.index, s.count, mine.len())).unwrap_or_default(), args.out.display());
         if args.dry_run {
             for r in &mine {
-                if !r.dir.exists() && recorded.has(&grid.settings()[r.index], r.seed) {
+                if recorded.replaces(r) {
                     println!("{}  (seed {})  recorded in study.json: not run", label(&r.setting), r.seed);
                 } else {
                     println!("{}  (seed {})  trainer {}", label(&r.setting), r.seed, r.args.join(" "));
@@ -213,7 +213,7 @@ pub fn run(args: StudyArgs) -> Result<()> {
             }
             return Ok(());
         }
-        execute(&mine, &recorded, &grid.settings())?;
+        execute(&mine, &recorded)?;
         if let Some(s) = args.shard {
             println!("shard {}/{} done. Gather every shard's {} into one folder (the run folders do not overlap), then: trainer study --merge --out DIR", s.index, s.count, args.out.display());
             return Ok(());
@@ -372,7 +372,7 @@ fn label(setting: &[(String, String)]) -> String {
 
 /// Runs each of `runs` that has not finished, one after another, as child processes of this
 /// binary; a failed run is noted in its folder (`failed.txt`) and the study goes on.
-fn execute(runs: &[&Run], recorded: &Recorded, settings: &[Vec<(String, String)>]) -> Result<()> {
+fn execute(runs: &[&Run], recorded: &Recorded) -> Result<()> {
     let exe = std::env::current_exe().context("locating this trainer binary")?;
     let started = Instant::now();
     for (k, r) in runs.iter().enumerate() {
@@ -381,7 +381,7 @@ fn execute(runs: &[&Run], recorded: &Recorded, settings: &[Vec<(String, String)>
             println!("{head}: done earlier");
             continue;
         }
-        if !r.dir.exists() && recorded.has(&settings[r.index], r.seed) {
+        if recorded.replaces(r) {
             println!("{head}: done earlier (recorded in study.json; its folder is not here)");
             continue;
         }
@@ -475,8 +475,9 @@ impl Recorded {
         Ok(Recorded(stored.rows))
     }
 
-    fn has(&self, setting: &[(String, String)], seed: u64) -> bool {
-        !self.of(setting, seed).is_empty()
+    /// Whether `r` is not run because the record holds it and its folder is not there.
+    fn replaces(&self, r: &Run) -> bool {
+        !r.dir.exists() && !self.of(&r.setting, r.seed).is_empty()
     }
 
     /// Each model's metrics in the run of `setting` with `seed`.
