@@ -610,6 +610,27 @@ test('WebGPU: auto stays on the CPU on a software adapter; backend=wgpu trains, 
   }
 });
 
+// scripts/serve.sh serves the page before the WebGPU build of the worker exists: a run that
+// asks for WebGPU then trains on the CPU build and says why, instead of failing.
+test('without the WebGPU worker, a WebGPU run trains on the CPU and says why', async () => {
+  const gpuBrowser = await launch(['--enable-unsafe-webgpu']);
+  try {
+    const missing = [['**/worker_gpu_loader.js', r => r.fulfill({ status: 404, body: 'not built yet' })]];
+    const { page, context } = await open('/?backend=wgpu&batch=64&tracked=100&every=4', { routes: missing, within: gpuBrowser });
+    await waitPhase(page, 'ready');
+    const status = await page.$eval('.status', e => e.innerText);
+    assert(/ndarray/.test(status) && /no WebGPU build of the worker/.test(status), `status without the WebGPU worker: ${status}`);
+    assert((await errorsText(page)) === '', `error banner shown: ${await errorsText(page)}`);
+    await page.click('#train');
+    await page.waitForFunction(() => (window.hn?.points?.length || 0) >= 1, null, { timeout: 120_000, polling: 250 });
+    const backend = await page.$eval('.status .backend', e => e.innerText);
+    assert(/ndarray/.test(backend), `trained on ${backend}`);
+    await context.close();
+  } finally {
+    await gpuBrowser.close();
+  }
+});
+
 // The page against TF.js at its fastest on one model (`mlp`: 784-512-512-10; `cnn`: the page's
 // conv 8-16-32 with batch-norm), same batch; writes bench-MODEL.json.
 async function benchAgainstTfjs(model, label) {

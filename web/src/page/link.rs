@@ -120,10 +120,12 @@ impl WorkerBuild {
         }
     }
 
-    /// The build a run with the URL's backend choice needs on this browser's adapter.
+    /// The build a run with the URL's backend choice needs on this browser's adapter (the CPU
+    /// build once the WebGPU one failed to load).
     pub fn for_state(state: AppState) -> Self {
         let choice = state.url.with_untracked(|u| u.settings.backend);
-        if state.adapter.with_untracked(|a| plan(choice, a.as_ref()).webgpu) { WorkerBuild::WebGpu } else { WorkerBuild::Cpu }
+        let webgpu = state.adapter.with_untracked(|a| plan(choice, a.as_ref()).webgpu);
+        if webgpu && !state.gpu_worker_missing.get_untracked() { WorkerBuild::WebGpu } else { WorkerBuild::Cpu }
     }
 }
 
@@ -189,10 +191,16 @@ pub fn spawn(state: AppState, build: WorkerBuild) {
     // A script that fails to load gives a plain Event, a crash inside it an ErrorEvent.
     let onerror = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
         ev.prevent_default();
-        let what = js_sys::Reflect::get(&ev, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .unwrap_or_else(|| format!("its script ({}) could not be loaded", script.trim_start_matches("./")));
+        let message = js_sys::Reflect::get(&ev, &"message".into()).ok().and_then(|m| m.as_string());
+        // The WebGPU build is optional (served later, or not at all): a page without it trains on
+        // the CPU build, and any run waiting for it starts there.
+        if build == WorkerBuild::WebGpu && message.is_none() && state.phase.get_untracked() == Phase::Starting {
+            state.gpu_worker_missing.set(true);
+            spawn(state, WorkerBuild::Cpu);
+            state.show_planned_backend();
+            return;
+        }
+        let what = message.unwrap_or_else(|| format!("its script ({}) could not be loaded", script.trim_start_matches("./")));
         state.fail(if state.phase.get_untracked() == Phase::Starting {
             format!("The training worker failed to start: {what}")
         } else {

@@ -1,11 +1,11 @@
 //! Everything the page shows, as signals; the worker's messages update it.
 
-use hidden_neurons::backend::GpuAdapter;
+use hidden_neurons::backend::{BackendChoice, GpuAdapter};
 use hidden_neurons::figures::{Curve, CurveFigure, Figure, NamedFigure};
 use leptos::prelude::*;
 
 use crate::form::{Form, FormError};
-use crate::protocol::{DataChoice, Live, ProgressPoint, WorkerOutput, plan};
+use crate::protocol::{DataChoice, Live, Plan, ProgressPoint, WorkerOutput, plan};
 use crate::url_state::{FigureId, UrlState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,10 @@ impl Phase {
         matches!(self, Phase::Starting | Phase::Loading | Phase::Broken | Phase::Analyzing)
     }
 }
+
+/// The backend note while the WebGPU worker is missing.
+pub const GPU_WORKER_MISSING: &str =
+    "WebGPU is there, but this server has no WebGPU build of the worker yet (worker_gpu_loader.js did not load; scripts/serve.sh builds it after the page): training runs on the CPU. Reload once it is built to train on the GPU.";
 
 #[derive(Clone, Copy)]
 pub struct AppState {
@@ -66,6 +70,9 @@ pub struct AppState {
     /// Train was pressed while the other worker build was starting for it: the run starts once
     /// that worker has the data.
     pub pending_start: RwSignal<bool>,
+    /// The WebGPU build of the worker did not load from this server (`scripts/serve.sh` serves
+    /// the page before that build is done): runs stay on the CPU build until a reload.
+    pub gpu_worker_missing: RwSignal<bool>,
 }
 
 impl AppState {
@@ -93,6 +100,7 @@ impl AppState {
             last_bench: RwSignal::new(None),
             before_analysis: RwSignal::new(Phase::Trained),
             pending_start: RwSignal::new(false),
+            gpu_worker_missing: RwSignal::new(false),
         }
     }
 
@@ -202,7 +210,10 @@ impl AppState {
     /// What the next run will train on, for the URL's backend choice.
     pub fn show_planned_backend(&self) {
         let choice = self.url.with_untracked(|u| u.settings.backend);
-        let p = self.adapter.with_untracked(|a| plan(choice, a.as_ref()));
+        let mut p = self.adapter.with_untracked(|a| plan(choice, a.as_ref()));
+        if p.webgpu && self.gpu_worker_missing.get_untracked() {
+            p = Plan { note: GPU_WORKER_MISSING.into(), ..plan(BackendChoice::Cpu, None) };
+        }
         self.backend.set(p.name);
         self.backend_note.set(p.note);
     }
