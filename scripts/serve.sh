@@ -10,7 +10,8 @@ bash scripts/build-web.sh web-release page
 port="${PORT:-8080}"
 node scripts/serve.mjs dist "$port" &
 server=$!
-trap 'kill "$server" 2>/dev/null || true' EXIT INT TERM
+trap 'kill "$server" 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
 echo "serve: the page trains on the CPU now; building the WebGPU worker in the meantime (for a GPU in the browser)"
 if bash scripts/build-web.sh web-release gpu; then
     echo "serve: the WebGPU worker is built: reload the page to train on a GPU"
