@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, Worker};
 
 use super::state::{AppState, Phase};
-use crate::protocol::{DataChoice, DataSource, WorkerInput, WorkerOutput, plan};
+use crate::protocol::{DataChoice, DataSource, WorkerInput, WorkerOutput};
 
 thread_local! {
     static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
@@ -123,9 +123,7 @@ impl WorkerBuild {
     /// The build a run with the URL's backend choice needs on this browser's adapter (the CPU
     /// build once the WebGPU one failed to load).
     pub fn for_state(state: AppState) -> Self {
-        let choice = state.url.with_untracked(|u| u.settings.backend);
-        let webgpu = state.adapter.with_untracked(|a| plan(choice, a.as_ref()).webgpu);
-        if webgpu && !state.gpu_worker_missing.get_untracked() { WorkerBuild::WebGpu } else { WorkerBuild::Cpu }
+        if state.planned_backend().webgpu { WorkerBuild::WebGpu } else { WorkerBuild::Cpu }
     }
 }
 

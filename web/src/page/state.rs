@@ -207,13 +207,20 @@ impl AppState {
         self.settings_error.with(|e| e.is_none())
     }
 
-    /// What the next run will train on, for the URL's backend choice.
-    pub fn show_planned_backend(&self) {
+    /// What the next run will train on, for the URL's backend choice: the CPU once the WebGPU
+    /// build of the worker failed to load.
+    pub fn planned_backend(&self) -> Plan {
         let choice = self.url.with_untracked(|u| u.settings.backend);
-        let mut p = self.adapter.with_untracked(|a| plan(choice, a.as_ref()));
+        let p = self.adapter.with_untracked(|a| plan(choice, a.as_ref()));
         if p.webgpu && self.gpu_worker_missing.get_untracked() {
-            p = Plan { note: GPU_WORKER_MISSING.into(), ..plan(BackendChoice::Cpu, None) };
+            return Plan { note: GPU_WORKER_MISSING.into(), ..plan(BackendChoice::Cpu, None) };
         }
+        p
+    }
+
+    /// Shows [`AppState::planned_backend`].
+    pub fn show_planned_backend(&self) {
+        let p = self.planned_backend();
         self.backend.set(p.name);
         self.backend_note.set(p.note);
     }
