@@ -105,7 +105,7 @@ impl ExperimentConfig {
     }
 
     /// In a browser tab: every other window centre and a smaller retraining set, so that the
-    /// analysis of both MLP layers takes about half a minute (28 s in headless Chromium on two
+    /// analysis of both MLP layers takes about a quarter of a minute (16 s in headless Chromium on two
     /// CPU cores).
     pub fn browser(seed: u64) -> Self {
         Self {
@@ -365,15 +365,10 @@ fn fit_quantizers<M: TappedModel>(
         streamed_quantizers(model, layer, stats_set, thresholds, device, cfg.batch_size, with_post)
     } else {
         let (z, a) = capture(model, layer, stats_set, device, cfg.batch_size, with_post)?;
-        let pre = fit_each_rank(z.clone(), &cfg.ranks);
-        let post = a.map(|a| pre.iter().map(|q| TwoValueQuantizer::fit_values(z.clone(), a.clone(), q.threshold.clone())).collect());
-        Ok((pre, post))
+        let thresholds = percentiles(z.clone(), &cfg.ranks); // [ranks, N]
+        let post = a.map(|a| TwoValueQuantizer::fit_rows(z.clone(), a, thresholds.clone()));
+        Ok((TwoValueQuantizer::fit_rows(z.clone(), z, thresholds), post))
     }
-}
-
-fn fit_each_rank(z: Tensor<2>, ranks: &[f64]) -> Vec<TwoValueQuantizer> {
-    let thresholds = percentiles(z.clone(), ranks); // [ranks, N]
-    (0..ranks.len()).map(|i| TwoValueQuantizer::fit(z.clone(), thresholds.clone().narrow(0, i, 1))).collect()
 }
 
 /// Table 1: the zero pre-activation's percentile rank, averaged over the layer's neurons.
@@ -445,59 +440,129 @@ pub fn sliding_window_on<M: TappedModel>(
     } else {
         window_thresholds(capture(model, layer, stats, device, cfg.batch_size, false)?.0, &cfg.centres, cfg.window_width)
     };
-    let features = |data: &dyn Source| window_features(model, layer, data, &lo, &hi, cfg, device);
-    let (f_train, y_train) = features(retrain)?;
-    let (f_test, y_test) = features(test)?;
-    let mut out = Vec::new();
-    for (i, (&center, (f_train, f_test))) in cfg.centres.iter().zip(f_train.into_iter().zip(f_test)).enumerate() {
+    let retrain_features = WindowFeatures::of(model, layer, retrain, &lo, &hi, cfg, device)?;
+    let mut suffixes = Vec::with_capacity(cfg.centres.len());
+    for i in 0..cfg.centres.len() {
         let seed = cfg.seed.wrapping_add(1000 * layer as u64 + i as u64);
-        let (acc, epochs) = retrain_suffix(model, layer, f_train, y_train.clone(), f_test, y_test.clone(), cfg, seed, device);
+        suffixes.push(retrain_suffix(model, layer, retrain_features.centre(i, &lo, &hi), retrain_features.labels.clone(), cfg, seed, device));
         tick();
-        out.push(CentreAccuracy { center, test_accuracy: acc, retrain_epochs: epochs });
     }
-    Ok(out)
+    let accuracies = window_test_accuracy(model, layer, test, &lo, &hi, suffixes.iter().map(|(s, _)| s), cfg, device)?;
+    Ok(cfg
+        .centres
+        .iter()
+        .zip(accuracies)
+        .zip(&suffixes)
+        .map(|((&center, test_accuracy), &(_, retrain_epochs))| CentreAccuracy { center, test_accuracy, retrain_epochs })
+        .collect())
 }
 
-/// Per centre, the suffix's input for every sample of `data` (`[samples, features]`), and the
-/// labels.
-fn window_features<M: TappedModel>(
+/// Row `i` of `[centres, neurons]` bounds.
+fn bound(t: &Tensor<2>, i: usize) -> Tensor<2> {
+    t.clone().narrow(0, i, 1)
+}
+
+/// The suffix's input for a batch's pre-activations `z` (`[batch, positions, neurons]`) under
+/// window `i`: each channel's share of positions inside the window where the suffix pools
+/// positions, the whole binary map otherwise (see [`window_maps`]).
+fn batch_window_features(z: Tensor<3>, lo: &Tensor<2>, hi: &Tensor<2>, i: usize, pooled: bool) -> Tensor<2> {
+    let [b, positions, neurons] = z.dims();
+    let z = z.reshape([b * positions, neurons]);
+    if pooled {
+        binarize_window(z, bound(lo, i), bound(hi, i)).reshape([b, positions, neurons]).mean_dim(1).reshape([b, neurons])
+    } else {
+        window_maps(z, bound(lo, i), bound(hi, i), b)
+    }
+}
+
+/// The retraining set's suffix inputs: per centre where the suffix pools positions (a mean per
+/// channel and sample, small), else the pre-activations once, each centre's binary maps made
+/// when its suffix trains (ten centres' maps of a conv layer at once would need ten times the
+/// memory).
+struct WindowFeatures {
+    kind: FeatureKind,
+    labels: Tensor<1, Int>,
+}
+
+enum FeatureKind {
+    PerCentre(Vec<Tensor<2>>),
+    Pre { z: Tensor<2>, samples: usize },
+}
+
+impl WindowFeatures {
+    fn of<M: TappedModel>(model: &M, layer: usize, data: &dyn Source, lo: &Tensor<2>, hi: &Tensor<2>, cfg: &ExperimentConfig, device: &Device) -> Result<Self, SourceError> {
+        if !model.suffix_pools_positions() {
+            let (z, _) = capture(model, layer, data, device, cfg.batch_size, false)?;
+            let labels = labels_of(data, device, cfg.batch_size)?;
+            let samples = labels.dims()[0];
+            return Ok(Self { kind: FeatureKind::Pre { z, samples }, labels });
+        }
+        let valid = model.valid();
+        let inner = device.clone().inner();
+        let (mut per_centre, mut labels) = (vec![Vec::new(); cfg.centres.len()], Vec::new());
+        data.visit(cfg.batch_size, &inner, &mut |x, y| {
+            labels.push(y);
+            let z = layer_pre(&valid, layer, x);
+            for (i, f) in per_centre.iter_mut().enumerate() {
+                f.push(batch_window_features(z.clone(), lo, hi, i, true));
+            }
+        })?;
+        if labels.is_empty() {
+            return Err(format!("no usable sample ({} in the set)", data.len()).into());
+        }
+        Ok(Self { kind: FeatureKind::PerCentre(per_centre.into_iter().map(|f| Tensor::cat(f, 0)).collect()), labels: Tensor::cat(labels, 0) })
+    }
+
+    /// Centre `i`'s inputs `[samples, features]`.
+    fn centre(&self, i: usize, lo: &Tensor<2>, hi: &Tensor<2>) -> Tensor<2> {
+        match &self.kind {
+            FeatureKind::PerCentre(f) => f[i].clone(),
+            FeatureKind::Pre { z, samples } => window_maps(z.clone(), bound(lo, i), bound(hi, i), *samples),
+        }
+    }
+}
+
+/// Each retrained suffix's accuracy on `test`, in one streamed pass: per batch the layers up to
+/// `layer` run once, then every centre's window and suffix (nothing of the test set is kept, so
+/// the whole test set fits however large the layer).
+#[allow(clippy::too_many_arguments)]
+fn window_test_accuracy<'s, M: TappedModel>(
     model: &M,
     layer: usize,
-    data: &dyn Source,
+    test: &dyn Source,
     lo: &Tensor<2>,
     hi: &Tensor<2>,
+    suffixes: impl Iterator<Item = &'s M::Suffix>,
     cfg: &ExperimentConfig,
     device: &Device,
-) -> Result<(Vec<Tensor<2>>, Tensor<1, Int>), SourceError> {
-    let k = cfg.centres.len();
-    let bound = |t: &Tensor<2>, i: usize| t.clone().narrow(0, i, 1);
-    if !model.suffix_pools_positions() {
-        let (z, _) = capture(model, layer, data, device, cfg.batch_size, false)?;
-        let labels = labels_of(data, device, cfg.batch_size)?;
-        let samples = labels.dims()[0];
-        let maps = (0..k).map(|i| window_maps(z.clone(), bound(lo, i), bound(hi, i), samples)).collect();
-        return Ok((maps, labels));
-    }
+) -> Result<Vec<f64>, SourceError>
+where
+    M::Suffix: 's,
+{
+    let suffixes: Vec<&M::Suffix> = suffixes.collect();
+    let pooled = model.suffix_pools_positions();
     let valid = model.valid();
-    let inner = device.clone().inner();
-    let (mut per_centre, mut labels) = (vec![Vec::new(); k], Vec::new());
-    data.visit(cfg.batch_size, &inner, &mut |x, y| {
-        let b = y.dims()[0];
-        labels.push(y);
-        let mut tap = CaptureTap::only(vec![layer]);
-        valid.forward_tapped(x, &mut tap);
-        let z = tap.pre[layer].take().expect("layer captured"); // [b, positions, neurons]
-        let [_, positions, neurons] = z.dims();
-        let z = z.reshape([b * positions, neurons]);
-        for (i, f) in per_centre.iter_mut().enumerate() {
-            let inside = binarize_window(z.clone(), bound(lo, i), bound(hi, i)).reshape([b, positions, neurons]);
-            f.push(inside.mean_dim(1).reshape([b, neurons]));
+    let mut hits = vec![Hits::default(); suffixes.len()];
+    test.visit(cfg.batch_size, &device.clone().inner(), &mut |x, y| {
+        let z = layer_pre(&valid, layer, x);
+        for (i, (suffix, h)) in suffixes.iter().zip(hits.iter_mut()).enumerate() {
+            h.add(suffix.forward(batch_window_features(z.clone(), lo, hi, i, pooled)), y.clone());
         }
     })?;
-    if labels.is_empty() {
-        return Err(format!("no usable sample ({} in the set)", data.len()).into());
+    if hits.first().is_some_and(|h| h.seen == 0) {
+        return Err(format!("no usable test sample ({} in the set)", test.len()).into());
     }
-    Ok((per_centre.into_iter().map(|f| Tensor::cat(f, 0)).collect(), Tensor::cat(labels, 0)))
+    Ok(hits.into_iter().map(Hits::share).collect())
+}
+
+/// Studied layer `layer`'s pre-activations `[batch, positions, neurons]` for `x`, running only
+/// the layers up to it where the model can be split there.
+fn layer_pre<M: TappedModel>(valid: &M, layer: usize, x: Tensor<2>) -> Tensor<3> {
+    valid.pre_activations(layer, x.clone()).unwrap_or_else(|| {
+        let mut tap = CaptureTap::only(vec![layer]);
+        valid.forward_tapped(x, &mut tap);
+        tap.pre[layer].take().expect("layer captured")
+    })
 }
 
 fn labels_of(data: &dyn Source, device: &Device, batch: usize) -> Result<Tensor<1, Int>, SourceError> {
@@ -552,8 +617,10 @@ fn visit_layer<M: TappedModel>(
     let valid = model.valid();
     let inner = device.clone().inner();
     data.visit(batch, &inner, &mut |x, _| {
-        let tap = CaptureTap::only(vec![layer]);
-        let mut tap = if with_post { tap.with_post() } else { tap };
+        if !with_post {
+            return f(flatten_items(layer_pre(&valid, layer, x)), None);
+        }
+        let mut tap = CaptureTap::only(vec![layer]).with_post();
         valid.forward_tapped(x, &mut tap);
         let post = tap.post.as_mut().and_then(|p| p.get_mut(layer)?.take()).map(flatten_items);
         f(flatten_items(tap.pre[layer].take().expect("layer captured")), post);
@@ -703,20 +770,18 @@ impl EarlyStop {
     }
 }
 
-/// Trains `model.fresh_suffix(layer)` on fixed input features; returns its test accuracy and,
-/// under [`RetrainStop::HeldOut`], the epochs the tested suffix trained.
+/// Trains `model.fresh_suffix(layer)` on fixed input features; returns the suffix to test (under
+/// [`RetrainStop::HeldOut`], the one with the lowest held-out loss) and the epochs it trained.
 #[allow(clippy::too_many_arguments)]
 fn retrain_suffix<M: TappedModel>(
     model: &M,
     layer: usize,
     f_train: Tensor<2>,
     y_train: Tensor<1, Int>,
-    f_test: Tensor<2>,
-    y_test: Tensor<1, Int>,
     cfg: &ExperimentConfig,
     seed: u64,
     device: &Device,
-) -> (f64, Option<usize>) {
+) -> (M::Suffix, Option<usize>) {
     let ad = device.clone().autodiff();
     ad.seed(seed);
     let mut suffix = model.fresh_suffix(layer, &ad);
@@ -747,13 +812,10 @@ fn retrain_suffix<M: TappedModel>(
             Observed::Stop => break,
         }
     }
-    let (epochs, valid) = match best {
-        Some((epochs, kept)) => (Some(epochs), kept),
-        None => (None, suffix.valid()),
-    };
-    let n_test = y_test.dims()[0];
-    let correct: i64 = correct_count(valid.forward(f_test), y_test).into_scalar();
-    (correct as f64 / n_test.max(1) as f64, epochs)
+    match best {
+        Some((epochs, kept)) => (kept, Some(epochs)),
+        None => (suffix.valid(), None),
+    }
 }
 
 /// The mean cross-entropy of `model` on `x` (`[samples, features]`), in batches.

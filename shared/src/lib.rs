@@ -28,6 +28,7 @@ pub mod conv;
 #[cfg(any(feature = "native", feature = "web"))]
 pub mod cpu_tensor;
 pub mod data;
+pub mod eval_ops;
 pub mod experiments;
 pub mod figures;
 pub mod finite;

@@ -69,8 +69,12 @@ pub fn percentiles_selected(z: Tensor<2>, ranks: &[f64]) -> Tensor<2> {
 pub fn percentiles_by_sort(z: Tensor<2>, ranks: &[f64]) -> Tensor<2> {
     let [samples, _] = z.dims();
     let device = z.device();
-    let idx: Vec<i64> = ranks.iter().map(|&r| percentile_index(r, samples) as i64).collect();
-    let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [ranks.len()]), &device);
+    let idx: Vec<usize> = ranks.iter().map(|&r| percentile_index(r, samples)).collect();
+    // On the CPU backends: each column's order statistics by selection, not a sort.
+    if let Some(t) = crate::eval_ops::order_statistics(&z, &idx) {
+        return t;
+    }
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(idx.into_iter().map(|i| i as i64).collect(), [ranks.len()]), &device);
     z.sort(0).select(0, idx)
 }
 

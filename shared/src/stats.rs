@@ -41,6 +41,20 @@ impl TwoValueQuantizer {
         Self::from_sums(n_high, sum_high, sum_all, samples, threshold)
     }
 
+    /// One quantizer per row of `thresholds` (`[ranks, neurons]`): sides from the
+    /// pre-activations `z`, means of `values` (`z` itself, or the activations for the
+    /// post-activation variant; `[samples, neurons]` each), as [`TwoValueQuantizer::fit_values`]
+    /// per row; on the CPU backends in one pass for all rows.
+    pub fn fit_rows(z: Tensor<2>, values: Tensor<2>, thresholds: Tensor<2>) -> Vec<Self> {
+        let [samples, _] = z.dims();
+        let rows = thresholds.dims()[0];
+        let row = |t: &Tensor<2>, i| t.clone().narrow(0, i, 1);
+        if let Some((n_high, sum_high, sum_all)) = crate::eval_ops::side_sums(&z, &values, &thresholds) {
+            return (0..rows).map(|i| Self::from_sums(row(&n_high, i), row(&sum_high, i), sum_all.clone(), samples, row(&thresholds, i))).collect();
+        }
+        (0..rows).map(|i| Self::fit_values(z.clone(), values.clone(), row(&thresholds, i))).collect()
+    }
+
     /// From per-neuron counts and sums (`[1, neurons]` each) over `samples` values: how many lie
     /// at or above the threshold, their sum, and the sum of all (summed batch by batch where the
     /// values do not fit at once).
@@ -55,9 +69,7 @@ impl TwoValueQuantizer {
     }
 
     pub fn apply(&self, z: Tensor<2>) -> Tensor<2> {
-        let dims = z.dims();
-        let above = z.greater_equal(self.threshold.clone().expand(dims));
-        self.low.clone().expand(dims).mask_where(above, self.high.clone().expand(dims))
+        crate::eval_ops::two_values(z, &self.threshold, &self.low, &self.high)
     }
 
     /// Share of neurons whose two values lie on the same side of 0 (both above, or both at or
@@ -72,11 +84,7 @@ impl TwoValueQuantizer {
 
 /// 1 where `lo <= z <= hi` (per neuron, `[1, neurons]` bounds), else 0.
 pub fn binarize_window(z: Tensor<2>, lo: Tensor<2>, hi: Tensor<2>) -> Tensor<2> {
-    let dims = z.dims();
-    z.clone()
-        .greater_equal(lo.expand(dims))
-        .bool_and(z.lower_equal(hi.expand(dims)))
-        .float()
+    crate::eval_ops::inside(z, &lo, &hi)
 }
 
 /// Per-neuron percentile rank of the value 0 (`100 * (#below + #equal / 2) / S`), `[neurons]`.

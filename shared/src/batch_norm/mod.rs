@@ -184,6 +184,12 @@ fn forward_then(norm: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
         norm.running_var.update(running_var.detach());
         return output;
     }
+    if !norm.training.is_enabled() || !x.device().is_autodiff() {
+        let stats = [norm.gamma.val(), norm.beta.val(), norm.running_mean.value(), norm.running_var.value()];
+        if let Some(out) = crate::eval_ops::batch_norm(&x, stats, norm.epsilon, relu) {
+            return out;
+        }
+    }
     let output = norm.forward(x);
     if relu { burn::tensor::activation::relu(output) } else { output }
 }

@@ -203,7 +203,8 @@ impl Cnn {
         let h = if self.pool_before[i] { crate::pool::forward(&self.pool, h) } else { h };
         let z = crate::batch_norm::forward(&self.norms[i], crate::conv::forward(&self.convs[i], h));
         let [b, ch, hh, ww] = z.dims();
-        (z.permute([0, 2, 3, 1]).reshape([b, hh * ww, ch]), hh)
+        // Row-major before the reshape: on ndarray, reshaping the permuted view copies it slowly.
+        (crate::eval_ops::row_major(z.permute([0, 2, 3, 1])).reshape([b, hh * ww, ch]), hh)
     }
 
     /// Conv layer `i`'s pre-activations `z` (`[batch, side * side, width]`) through the tap, the

@@ -224,7 +224,7 @@ impl ResNet {
             return burn::tensor::activation::relu(z);
         }
         let [b, ch, hh, ww] = z.dims();
-        let z = tap.pre(i, z.permute([0, 2, 3, 1]).reshape([b, hh * ww, ch]));
+        let z = tap.pre(i, crate::eval_ops::row_major(z.permute([0, 2, 3, 1])).reshape([b, hh * ww, ch]));
         let a = tap.post(i, burn::tensor::activation::relu(z));
         a.reshape([b, hh, ww, ch]).permute([0, 3, 1, 2])
     }

@@ -237,11 +237,8 @@ impl RunSpec {
             (_, Preset::Browser) => {
                 let browser = ExperimentConfig::browser(seed);
                 let exp = match model.family {
-                    // The CNN's quantization alone is 66 passes over the test images (11 ranks,
-                    // before and after the activation, 3 layers): 90-110 s on 2000 images in the
-                    // page (docs/performance.md), hence the first 2000 test images and fewer
-                    // retraining samples.
-                    Family::MnistCnn | Family::CifarCnn => ExperimentConfig { retrain_samples: 2_000, test_samples: Some(2_000), ..browser },
+                    // The conv suffixes retrain on fewer samples: each is two conv layers.
+                    Family::MnistCnn | Family::CifarCnn => ExperimentConfig { retrain_samples: 2_000, ..browser },
                     _ => browser,
                 };
                 (TrainConfig { snapshot_neurons: BROWSER_TRACED, ..TrainConfig::paper(seed) }, exp)

@@ -217,7 +217,7 @@ impl Settings {
     }
 
     /// Experiments 3 to 5 in the page: the `browser` preset (the CNN retrains its suffixes on
-    /// fewer samples and evaluates on the first 2000 test images).
+    /// fewer samples).
     pub fn experiment_config(&self) -> ExperimentConfig {
         self.spec_unchecked().experiments
     }
