@@ -389,3 +389,27 @@ fn quantization_starting_at_the_layer_equals_the_whole_forward_and_ticks_once_pe
         }
     }
 }
+
+/// Both quantization variants in one pass (what the analysis runs) give each variant's own
+/// results, and tick once per variant and rank, the variants in order.
+#[test]
+fn quantization_variants_in_one_pass_equal_each_variant_alone() {
+    use experiments::QuantizeAt::{Post, Pre};
+    let _draws = random_draws();
+    let device = Device::flex();
+    let model = trained_toy_mlp(Activation::Relu, &device);
+    let stats = toy_samples(80, 13, 7, 255);
+    let test = labelled_by_model(&model, toy_samples(120, 11, 101, 255), &device);
+    let (stats, test) = (hidden_neurons::data::InMemory { data: &stats, norm: TOY_NORM }, hidden_neurons::data::InMemory { data: &test, norm: TOY_NORM });
+    let cfg = ExperimentConfig { ranks: vec![10.0, 50.0, 90.0], batch_size: 7, ..ExperimentConfig::paper(1) };
+    let mut variants_differ = false;
+    for layer in [0, 1] {
+        let mut ticks = Vec::new();
+        let both = experiments::quantization_variants_on(&model, layer, &stats, &test, &cfg, &[Pre, Post], &device, |at| ticks.push(at)).unwrap();
+        assert_eq!(ticks, [Pre, Pre, Pre, Post, Post, Post], "layer {layer}: ticks");
+        variants_differ |= both[0].iter().zip(&both[1]).any(|(a, b)| a.test_accuracy != b.test_accuracy);
+        let alone = |at| experiments::quantization_on(&model, layer, &stats, &test, &cfg, at, &device, || {}).unwrap();
+        assert_eq!(both, [alone(Pre), alone(Post)], "layer {layer}");
+    }
+    assert!(variants_differ, "the variants must differ somewhere, or the comparison proves little");
+}

@@ -294,49 +294,72 @@ pub fn quantization_on<M: TappedModel>(
     device: &Device,
     mut tick: impl FnMut(),
 ) -> Result<Vec<RankAccuracy>, SourceError> {
+    let mut out = quantization_variants_on(model, layer, stats_set, test, cfg, &[at], device, |_| tick())?;
+    Ok(out.remove(0))
+}
+
+/// [`quantization_on`] for several variants (before and after the activation) at once: the
+/// statistics subset is captured and fitted once, and each test batch runs the layers before
+/// `layer` once for all variants and ranks. One list per variant, in the order of `variants`;
+/// `tick(variant)` once per variant and rank.
+#[allow(clippy::too_many_arguments)]
+pub fn quantization_variants_on<M: TappedModel>(
+    model: &M,
+    layer: usize,
+    stats_set: &dyn Source,
+    test: &dyn Source,
+    cfg: &ExperimentConfig,
+    variants: &[QuantizeAt],
+    device: &Device,
+    mut tick: impl FnMut(QuantizeAt),
+) -> Result<Vec<Vec<RankAccuracy>>, SourceError> {
     let test = &Head::first(test, cfg.test_samples);
-    let (fitted, post) = fit_quantizers(model, layer, stats_set, cfg, device, at == QuantizeAt::Post)?;
+    let (fitted, post) = fit_quantizers(model, layer, stats_set, cfg, device, variants.contains(&QuantizeAt::Post))?;
     // A model without a separate activation has only the pre-activation's values to offer.
-    let values = post.unwrap_or_else(|| fitted.clone());
+    let post = post.unwrap_or_else(|| fitted.clone());
+    let values = |at: QuantizeAt| match at {
+        QuantizeAt::Pre => &fitted,
+        QuantizeAt::Post => &post,
+    };
     let valid = model.valid();
     let inner = device.clone().inner();
     let ranks = cfg.ranks.len();
+    let total = ranks * variants.len();
     let batches = test.len().div_ceil(cfg.batch_size.max(1)).max(1);
-    let mut correct = vec![Hits::default(); ranks];
+    let mut correct = vec![vec![Hits::default(); ranks]; variants.len()];
     let (mut visited, mut ticked) = (0usize, 0usize);
+    let mut tick_next = |ticked: &mut usize| {
+        tick(variants[*ticked / ranks.max(1)]);
+        *ticked += 1;
+    };
     test.visit(cfg.batch_size, &inner, &mut |x, y| {
         // Where the model can be split at the layer, the layers before it run once per batch,
-        // not once per rank.
+        // not once per variant and rank.
         let z = valid.pre_activations(layer, x.clone());
-        for (count, q) in correct.iter_mut().zip(&values) {
-            let mut tap: Box<dyn Tap + '_> = match at {
-                QuantizeAt::Pre => Box::new(ReplaceTap { layer, f: |z| q.apply(z) }),
-                QuantizeAt::Post => Box::new(ReplacePostTap::new(layer, |z, _| q.apply(z))),
-            };
-            let logits = z.clone().and_then(|z| valid.forward_from(layer, z, tap.as_mut())).unwrap_or_else(|| valid.forward_tapped(x.clone(), tap.as_mut()));
-            count.add(logits, y.clone());
+        for (&at, counts) in variants.iter().zip(correct.iter_mut()) {
+            for (count, q) in counts.iter_mut().zip(values(at)) {
+                let mut tap: Box<dyn Tap + '_> = match at {
+                    QuantizeAt::Pre => Box::new(ReplaceTap { layer, f: |z| q.apply(z) }),
+                    QuantizeAt::Post => Box::new(ReplacePostTap::new(layer, |z, _| q.apply(z))),
+                };
+                let logits = z.clone().and_then(|z| valid.forward_from(layer, z, tap.as_mut())).unwrap_or_else(|| valid.forward_tapped(x.clone(), tap.as_mut()));
+                count.add(logits, y.clone());
+            }
         }
-        // One tick per rank, spread over the batches.
+        // One tick per variant and rank, spread over the batches.
         visited += 1;
-        while ticked < (ranks * visited / batches).min(ranks) {
-            tick();
-            ticked += 1;
+        while ticked < (total * visited / batches).min(total) {
+            tick_next(&mut ticked);
         }
     })?;
-    for _ in ticked..ranks {
-        tick();
+    while ticked < total {
+        tick_next(&mut ticked);
     }
-    Ok(cfg
-        .ranks
-        .iter()
-        .zip(&fitted)
-        .zip(correct)
-        .map(|((&rank, pre), c)| RankAccuracy {
-            rank,
-            test_accuracy: c.share(),
-            // A property of the pre-activation means, whichever variant runs.
-            same_side_share: read_f32(pre.same_side_share()).first().map(|&s| s as f64),
-        })
+    // The same-side share is a property of the pre-activation means, whichever variant runs.
+    let same_side: Vec<Option<f64>> = fitted.iter().map(|q| read_f32(q.same_side_share()).first().map(|&s| s as f64)).collect();
+    Ok(correct
+        .into_iter()
+        .map(|counts| cfg.ranks.iter().zip(&same_side).zip(counts).map(|((&rank, &same_side_share), c)| RankAccuracy { rank, test_accuracy: c.share(), same_side_share }).collect())
         .collect())
 }
 

@@ -84,8 +84,11 @@ pub fn analyze<M: TappedModel>(
                     failed.get_or_insert(e);
                 }
             };
-            entry.quantization = experiments::quantization_on(model, l, data.stats, data.test, cfg, QuantizeAt::Pre, device, || tick("quantization"))?;
-            entry.post_quantization = experiments::quantization_on(model, l, data.stats, data.test, cfg, QuantizeAt::Post, device, || tick("quantization after the activation"))?;
+            let variants = [QuantizeAt::Pre, QuantizeAt::Post];
+            let what = |at| if at == QuantizeAt::Pre { "quantization" } else { "quantization after the activation" };
+            let mut both = experiments::quantization_variants_on(model, l, data.stats, data.test, cfg, &variants, device, |at| tick(what(at)))?;
+            entry.post_quantization = both.pop().unwrap_or_default();
+            entry.quantization = both.pop().unwrap_or_default();
             entry.window = experiments::sliding_window_on(model, l, data.stats, data.retrain, data.test, cfg, device, || tick("sliding window"))?;
             if let Some(e) = failed {
                 return Err(e);
