@@ -37,8 +37,14 @@ fi
 # Tools are built into their own target folder so that they never disturb the project's.
 tool_target="${HN_TOOLS_TARGET:-$HOME/.cache/hidden-neurons/tools-target}"
 if [ "$(trunk --version 2>/dev/null)" != "trunk 0.21.14" ]; then
-    echo "setup: cargo install trunk 0.21.14 (about 30 minutes on two cores, once)"
-    CARGO_TARGET_DIR="$tool_target" cargo install trunk --version 0.21.14 --locked
+    echo "setup: cargo install trunk 0.21.14 (once)"
+    # trunk's own release profile (fat LTO, one codegen unit) makes its install the longest wait
+    # of a fresh clone; it is a build tool, so plain optimisation serves. Without default
+    # features it has no TLS stack and no update check: the page is served by scripts/serve.mjs
+    # and Trunk.toml keeps trunk offline.
+    CARGO_TARGET_DIR="$tool_target" CARGO_PROFILE_RELEASE_LTO=false \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+        cargo install trunk --version 0.21.14 --locked --no-default-features
 fi
 bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version" ]; then
