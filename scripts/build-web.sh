@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the page into dist/ with trunk: scripts/build-web.sh [PROFILE] [PART]
-#   PROFILE: web-release (default: fat LTO, wasm-opt) or web-dev (fast incremental builds)
+#   PROFILE: web-release (default: fat LTO, wasm-opt: what a deployment serves), web-serve
+#            (web-release's compile without wasm-opt: what scripts/serve.sh builds, minutes
+#            sooner; docs/building.md) or web-dev (fast incremental builds)
 #   PART:    all (default), page (the page and the CPU worker: all a CPU run needs), or gpu (the
 #            WebGPU worker, burn's wgpu stack: the slowest build; added to an existing dist/)
 set -euo pipefail
@@ -13,11 +15,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hidden-neurons/target}
 export PATH="$PWD/tests/browser/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 cargo fetch --locked >/dev/null
 build() {
-    if [ "$profile" = web-release ]; then
-        trunk build "$@" --release --cargo-profile web-release --offline
-    else
-        trunk build "$@" --cargo-profile "$profile" --offline
-    fi
+    case "$profile" in
+        web-release) trunk build "$@" --release --cargo-profile web-release --offline ;;
+        # trunk runs wasm-opt only in release mode; web-serve shares web-release's compiled crates.
+        web-serve) trunk build "$@" --cargo-profile web-release --offline ;;
+        *) trunk build "$@" --cargo-profile "$profile" --offline ;;
+    esac
 }
 report() {
     for f in "$@"; do
