@@ -679,15 +679,13 @@ fn streamed_quantizers<M: TappedModel>(
     batch: usize,
     with_post: bool,
 ) -> Result<(Vec<TwoValueQuantizer>, Option<Vec<TwoValueQuantizer>>), SourceError> {
-    let [k, n] = thresholds.dims();
     let (mut pre, mut post) = (None, None);
     visit_layer(model, layer, stats, device, batch, with_post, &mut |z, a| {
-        let rows = z.dims()[0];
-        let above = z.clone().unsqueeze_dim::<3>(0).expand([k, rows, n]).greater_equal(thresholds.clone().unsqueeze_dim::<3>(1).expand([k, rows, n])).float();
+        let mut above = None;
         if let Some(a) = a {
-            post = Some(SideSums::of(a, above.clone()).plus(post.take()));
+            post = Some(SideSums::of(&z, a, &thresholds, &mut above).plus(post.take()));
         }
-        pre = Some(SideSums::of(z, above).plus(pre.take()));
+        pre = Some(SideSums::of(&z, z.clone(), &thresholds, &mut above).plus(pre.take()));
     })?;
     let Some(pre) = pre else {
         return Err(format!("no usable sample to compute statistics on ({} in the set)", stats.len()).into());
@@ -705,10 +703,19 @@ struct SideSums {
 }
 
 impl SideSums {
-    /// `values` `[rows, N]`; `above` `[k, rows, N]`, 1 where the value's pre-activation lies at or
-    /// above rank k's threshold.
-    fn of(values: Tensor<2>, above: Tensor<3>) -> Self {
-        let [k, rows, n] = above.dims();
+    /// `values` `[rows, N]` summed by the side of each row of `thresholds` (`[k, N]`) their
+    /// pre-activations `z` lie on: on the CPU backends in the one loop of
+    /// [`crate::eval_ops::side_sums`], elsewhere through `above` (`[k, rows, N]`, 1 at or above
+    /// the threshold), made once per batch and kept for the batch's other values.
+    fn of(z: &Tensor<2>, values: Tensor<2>, thresholds: &Tensor<2>, above: &mut Option<Tensor<3>>) -> Self {
+        let [k, n] = thresholds.dims();
+        let rows = z.dims()[0];
+        if let Some((n_high, sum_high, sum_all)) = crate::eval_ops::side_sums(z, &values, thresholds) {
+            return Self { n_high, sum_high, sum_all: sum_all.expand([k, n]), rows };
+        }
+        let above = above
+            .get_or_insert_with(|| z.clone().unsqueeze_dim::<3>(0).expand([k, rows, n]).greater_equal(thresholds.clone().unsqueeze_dim::<3>(1).expand([k, rows, n])).float())
+            .clone();
         Self {
             n_high: above.clone().sum_dim(1).reshape([k, n]),
             sum_high: (values.clone().unsqueeze_dim::<3>(0).expand([k, rows, n]) * above).sum_dim(1).reshape([k, n]),
