@@ -6,13 +6,13 @@
 // `node tests/browser/analysis-time.mjs` (docs/performance.md, In the browser).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { serve } from '../../scripts/serve.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(process.env.DIST || path.join(here, '../../dist'));
 const server = await serve([['/', dist]], 0, '127.0.0.1', {});
 const base = `http://127.0.0.1:${server.address().port}`;
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+const browser = await launch();
 const page = await (await browser.newContext()).newPage();
 page.on('console', m => console.log('console:', m.text()));
 await page.goto(base + (process.env.Q || '/?model=cnn-relu&layer=2&tracked=200&every=5'));

@@ -6,7 +6,7 @@
 //   RUNS=3 PROFILES=cable,fast3g
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { serve, throttledLink } from '../../scripts/serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -19,11 +19,7 @@ const PROFILES = {
 };
 const profiles = (process.env.PROFILES || 'cable,fast3g').split(',');
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 
 async function once(dist, profile) {
   const link = throttledLink(PROFILES[profile]);

@@ -5,7 +5,7 @@
 // STEPS=60. Prints samples/s per build, model and recording on/off, each round and the best.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { serve } from '../../scripts/serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -16,7 +16,7 @@ const steps = Number(process.env.STEPS || 60);
 if (!(rounds >= 1) || !(steps >= 1)) throw new Error(`ROUNDS and STEPS must be at least 1 (ROUNDS=${process.env.ROUNDS}, STEPS=${process.env.STEPS})`);
 
 const servers = await Promise.all(dists.map(d => serve([['/', d]], 0, '127.0.0.1', {})));
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+const browser = await launch();
 
 async function benchOnce(server, model, recording) {
   const context = await browser.newContext();

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { serve } from '../../scripts/serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -27,12 +27,6 @@ const requested = [];
 const server = await serve([...tfjsMounts, ['/', dist]], 0, '127.0.0.1', { log: p => requested.push(p) });
 const base = `http://127.0.0.1:${server.address().port}`;
 
-// playwright gives every launch a fresh temporary profile (our --user-data-dir).
-const launch = (extra = []) => chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', ...extra],
-});
 // Headless Chromium offers no WebGPU adapter here: this one tests the CPU path.
 const browser = await launch();
 
