@@ -1,8 +1,9 @@
 // A benchmark, not a test: how long the page's analysis takes, phase by phase (from the worker's
 // progress messages), after a few progress points of training. Serves dist/ (or $DIST);
-// Q=/?model=... picks the page's settings (default: the CNN). A phase's line is the time up to its
-// last progress message: the sliding window's test pass, which follows its last retraining,
-// shows under the next layer's zero rank.
+// Q=/?model=... picks the page's settings (default: the CNN; add &workers=1 for the analysis in
+// the training worker alone). A phase's line is the time up to its last progress message: the
+// sliding window's test pass, which follows its last retraining, shows under the next layer's
+// zero rank; on several helper workers the phases overlap, and only the total means much.
 // `node tests/browser/analysis-time.mjs` (docs/performance.md, In the browser).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,5 +33,6 @@ const prog = await page.evaluate(() => window.__prog);
 let prev = 0, prevWhat = 'start'; const acc = {};
 for (const p of prog) { const key = p.what; acc[key] = (acc[key] || 0) + (p.t - prev); prev = p.t; }
 for (const [k, v] of Object.entries(acc)) console.log(`${(v / 1000).toFixed(1)} s  ${k}`);
-console.log(`total ${(prev / 1000).toFixed(1)} s`);
+const analysis = await page.evaluate(() => window.hn.analysis);
+console.log(`total ${(prev / 1000).toFixed(1)} s (the worker's own count: ${analysis.seconds.toFixed(1)} s of experiments on ${analysis.workers} helper workers)`);
 await browser.close(); server.close();

@@ -329,6 +329,16 @@ test('analysis fills figures 3, 4 and 8; results.json downloads and parses with 
   const svg = await Promise.all([page.waitForEvent('download'), page.click('section[data-figure="fig5"] .card-actions button:first-child')]);
   const svgText = fs.readFileSync(await svg[0].path(), 'utf8');
   assert(svgText.startsWith('<svg') && /dense2-relu/.test(svgText), 'figure 5 SVG export');
+  // The analysis above ran on helper workers (one per core); the same model analysed in the
+  // training worker alone gives the same results, number for number.
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  assert(cores < 2 || analysis.workers >= 2, `${cores} cores, but the analysis ran on ${analysis.workers} helper workers`);
+  await page.evaluate(() => { window.hn.analysis = null; window.hn.results = null; window.hnSend('{"type":"analyze","workers":1}'); });
+  await hn(page, () => window.hn?.analysis && window.hn?.results, 15 * 60_000);
+  const [alone, single] = await page.evaluate(() => [window.hn.analysis, JSON.parse(window.hn.results.json)]);
+  assert(alone.workers === 0, `workers=1 still used ${alone.workers} helpers`);
+  assert(JSON.stringify(single.layers) === JSON.stringify(r.layers), 'the pooled analysis differs from the one-worker analysis');
+  console.log(`    analysis ${analysis.seconds.toFixed(1)} s on ${analysis.workers} helper workers, ${alone.seconds.toFixed(1)} s in the training worker alone: the same results`);
   await shared.main.context.close();
 });
 
@@ -367,6 +377,8 @@ test('the CNN trains in the page: conv channels get the same figures, recorder a
   await page.click('#analyze');
   const a0 = Date.now();
   const analysis = await hn(page, () => window.hn?.analysis, 10 * 60_000);
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  assert(cores < 2 || analysis.workers >= 2, `${cores} cores, but the analysis ran on ${analysis.workers} helper workers`);
   const q = analysis.figures.find(f => f.stem.startsWith('fig3')).figure;
   // Three conv layers, each before and after its activation.
   assert(q.curves.length === 6 && q.curves.filter(k => /after the activation$/.test(k.label)).length === 3 && q.curves.every(k => k.ys.length > 0 && k.ys.every(y => y >= 0 && y <= 1)), `figure 3: ${q.curves.length} curves`);
@@ -378,7 +390,7 @@ test('the CNN trains in the page: conv channels get the same figures, recorder a
   assert(JSON.stringify(Object.keys(r.layers).sort()) === '["conv1-relu","conv2-relu","conv3-relu"]', `results layers ${Object.keys(r.layers)}`);
   assert(Object.values(r.layers).every(l => l.quantization.length > 0 && l.sliding_window.length > 0), 'experiments missing from results.json');
   const rate = points.slice(-3).map(p => p.samples_per_second.toFixed(0)).join(', ');
-  console.log(`    CNN 8-16-32: ${points.at(-1).step} steps of 128 in ${trained.toFixed(0)} s (last points ${rate} samples/s), analysis ${((Date.now() - a0) / 1000).toFixed(0)} s`);
+  console.log(`    CNN 8-16-32: ${points.at(-1).step} steps of 128 in ${trained.toFixed(0)} s (last points ${rate} samples/s), analysis ${((Date.now() - a0) / 1000).toFixed(0)} s on ${analysis.workers} helper workers`);
   assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
   await context.close();
 });
@@ -588,6 +600,9 @@ test('WebGPU: auto stays on the CPU on a software adapter; backend=wgpu trains, 
     // The analysis runs on a CPU copy of the WebGPU model.
     await page.click('#analyze');
     const analysis = await hn(page, () => window.hn?.analysis, 10 * 60_000);
+    // The WebGPU build's helpers are the CPU build's workers.
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    assert(cores < 2 || analysis.workers >= 2, `${cores} cores, but the analysis ran on ${analysis.workers} helper workers`);
     const q = analysis.figures.find(f => f.stem.startsWith('fig3')).figure;
     assert(q.curves.length === 4 && q.curves.filter(k => /after the activation$/.test(k.label)).length === 2 && q.curves.every(k => k.ys.every(y => y >= 0 && y <= 1)), 'figure 3 data on WebGPU');
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: 300_000 }), page.click('#export')]);

@@ -4,7 +4,7 @@
 use hidden_neurons::backend::BackendChoice;
 use hidden_neurons::model::Activation;
 
-use crate::protocol::{DataChoice, ModelKind, Settings, View};
+use crate::protocol::{DataChoice, MAX_WORKERS, ModelKind, Settings, View};
 
 /// The figures the page shows, by their URL name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,11 +88,14 @@ pub struct UrlState {
     pub embed: Option<FigureId>,
     /// Start training as soon as the data is there.
     pub autostart: bool,
+    /// Workers the analysis runs on (`workers=1`: the training worker alone); by default as
+    /// many as the browser reports cores.
+    pub workers: Option<usize>,
 }
 
 impl Default for UrlState {
     fn default() -> Self {
-        Self { settings: Settings::default(), view: View::default(), embed: None, autostart: false }
+        Self { settings: Settings::default(), view: View::default(), embed: None, autostart: false, workers: None }
     }
 }
 
@@ -131,6 +134,7 @@ impl UrlState {
                 "neuron" => set(&mut st.view.neuron, v),
                 "embed" => st.embed = FigureId::parse(v),
                 "autostart" => st.autostart = v != "0" && v != "false",
+                "workers" => st.workers = v.parse::<usize>().ok().map(|n| n.clamp(1, MAX_WORKERS)),
                 _ => {}
             }
         }
@@ -165,6 +169,9 @@ impl UrlState {
         }
         if self.autostart {
             q.push_str("&autostart=1");
+        }
+        if let Some(n) = self.workers {
+            q.push_str(&format!("&workers={n}"));
         }
         q
     }
@@ -203,6 +210,7 @@ mod tests {
         st.view = View { layer: 2, neuron: 12, recording: None };
         st.embed = Some(FigureId::Fig5);
         st.autostart = true;
+        st.workers = Some(1);
         assert_eq!(UrlState::parse(&st.to_query()), st);
     }
 
@@ -215,6 +223,8 @@ mod tests {
         assert_eq!(st.view.layer, 1);
         assert_eq!(st.view.neuron, 0);
         assert_eq!(st.embed, None);
+        assert_eq!(st.workers, None);
+        assert_eq!((UrlState::parse("?workers=0").workers, UrlState::parse("?workers=99").workers), (Some(1), Some(MAX_WORKERS)));
         assert_eq!((st.settings.model, st.settings.data), (ModelKind::Mlp, DataChoice::Mnist));
         // The CNN has a third layer; an unknown data set stays MNIST.
         let st = UrlState::parse("?model=cnn-sigmoid&layer=9&data=imagenet");

@@ -13,7 +13,7 @@ pub mod seeds;
 pub mod session;
 pub mod spec;
 
-pub use analyze::{AnalysisData, InMemorySets, LayerAnalysis, analyze};
+pub use analyze::{AnalysisData, InMemorySets, LayerAnalysis, Part, Unit, UnitResult, analyze, analyze_unit, costliest_first, merge, units};
 pub use assemble::{Outcome, results};
 pub use events::{All, EpochState, Event, Observer, ObserverError, Quiet};
 pub use finish::{Finished, finish_in_memory};

@@ -88,7 +88,7 @@ fn start_training(state: AppState) {
 fn analyze(state: AppState) {
     state.before_analysis.set(state.phase.get_untracked());
     state.phase.set(Phase::Analyzing);
-    link::send(&WorkerInput::Analyze);
+    link::send(&WorkerInput::Analyze { workers: state.url.with_untracked(|u| u.workers) });
 }
 
 #[component]

@@ -152,7 +152,7 @@ impl AppState {
             WorkerOutput::Resumed => self.phase.set(Phase::Training),
             WorkerOutput::Trained { .. } => self.phase.set(Phase::Trained),
             WorkerOutput::AnalysisProgress { done, total, what } => self.analysis_progress.set(Some((done, total, what))),
-            WorkerOutput::Analysis { figures } => {
+            WorkerOutput::Analysis { figures, .. } => {
                 self.analysis.set(figures);
                 self.analysis_progress.set(None);
                 self.phase.set(self.before_analysis.get_untracked());

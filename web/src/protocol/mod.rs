@@ -1,6 +1,7 @@
 //! What the page and the training worker say to each other. Messages travel as JSON strings
 //! through `postMessage`; both sides only ever see these enums.
 
+mod helper;
 mod plan;
 mod page_settings;
 
@@ -8,6 +9,7 @@ use hidden_neurons::backend::{BackendChoice, GpuAdapter};
 use hidden_neurons::figures::NamedFigure;
 use serde::{Deserialize, Serialize};
 
+pub use helper::{HELPER_NAME, HelperInput, HelperOutput, Samples, Setup};
 pub use plan::{CPU_BACKEND, Plan, plan};
 pub use page_settings::*;
 
@@ -35,8 +37,13 @@ pub enum WorkerInput {
     Reset,
     /// Look at another layer, neuron or recording: the worker answers with fresh live figures.
     View { view: View },
-    /// Run experiments 3 to 5 on the current model (pausing training while they run).
-    Analyze,
+    /// Run experiments 3 to 5 on the current model (pausing training while they run), on
+    /// `workers` helper workers side by side (`None`: as many as the browser reports cores, up
+    /// to [`MAX_WORKERS`]; 1 or fewer: in the training worker alone).
+    Analyze {
+        #[serde(default)]
+        workers: Option<usize>,
+    },
     /// results.json of the current state, answered with [`WorkerOutput::Results`].
     Export,
     /// Train a fresh `model` (ReLU) for `steps` batches on `backend` and report the speed
@@ -51,6 +58,12 @@ pub enum WorkerInput {
         model: ModelKind,
     },
 }
+
+/// Most helper workers an analysis starts. Each holds its own copy of the model, the data and
+/// the largest unit's working set (on a phone with 8 cores, memory runs out before cores do),
+/// and beyond three the CNN's costliest unit (conv1's quantization, about a third of its
+/// analysis) bounds the time anyway.
+pub const MAX_WORKERS: usize = 3;
 
 /// Where the worker finds a data set's four IDX files.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,8 +158,15 @@ pub enum WorkerOutput {
     /// Training ended (all epochs done).
     Trained { test_accuracy: f64, seconds: f64 },
     AnalysisProgress { done: usize, total: usize, what: String },
-    /// Figures 3, 4 and 8.
-    Analysis { figures: Vec<NamedFigure> },
+    /// Figures 3, 4 and 8; `workers`: the helper workers that ran experiments (0: the training
+    /// worker ran them all), `seconds` the experiments took.
+    Analysis {
+        figures: Vec<NamedFigure>,
+        #[serde(default)]
+        workers: usize,
+        #[serde(default)]
+        seconds: f64,
+    },
     Results { json: String },
     BenchResult { backend: String, model: String, steps: usize, batch_size: usize, recording: bool, seconds: f64, samples_per_second: f64 },
     Reset,
@@ -184,6 +204,7 @@ mod tests {
         let inputs = [
             WorkerInput::Start { settings: Settings::default(), view: View { layer: 1, neuron: 7, recording: Some(3) } },
             WorkerInput::Pause,
+            WorkerInput::Analyze { workers: Some(2) },
             WorkerInput::Bench { steps: 50, batch_size: 128, recording: true, backend: BackendChoice::Cpu, model: ModelKind::Cnn },
         ];
         for m in inputs {
@@ -192,6 +213,8 @@ mod tests {
         let out = WorkerOutput::Error { message: "data/mnist: bad magic".into() };
         assert_eq!(WorkerOutput::from_json(&out.to_json()).unwrap(), out);
         assert!(WorkerInput::from_json(r#"{"type":"explode"}"#).is_err());
+        // What `window.hnSend` scripts written before the pool still send.
+        assert_eq!(WorkerInput::from_json(r#"{"type":"analyze"}"#).unwrap(), WorkerInput::Analyze { workers: None });
         let ready = WorkerOutput::Ready { webgpu: Some(GpuAdapter { name: "SwiftShader".into(), api: "WebGPU".into(), software: true }) };
         assert_eq!(WorkerOutput::from_json(&ready.to_json()).unwrap(), ready);
     }

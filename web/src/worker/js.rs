@@ -16,6 +16,16 @@ pub fn post(msg: &WorkerOutput) {
     let _ = scope().post_message(&JsValue::from_str(&msg.to_json()));
 }
 
+/// Posts bytes to whoever started this worker (a helper to its training worker).
+pub fn post_bytes(bytes: &[u8]) {
+    let _ = scope().post_message(&js_sys::Uint8Array::from(bytes));
+}
+
+/// Logical cores the browser reports (at least 1).
+pub fn cores() -> usize {
+    (scope().navigator().hardware_concurrency() as usize).max(1)
+}
+
 /// Milliseconds, for timing.
 pub fn now() -> f64 {
     scope().performance().map(|p| p.now()).unwrap_or_else(js_sys::Date::now)

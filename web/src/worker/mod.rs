@@ -2,7 +2,9 @@
 //! 100 ms and yields between them so that the page's messages (pause, view, ...) get through.
 
 mod device;
+mod helper;
 mod js;
+mod pool;
 mod session;
 
 use std::cell::RefCell;
@@ -24,6 +26,9 @@ const SLICE_MS: f64 = 100.0;
 /// The worker binary's entry point.
 pub fn start() {
     console_error_panic_hook::set_once();
+    if helper::is_helper() {
+        return helper::start();
+    }
     let inbox: Rc<RefCell<VecDeque<WorkerInput>>> = Rc::default();
     let queue = inbox.clone();
     let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
@@ -142,8 +147,8 @@ async fn handle(msg: WorkerInput, data: Option<&(DataChoice, Rc<Split>)>, sessio
                 s.post_live().await?;
             }
         }
-        WorkerInput::Analyze => match session {
-            Some(s) => s.analyze().await?,
+        WorkerInput::Analyze { workers } => match session {
+            Some(s) => s.analyze(workers).await?,
             None => js::post(&WorkerOutput::Error { message: "train a model first: the analysis needs one".into() }),
         },
         WorkerInput::Export => match session {

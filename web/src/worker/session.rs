@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use hidden_neurons::analysis::{
     LayerSigns, class_figure, distribution_at, evolution_figure, layer_signs_with, one_neuron_figure, quantization_figure,
@@ -14,12 +15,13 @@ use hidden_neurons::model::{MlpOrCnn, TappedModel};
 use hidden_neurons::readback::{copy_module, read_f32_async};
 use hidden_neurons::recording::{Recorder, RecordingMode};
 use hidden_neurons::results::Results;
-use hidden_neurons::run::{self, Event, InMemorySets, LayerAnalysis, Observer, ObserverError, Outcome};
+use hidden_neurons::run::{self, Event, InMemorySets, LayerAnalysis, Observer, ObserverError, Outcome, Unit};
 use hidden_neurons::train::accuracy_async;
 
 use super::device::{Backend, cpu};
 use super::js;
-use crate::protocol::{Live, ModelKind, Plan, ProgressPoint, Settings, View, WorkerOutput};
+use super::pool::Pool;
+use crate::protocol::{HelperInput, Live, MAX_WORKERS, ModelKind, Plan, ProgressPoint, Settings, Setup, View, WorkerOutput};
 
 /// Samples per recording or evaluation pass.
 const CHUNK: usize = run::CHUNK;
@@ -306,7 +308,9 @@ impl Session {
 
     /// Experiments 3 to 5 on the current model, then figures 3, 4, 8 and results.json. On
     /// WebGPU they run on a CPU copy of the model: their percentile sorts read synchronously.
-    pub async fn analyze(&mut self) -> Result<(), String> {
+    /// With `workers` of 2 or more (by default the browser's core count) the experiments are
+    /// shared out over that many helper workers ([`super::pool`]); the results are the same.
+    pub async fn analyze(&mut self, workers: Option<usize>) -> Result<(), String> {
         let started = js::now();
         let (model, dev) = if self.plan.webgpu {
             let cpu = cpu().autodiff();
@@ -317,18 +321,56 @@ impl Session {
         let spec = self.run.spec().clone();
         let all: Vec<usize> = (0..self.run.layers().len()).collect();
         let sets = InMemorySets::new(&self.split.train, &spec.experiments);
-        let layers = sets
-            .with(&self.split.test, self.split.norm, |data| run::analyze(&model, data, &spec.experiments, &all, &spec.experiment_layers, &dev, &mut AnalysisProgress))
-            .map_err(|e| e.to_string())?;
-        self.analysis = Some(Analysis { layers, seconds: (js::now() - started) / 1000.0 });
+        let units = run::units(&all, &spec.experiment_layers);
+        let helpers = workers.unwrap_or_else(js::cores).min(MAX_WORKERS).min(units.len());
+        let (layers, workers) = if helpers >= 2 {
+            self.analyze_pooled(&model, &dev, &sets, units, helpers).await?
+        } else {
+            let layers = sets
+                .with(&self.split.test, self.split.norm, |data| run::analyze(&model, data, &spec.experiments, &all, &spec.experiment_layers, &dev, &mut AnalysisProgress))
+                .map_err(|e| e.to_string())?;
+            (layers, 0)
+        };
+        let seconds = (js::now() - started) / 1000.0;
+        self.analysis = Some(Analysis { layers, seconds });
         let signs = self.signs().await?;
         let results = self.results_from(&signs).await?;
         let refs: Vec<&LayerSigns> = signs.iter().collect();
         js::post(&WorkerOutput::Analysis {
             figures: vec![quantization_figure(&results, &signs), window_figure(&results, &signs), class_figure(&results.model, &refs)],
+            workers,
+            seconds,
         });
         js::post(&WorkerOutput::Results { json: results.to_json() });
         Ok(())
+    }
+
+    /// The analysis' `units` on `helpers` helper workers, this worker running what they cannot;
+    /// also the number of helpers that ran any.
+    async fn analyze_pooled(&self, model: &MlpOrCnn, dev: &Device, sets: &InMemorySets, units: Vec<Unit>, helpers: usize) -> Result<(BTreeMap<usize, LayerAnalysis>, usize), String> {
+        let spec = self.run.spec();
+        let cfg = &spec.experiments;
+        let mut pool = Pool::start(helpers);
+        let setup = (pool.len() > 0)
+            .then(|| -> Result<Vec<u8>, String> {
+                let record = model.clone().into_record().into_bytes().map_err(|e| format!("the model could not be handed to the analysis helpers: {e}"))?;
+                let head = self.split.train.head(cfg.stats_samples.max(cfg.retrain_samples));
+                let setup = Setup { spec: spec.clone(), norm: self.split.norm, model: record.to_vec(), train: head.into(), test: self.split.test.clone().into() };
+                Ok(HelperInput::Setup(Box::new(setup)).to_bytes())
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let names: Vec<String> = model.layers().into_iter().map(|l| l.name).collect();
+        let total: usize = units.iter().map(|u| u.ticks(cfg)).sum();
+        let mut done = 0;
+        let mut tick = |unit: Unit, what: &str| {
+            done += 1;
+            js::post(&WorkerOutput::AnalysisProgress { done, total, what: format!("{}: {what}", names[unit.layer]) });
+        };
+        let (test, norm) = (&self.split.test, self.split.norm);
+        let local = |unit: Unit, tick: &mut dyn FnMut(&str)| sets.with(test, norm, |data| run::analyze_unit(model, data, cfg, unit, dev, tick)).map_err(|e| e.to_string());
+        let results = pool.run(&setup, run::costliest_first(&units), &mut tick, local).await?;
+        Ok((run::merge(results), pool.helped()))
     }
 
     /// results.json of the run so far, in the native trainer's schema (experiments empty until
