@@ -59,24 +59,9 @@ impl Source for Counting<'_> {
 
 const SIDE: usize = 8;
 
-/// `n` one-channel `SIDE` x `SIDE` images whose top half is brighter for class 1 and whose left
-/// half is brighter for class 2, over a pattern of their own.
+/// `n` one-channel `SIDE` x `SIDE` images of three classes (see [`common::half_lit_images`]).
 fn images(n: usize, add: usize) -> Dataset {
-    let labels: Vec<u8> = (0..n).map(|i| ((i * 5 + add) % 3) as u8).collect();
-    let images = (0..n * SIDE * SIDE)
-        .map(|i| {
-            let (s, p) = (i / (SIDE * SIDE), i % (SIDE * SIDE));
-            let (row, col) = (p / SIDE, p % SIDE);
-            let base = (i * 29 + add * 13 + i / 7) % 120;
-            let lift = match labels[s] {
-                1 if row < SIDE / 2 => 110,
-                2 if col < SIDE / 2 => 110,
-                _ => 0,
-            };
-            (base + lift) as u8
-        })
-        .collect();
-    Dataset { features: SIDE * SIDE, images, labels }
+    common::half_lit_images(n, add, SIDE)
 }
 
 /// Pre-activations of `layer` on all of `data` (one forward pass), host rows `[items][neurons]`.

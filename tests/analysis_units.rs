@@ -24,22 +24,8 @@ use common::{TOY_NORM, labelled_by_model, random_draws, toy_samples, train_toy};
 
 const SIDE: usize = 8;
 
-/// `n` one-channel images whose top half is brighter for class 1 and left half for class 2.
 fn images(n: usize, add: usize) -> Dataset {
-    let labels: Vec<u8> = (0..n).map(|i| ((i * 5 + add) % 3) as u8).collect();
-    let images = (0..n * SIDE * SIDE)
-        .map(|i| {
-            let (s, p) = (i / (SIDE * SIDE), i % (SIDE * SIDE));
-            let (row, col) = (p / SIDE, p % SIDE);
-            let lift = match labels[s] {
-                1 if row < SIDE / 2 => 110,
-                2 if col < SIDE / 2 => 110,
-                _ => 0,
-            };
-            ((i * 29 + add * 13 + i / 7) % 120 + lift) as u8
-        })
-        .collect();
-    Dataset { features: SIDE * SIDE, images, labels }
+    common::half_lit_images(n, add, SIDE)
 }
 
 fn config(seed: u64) -> ExperimentConfig {

@@ -48,6 +48,26 @@ pub fn random_draws() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// `n` one-channel `side` x `side` images whose top half is brighter for class 1 and whose left
+/// half is brighter for class 2, over a pattern of their own (`add` makes another set).
+pub fn half_lit_images(n: usize, add: usize, side: usize) -> Dataset {
+    let labels: Vec<u8> = (0..n).map(|i| ((i * 5 + add) % 3) as u8).collect();
+    let images = (0..n * side * side)
+        .map(|i| {
+            let (s, p) = (i / (side * side), i % (side * side));
+            let (row, col) = (p / side, p % side);
+            let base = (i * 29 + add * 13 + i / 7) % 120;
+            let lift = match labels[s] {
+                1 if row < side / 2 => 110,
+                2 if col < side / 2 => 110,
+                _ => 0,
+            };
+            (base + lift) as u8
+        })
+        .collect();
+    Dataset { features: side * side, images, labels }
+}
+
 /// `model` trained on `data` for `epochs` (Adam, learning rate 1e-2, batches of `batch`).
 pub fn train_toy<M: TappedModel>(mut model: M, data: &Dataset, epochs: usize, batch: usize, device: &Device) -> M {
     let mut optim = adam();
