@@ -63,12 +63,16 @@ impl Samples {
 /// Helper to training worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum HelperOutput {
-    /// The helper listens (sent once, at its start).
+    /// The helper listens (sent once, at its start): it is sent the [`Setup`].
     Ready,
+    /// The model and data are in: units may come.
+    SetUp,
     /// One experiment of `unit` is done.
     Tick { unit: Unit, what: String },
     Done { unit: Unit, result: UnitResult },
-    /// `unit` could not run: the error the analysis as a whole would have ended with.
+    /// `unit` could not run: the error the analysis as a whole would have ended with. Without a
+    /// unit: the helper itself failed (its setup, a message it could not read); it is dropped
+    /// and the others do its share.
     Failed { unit: Option<Unit>, message: String },
 }
 
@@ -116,6 +120,7 @@ mod tests {
             assert_eq!(HelperInput::from_bytes(&m.to_bytes()).unwrap(), m);
         }
         let rank = |a: f64| RankAccuracy { rank: 10.0, test_accuracy: a, same_side_share: Some(0.5) };
+        assert_eq!(HelperOutput::from_bytes(&HelperOutput::SetUp.to_bytes()).unwrap(), HelperOutput::SetUp);
         let done = HelperOutput::Done { unit, result: UnitResult::Quantization { pre: vec![rank(0.9)], post: vec![rank(0.8)] } };
         assert_eq!(HelperOutput::from_bytes(&done.to_bytes()).unwrap(), done);
         // A missing accuracy (NaN) travels as one: it is not a number to compare equal.

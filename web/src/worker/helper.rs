@@ -62,11 +62,14 @@ async fn serve(inbox: Rc<RefCell<VecDeque<Vec<u8>>>>) {
         match HelperInput::from_bytes(&bytes) {
             Err(e) => post(&HelperOutput::Failed { unit: None, message: format!("a helper got a message it cannot read ({e})") }),
             Ok(HelperInput::Setup(setup)) => match Work::new(*setup) {
-                Ok(w) => work = Some(w),
+                Ok(w) => {
+                    work = Some(w);
+                    post(&HelperOutput::SetUp);
+                }
                 Err(message) => post(&HelperOutput::Failed { unit: None, message }),
             },
             Ok(HelperInput::Unit(unit)) => post(&match work.as_ref() {
-                None => HelperOutput::Failed { unit: Some(unit), message: "a helper got a unit before the model and data".into() },
+                None => HelperOutput::Failed { unit: None, message: "a helper got a unit before the model and data".into() },
                 Some(w) => match w.run(unit) {
                     Ok(result) => HelperOutput::Done { unit, result },
                     Err(message) => HelperOutput::Failed { unit: Some(unit), message },

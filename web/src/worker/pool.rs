@@ -18,8 +18,9 @@ use web_sys::{MessageEvent, Worker, WorkerOptions};
 use super::js;
 use crate::protocol::{HELPER_NAME, HelperInput, HelperOutput};
 
-/// How long the pool waits for a first helper to start before the training worker runs the
-/// units itself (a helper compiles the worker's WebAssembly, usually from the browser's cache).
+/// How long a helper may take to start and take the model and data in before its share goes to
+/// the others, or to the training worker (a helper compiles the worker's WebAssembly, usually
+/// from the browser's cache).
 const READY_MS: f64 = 20_000.0;
 
 enum Incoming {
@@ -30,7 +31,7 @@ enum Incoming {
 
 struct Helper {
     worker: Worker,
-    /// Has the model and data.
+    /// Said it has the model and data ([`HelperOutput::SetUp`]): units go only to such helpers.
     set_up: bool,
     /// Units it finished.
     done: usize,
@@ -139,11 +140,11 @@ impl Pool {
         };
         let started = js::now();
         while results.len() < total {
-            let anyone_up = self.helpers.iter().any(|h| h.alive && h.set_up);
-            let waiting_too_long = !anyone_up && js::now() - started > READY_MS;
-            if waiting_too_long {
+            if js::now() - started > READY_MS {
                 for i in 0..self.helpers.len() {
-                    self.lose(i, &mut queue, "did not start in time");
+                    if !self.helpers[i].set_up {
+                        self.lose(i, &mut queue, "it did not start in time");
+                    }
                 }
             }
             if !self.helpers.iter().any(|h| h.alive) {
@@ -154,11 +155,14 @@ impl Pool {
                 }
                 break;
             }
-            for h in self.helpers.iter_mut().filter(|h| h.alive && h.set_up && h.unit.is_none()) {
+            let idle: Vec<usize> = (0..self.helpers.len()).filter(|&i| self.helpers[i].alive && self.helpers[i].set_up && self.helpers[i].unit.is_none()).collect();
+            for i in idle {
                 let Some(unit) = queue.pop_front() else { break };
                 heard.insert(unit, 0);
-                post(&h.worker, &HelperInput::Unit(unit).to_bytes());
-                h.unit = Some(unit);
+                self.helpers[i].unit = Some(unit);
+                if !post(&self.helpers[i].worker, &HelperInput::Unit(unit).to_bytes()) {
+                    self.lose(i, &mut queue, "a message to it could not be posted");
+                }
             }
             js::sleep_ms(10).await;
             let messages: Vec<(usize, Incoming)> = self.inbox.borrow_mut().drain(..).collect();
@@ -166,11 +170,18 @@ impl Pool {
                 if !self.helpers[i].alive {
                     continue;
                 }
+                // Answers about a unit other than the one it was given would lose that one.
+                let about = |unit: &Unit| self.helpers[i].unit != Some(*unit);
                 match incoming {
-                    Incoming::Message(HelperOutput::Ready) => {
-                        post(&self.helpers[i].worker, setup);
-                        self.helpers[i].set_up = true;
+                    Incoming::Message(HelperOutput::Tick { unit, .. } | HelperOutput::Done { unit, .. } | HelperOutput::Failed { unit: Some(unit), .. }) if about(&unit) => {
+                        self.lose(i, &mut queue, &format!("it answered for {unit:?}, which it was not given"))
                     }
+                    Incoming::Message(HelperOutput::Ready) => {
+                        if !post(&self.helpers[i].worker, setup) {
+                            self.lose(i, &mut queue, "the model and data could not be posted to it");
+                        }
+                    }
+                    Incoming::Message(HelperOutput::SetUp) => self.helpers[i].set_up = true,
                     Incoming::Message(HelperOutput::Tick { unit, what }) => pass_on(unit, &what, &mut heard),
                     Incoming::Message(HelperOutput::Done { unit, result }) => {
                         self.helpers[i].unit = None;
@@ -192,13 +203,17 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         for h in &self.helpers {
+            // No event may reach the handlers once their closures are gone.
+            h.worker.set_onmessage(None);
+            h.worker.set_onerror(None);
             h.worker.terminate();
         }
     }
 }
 
-/// Posts `bytes` to `worker`, handing over a copy's buffer instead of cloning it again.
-fn post(worker: &Worker, bytes: &[u8]) {
+/// Posts `bytes` to `worker`, handing over a copy's buffer instead of cloning it again; false
+/// when the browser refused the message.
+fn post(worker: &Worker, bytes: &[u8]) -> bool {
     let array = js_sys::Uint8Array::from(bytes);
-    let _ = worker.post_message_with_transfer(&array, &js_sys::Array::of1(&array.buffer()));
+    worker.post_message_with_transfer(&array, &js_sys::Array::of1(&array.buffer())).is_ok()
 }
