@@ -60,6 +60,11 @@ const hn = (page, expr, timeout = 60_000) => page.waitForFunction(expr, null, { 
 const waitPhase = (page, phase, timeout = 90_000) => page.waitForSelector(`.status[data-phase="${phase}"]`, { timeout });
 const errorsText = page => page.$eval('.errors', e => e.innerText).catch(() => '');
 const sum = a => a.reduce((x, y) => x + y, 0);
+// An analysis on a machine with several cores runs on helper workers, one per core.
+async function assertPooled(page, analysis) {
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  assert(cores < 2 || analysis.workers >= 2, `${cores} cores, but the analysis ran on ${analysis.workers} helper workers`);
+}
 
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
@@ -331,8 +336,7 @@ test('analysis fills figures 3, 4 and 8; results.json downloads and parses with 
   assert(svgText.startsWith('<svg') && /dense2-relu/.test(svgText), 'figure 5 SVG export');
   // The analysis above ran on helper workers (one per core); the same model analysed in the
   // training worker alone gives the same results, number for number.
-  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
-  assert(cores < 2 || analysis.workers >= 2, `${cores} cores, but the analysis ran on ${analysis.workers} helper workers`);
+  await assertPooled(page, analysis);
   await page.evaluate(() => { window.hn.analysis = null; window.hn.results = null; window.hnSend('{"type":"analyze","workers":1}'); });
   await hn(page, () => window.hn?.analysis && window.hn?.results, 15 * 60_000);
   const [alone, single] = await page.evaluate(() => [window.hn.analysis, JSON.parse(window.hn.results.json)]);
@@ -377,8 +381,7 @@ test('the CNN trains in the page: conv channels get the same figures, recorder a
   await page.click('#analyze');
   const a0 = Date.now();
   const analysis = await hn(page, () => window.hn?.analysis, 10 * 60_000);
-  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
-  assert(cores < 2 || analysis.workers >= 2, `${cores} cores, but the analysis ran on ${analysis.workers} helper workers`);
+  await assertPooled(page, analysis);
   const q = analysis.figures.find(f => f.stem.startsWith('fig3')).figure;
   // Three conv layers, each before and after its activation.
   assert(q.curves.length === 6 && q.curves.filter(k => /after the activation$/.test(k.label)).length === 3 && q.curves.every(k => k.ys.length > 0 && k.ys.every(y => y >= 0 && y <= 1)), `figure 3: ${q.curves.length} curves`);
@@ -601,8 +604,7 @@ test('WebGPU: auto stays on the CPU on a software adapter; backend=wgpu trains, 
     await page.click('#analyze');
     const analysis = await hn(page, () => window.hn?.analysis, 10 * 60_000);
     // The WebGPU build's helpers are the CPU build's workers.
-    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
-    assert(cores < 2 || analysis.workers >= 2, `${cores} cores, but the analysis ran on ${analysis.workers} helper workers`);
+    await assertPooled(page, analysis);
     const q = analysis.figures.find(f => f.stem.startsWith('fig3')).figure;
     assert(q.curves.length === 4 && q.curves.filter(k => /after the activation$/.test(k.label)).length === 2 && q.curves.every(k => k.ys.every(y => y >= 0 && y <= 1)), 'figure 3 data on WebGPU');
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: 300_000 }), page.click('#export')]);

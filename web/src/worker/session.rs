@@ -363,9 +363,10 @@ impl Session {
         let names: Vec<String> = model.layers().into_iter().map(|l| l.name).collect();
         let total: usize = units.iter().map(|u| u.ticks(cfg)).sum();
         let mut done = 0;
+        // The helpers' ticks as the events the one-worker analysis emits, told to its observer.
         let mut tick = |unit: Unit, what: &str| {
             done += 1;
-            js::post(&WorkerOutput::AnalysisProgress { done, total, what: format!("{}: {what}", names[unit.layer]) });
+            let _ = Observer::<MlpOrCnn>::on(&mut AnalysisProgress, &Event::Analysis { done, total, layer: &names[unit.layer], what });
         };
         let (test, norm) = (&self.split.test, self.split.norm);
         let local = |unit: Unit, tick: &mut dyn FnMut(&str)| sets.with(test, norm, |data| run::analyze_unit(model, data, cfg, unit, dev, tick)).map_err(|e| e.to_string());
