@@ -30,6 +30,11 @@ const BLOCK_VALUES: usize = 256 * 576;
 /// than the product itself.
 const TABLE_BELOW: usize = 16;
 
+/// Whether 3x3 stride-1 convs may run as Winograd's F(2x2, 3x3) ([`super::winograd`], which
+/// picks the layers). Not in the page yet: its speed there (simd128, one thread, the MNIST CNN's
+/// 8-32 channels) has not been measured.
+const WINOGRAD: bool = cfg!(feature = "native");
+
 /// A table entry that reads padding.
 const PADDING: u32 = u32::MAX;
 
@@ -49,36 +54,39 @@ pub const PRODUCT: Product = matrixmultiply_product;
 /// One conv's sizes.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    batch: usize,
-    c_in: usize,
+    pub(super) batch: usize,
+    pub(super) c_in: usize,
     /// Input height and width.
-    size: [usize; 2],
-    c_out: usize,
-    kernel: [usize; 2],
+    pub(super) size: [usize; 2],
+    pub(super) c_out: usize,
+    pub(super) kernel: [usize; 2],
     /// Output height and width, from the output gradient.
-    out: [usize; 2],
-    stride: [usize; 2],
+    pub(super) out: [usize; 2],
+    pub(super) stride: [usize; 2],
     /// Padding before each axis (after it only changes the output size, read from `out`).
-    pad: [usize; 2],
-    dilation: [usize; 2],
+    pub(super) pad: [usize; 2],
+    pub(super) dilation: [usize; 2],
     /// Samples per block instead of the chosen number (tests cut small batches).
-    block_samples: Option<usize>,
+    pub(super) block_samples: Option<usize>,
     /// Output rows per piece of a one-sample block instead of the chosen number (tests cut
     /// small images).
-    piece_rows: Option<usize>,
+    pub(super) piece_rows: Option<usize>,
     /// Output widths below which im2col and col2im go through a table ([`TABLE_BELOW`]; tests
     /// try both ways).
-    table_below: usize,
+    pub(super) table_below: usize,
     /// The matrix product ([`PRODUCT`]; tests try both).
-    product: Product,
+    pub(super) product: Product,
+    /// 3x3 stride-1 convs as Winograd's F(2x2, 3x3): `None` where [`super::winograd`] finds it
+    /// pays ([`WINOGRAD`]), `Some` always or never (tests try both ways).
+    pub(super) winograd: Option<bool>,
 }
 
 /// The columns of one product: output rows `rows` of samples `start..start + n`.
 #[derive(Clone, Debug)]
-struct Piece {
-    start: usize,
-    n: usize,
-    rows: Range<usize>,
+pub(super) struct Piece {
+    pub(super) start: usize,
+    pub(super) n: usize,
+    pub(super) rows: Range<usize>,
 }
 
 impl Plan {
@@ -120,6 +128,7 @@ impl Plan {
             piece_rows: None,
             table_below: TABLE_BELOW,
             product: PRODUCT,
+            winograd: (!WINOGRAD).then_some(false),
         };
         let consistent = wc_in == plan.c_in && plan.batch > 0 && plan.positions() > 0 && plan.taps() > 0 && plan.c_out > 0;
         consistent.then_some(plan)
@@ -187,6 +196,9 @@ impl Plan {
     /// The conv itself, `[batch, c_out, oh, ow]`: weight `[c_out, taps]` times each piece's
     /// columns `[taps, width]`, plus the bias.
     pub fn output(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        if self.winograd() {
+            return self.winograd_output(x, w, bias);
+        }
         let (taps, block) = (self.taps(), self.block());
         let sample = self.c_out * self.positions();
         let mut y = vec![0.0f32; self.batch * sample];
@@ -215,6 +227,9 @@ impl Plan {
     /// dLoss/dWeight, `[c_out, c_in, kh, kw]`: the sum over pieces of the piece's columns
     /// `[taps, width]` times its output gradient^T `[width, c_out]`, transposed at the end.
     pub fn weight_grad(&self, x: &[f32], g: &[f32]) -> Vec<f32> {
+        if self.winograd() {
+            return self.winograd_weight_grad(x, g);
+        }
         let (taps, block) = (self.taps(), self.block());
         // One sum per thread over a fixed share of the blocks, added up in order: the gradient
         // does not depend on how the work was scheduled.
@@ -253,6 +268,9 @@ impl Plan {
     /// dLoss/dx, `[batch, c_in, h, w]`: col2im of weight^T `[taps, c_out]` times each piece's
     /// output gradient `[c_out, width]`.
     pub fn input_grad(&self, w: &[f32], g: &[f32]) -> Vec<f32> {
+        if self.winograd() {
+            return self.winograd_input_grad(w, g);
+        }
         let (taps, block) = (self.taps(), self.block());
         // weight^T as a matrix of its own: the product ran at half the speed on a transposed
         // view of the weight (the 4x4 layers).
@@ -532,18 +550,22 @@ mod tests {
         let (xv, wv, gv, bv) = (values(&x), values(&w), values(&g), values(&b));
         // One-sample blocks also cut into pieces of two output rows; rows copied one by one and
         // through the table.
+        // 3x3 stride-1 convs both through im2col and as Winograd's, whatever their size.
+        for winograd in [false, true] {
         for (name, product) in [("gemm", gemm_product as Product), ("matrixmultiply", matrixmultiply_product as Product)] {
             for (piece_rows, table_below) in [(None, 0), (Some(2), 0), (None, usize::MAX), (Some(2), usize::MAX)] {
-                let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}, table below {table_below}, {name}", x.dims());
+                let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}, table below {table_below}, {name}, winograd {winograd}", x.dims());
+                let set = |plan: &mut Plan| (plan.block_samples, plan.piece_rows, plan.table_below, plan.product, plan.winograd) = (Some(chunk), piece_rows, table_below, product, Some(winograd));
                 let mut plan = Plan::new(&x.dims(), &w.dims(), &g.dims(), &options).expect("a conv with one group");
-                (plan.block_samples, plan.piece_rows, plan.table_below, plan.product) = (Some(chunk), piece_rows, table_below, product);
+                set(&mut plan);
                 let mut forward = Plan::forward(&x.dims(), &w.dims(), &options).expect("a conv with one group");
-                (forward.block_samples, forward.piece_rows, forward.table_below, forward.product) = (Some(chunk), piece_rows, table_below, product);
+                set(&mut forward);
                 assert_eq!(forward.output_shape(), with_bias.dims(), "{what}");
                 close(forward.output(&xv, &wv, Some(&bv)), with_bias.clone(), &format!("output, {what}"));
                 close(plan.weight_grad(&xv, &gv), w.grad(&grads).expect("w takes part"), &format!("weight, {what}"));
                 close(plan.input_grad(&wv, &gv), x.grad(&grads).expect("x takes part"), &format!("input, {what}"));
             }
+        }
         }
     }
 
@@ -562,6 +584,11 @@ mod tests {
         check([2, 3, 1, 2], 4, [3, 3], ConvOptions::new([2, 2], [1, 1], [1, 1], 1), 1);
         check([2, 3, 2, 3], 4, [7, 7], ConvOptions::new([2, 2], [3, 3], [1, 1], 1), 2);
         check([3, 2, 1, 1], 4, [3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1), 2);
+        // 3x3 stride-1 convs of odd and even sizes, without padding and padded unevenly (tiles
+        // that reach past the output, rows that read only padding).
+        check([3, 6, 8, 5], 7, [3, 3], ConvOptions::new([1, 1], [0, 0], [1, 1], 1), 2);
+        check([2, 5, 7, 6], 3, [3, 3], ConvOptions::new_with_padding([1, 1], [(0, 2), (2, 0)], [1, 1], 1), 1);
+        check([2, 4, 4, 4], 6, [3, 3], ConvOptions::new_with_padding([1, 1], [(2, 2), (0, 1)], [1, 1], 1), 2);
         // The page's MNIST CNN: one input channel at 28x28, a batch the blocks do not divide.
         check([7, 1, 28, 28], 8, [3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1), 3);
     }
