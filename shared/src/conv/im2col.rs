@@ -32,8 +32,8 @@ const TABLE_BELOW: usize = 16;
 
 /// Whether 3x3 stride-1 convs may run as Winograd's F(2x2, 3x3) ([`super::winograd`], which
 /// picks the layers). Not in the page yet: its speed there (simd128, one thread, the MNIST CNN's
-/// 8-32 channels) has not been measured.
-const WINOGRAD: bool = cfg!(feature = "native");
+/// 8-32 channels) has not been measured, and without it the worker is 60 KB smaller.
+pub(super) const WINOGRAD: bool = cfg!(feature = "native");
 
 /// A table entry that reads padding.
 const PADDING: u32 = u32::MAX;
@@ -76,8 +76,8 @@ pub struct Plan {
     pub(super) table_below: usize,
     /// The matrix product ([`PRODUCT`]; tests try both).
     pub(super) product: Product,
-    /// 3x3 stride-1 convs as Winograd's F(2x2, 3x3): `None` where [`super::winograd`] finds it
-    /// pays ([`WINOGRAD`]), `Some` always or never (tests try both ways).
+    /// 3x3 stride-1 convs as Winograd's F(2x2, 3x3) (where [`WINOGRAD`]): `None` where
+    /// [`super::winograd`] finds it pays, `Some` always or never (tests try both ways).
     pub(super) winograd: Option<bool>,
 }
 
@@ -128,7 +128,7 @@ impl Plan {
             piece_rows: None,
             table_below: TABLE_BELOW,
             product: PRODUCT,
-            winograd: (!WINOGRAD).then_some(false),
+            winograd: None,
         };
         let consistent = wc_in == plan.c_in && plan.batch > 0 && plan.positions() > 0 && plan.taps() > 0 && plan.c_out > 0;
         consistent.then_some(plan)

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::{Add, Mul, Neg, Sub};
 
-use super::im2col::{Piece, Plan};
+use super::im2col::{Piece, Plan, WINOGRAD};
 
 /// Values a piece's transformed input and product (`16 x (c_in + c_out) x tiles`) aim at: 512 KB,
 /// a core's own cache here (pieces of 256 KB and 1 MB ran at about the same speed).
@@ -208,7 +208,7 @@ impl Plan {
     /// (unless the plan says) large enough for the products to pay for the transforms.
     pub(super) fn winograd(&self) -> bool {
         let applies = self.kernel == [3, 3] && self.stride == [1, 1] && self.dilation == [1, 1];
-        applies && self.winograd.unwrap_or_else(|| self.winograd_pays())
+        WINOGRAD && applies && self.winograd.unwrap_or_else(|| self.winograd_pays())
     }
 
     /// Measured per layer (`trainer bench --profile`, 2026-12-05, 2-core AMD EPYC): a third to
