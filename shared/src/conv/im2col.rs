@@ -203,7 +203,7 @@ impl Plan {
         let sample = self.c_out * self.positions();
         let mut y = vec![0.0f32; self.batch * sample];
         y.par_chunks_mut(block * sample).enumerate().for_each(|(b, region)| {
-            with_scratch(|columns, product_| {
+            with_scratch(|columns, product_, _| {
                 let base = b * block * sample;
                 for piece in self.pieces(b * block, region.len() / sample) {
                     let k = self.width(&piece);
@@ -231,37 +231,21 @@ impl Plan {
             return self.winograd_weight_grad(x, g);
         }
         let (taps, block) = (self.taps(), self.block());
-        // One sum per thread over a fixed share of the blocks, added up in order: the gradient
-        // does not depend on how the work was scheduled.
-        let blocks = self.batch.div_ceil(block);
-        let share = blocks.div_ceil(rayon::current_num_threads());
-        let sums: Vec<Vec<f32>> = (0..blocks.div_ceil(share))
-            .into_par_iter()
-            .map(|t| {
-                let mut sum = vec![0.0f32; taps * self.c_out];
-                with_scratch(|columns, grads| {
-                    for b in t * share..((t + 1) * share).min(blocks) {
-                        let (start, n) = (b * block, block.min(self.batch - b * block));
-                        for piece in self.pieces(start, n) {
-                            let k = self.width(&piece);
-                            columns.resize(taps * k, 0.0);
-                            grads.resize(self.c_out * k, 0.0);
-                            self.im2col(x, &piece, columns);
-                            self.gather(g, &piece, grads);
-                            // sum [taps, c_out] += columns [taps, k] * grads^T [k, c_out]; the other
-                            // orientation, [c_out, taps], ran at half the speed on the 32x32 layers.
-                            unsafe { (self.product)(taps, self.c_out, k, &mut sum, true, (columns, 1, k as isize), (grads, k as isize, 1)) };
-                        }
-                    }
-                });
-                sum
+        let total = sum_over_blocks(self.batch.div_ceil(block), taps * self.c_out, |b, sum| {
+            with_scratch(|columns, grads, _| {
+                let (start, n) = (b * block, block.min(self.batch - b * block));
+                for piece in self.pieces(start, n) {
+                    let k = self.width(&piece);
+                    columns.resize(taps * k, 0.0);
+                    grads.resize(self.c_out * k, 0.0);
+                    self.im2col(x, &piece, columns);
+                    self.gather(g, &piece, grads);
+                    // sum [taps, c_out] += columns [taps, k] * grads^T [k, c_out]; the other
+                    // orientation, [c_out, taps], ran at half the speed on the 32x32 layers.
+                    unsafe { (self.product)(taps, self.c_out, k, sum, true, (columns, 1, k as isize), (grads, k as isize, 1)) };
+                }
             })
-            .collect();
-        let mut sums = sums.into_iter();
-        let mut total = sums.next().expect("a plan has at least one sample");
-        for sum in sums {
-            total.iter_mut().zip(&sum).for_each(|(a, b)| *a += b);
-        }
+        });
         transposed(&total, taps, self.c_out)
     }
 
@@ -278,7 +262,7 @@ impl Plan {
         let sample = self.c_in * self.size[0] * self.size[1];
         let mut dx = vec![0.0f32; self.batch * sample];
         dx.par_chunks_mut(block * sample).enumerate().for_each(|(b, region)| {
-            with_scratch(|columns, grads| {
+            with_scratch(|columns, grads, _| {
                 for piece in self.pieces(b * block, region.len() / sample) {
                     let k = self.width(&piece);
                     columns.resize(taps * k, 0.0);
@@ -446,20 +430,42 @@ struct Span {
 }
 
 thread_local! {
-    /// Each thread's columns and output-gradient piece, kept from one call to the next: fresh
-    /// ones cost a page fault per 4 KB on every conv (a sixth of a training step in the kernel).
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = RefCell::default();
+    /// Each thread's scratch buffers (im2col's columns and output-gradient piece, Winograd's
+    /// transformed tiles), kept from one call to the next: fresh ones cost a page fault per 4 KB
+    /// on every conv (a sixth of a training step in the kernel).
+    static SCRATCH: RefCell<[Vec<f32>; 3]> = RefCell::default();
 }
 
-/// `f` with this thread's two scratch buffers (fresh ones if they are already in use).
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>) -> R) -> R {
+/// `f` with this thread's three scratch buffers (fresh ones if they are already in use).
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>) -> R) -> R {
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut pair) => {
-            let (a, b) = &mut *pair;
-            f(a, b)
+        Ok(mut buffers) => {
+            let [a, b, c] = &mut *buffers;
+            f(a, b, c)
         }
-        Err(_) => f(&mut Vec::new(), &mut Vec::new()),
+        Err(_) => f(&mut Vec::new(), &mut Vec::new(), &mut Vec::new()),
     })
+}
+
+/// The sum over blocks `0..blocks` of what `add(block, sum)` adds into a `len`-value sum: one
+/// sum per thread over a fixed share of the blocks, added up in order, so that a gradient does
+/// not depend on how rayon scheduled the work.
+pub(super) fn sum_over_blocks(blocks: usize, len: usize, add: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let share = blocks.div_ceil(rayon::current_num_threads()).max(1);
+    let sums: Vec<Vec<f32>> = (0..blocks.div_ceil(share))
+        .into_par_iter()
+        .map(|t| {
+            let mut sum = vec![0.0f32; len];
+            (t * share..((t + 1) * share).min(blocks)).for_each(|b| add(b, &mut sum));
+            sum
+        })
+        .collect();
+    let mut sums = sums.into_iter();
+    let mut total = sums.next().unwrap_or_else(|| vec![0.0; len]);
+    for sum in sums {
+        total.iter_mut().zip(&sum).for_each(|(a, b)| *a += b);
+    }
+    total
 }
 
 /// A row-major `[rows, cols]` matrix as a row-major `[cols, rows]` one, in tiles the threads

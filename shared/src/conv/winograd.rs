@@ -15,10 +15,9 @@
 //! block into pieces of a few tile rows whose transformed tiles stay in the core's cache.
 
 use rayon::prelude::*;
-use std::cell::RefCell;
 use std::ops::{Add, Mul, Neg, Sub};
 
-use super::im2col::{Piece, Plan, WINOGRAD};
+use super::im2col::{Piece, Plan, WINOGRAD, sum_over_blocks, with_scratch};
 
 /// Values a piece's transformed input and product (`16 x (c_in + c_out) x tiles`) aim at: 512 KB,
 /// a core's own cache here (pieces of 256 KB and 1 MB ran at about the same speed).
@@ -532,39 +531,24 @@ impl Plan {
     pub(super) fn winograd_weight_grad(&self, x: &[f32], g: &[f32]) -> Vec<f32> {
         let block = self.tile_block();
         let (ci_n, co_n) = (self.c_in, self.c_out);
-        // One sum per thread over a fixed share of the blocks, added up in order, as im2col's.
-        let blocks = self.batch.div_ceil(block);
-        let share = blocks.div_ceil(rayon::current_num_threads());
-        let sums: Vec<Vec<f32>> = (0..blocks.div_ceil(share))
-            .into_par_iter()
-            .map(|t| {
-                // dUᵀ, [16][c_in][c_out]
-                let mut sum = vec![0.0f32; 16 * self.span(ci_n, co_n)];
-                with_scratch(|v, dm, rows| {
-                    for b in t * share..((t + 1) * share).min(blocks) {
-                        let (start, n) = (b * block, block.min(self.batch - b * block));
-                        for piece in self.tile_pieces(start, n) {
-                            let count = self.tile_count(&piece);
-                            v.resize(16 * self.span(ci_n, count), 0.0);
-                            dm.resize(16 * self.span(co_n, count), 0.0);
-                            self.transform_input(x, &piece, v, rows);
-                            self.transform_output_grad(g, &piece, dm);
-                            for e in 0..16 {
-                                // dU_eᵀ [c_in, c_out] += V_e [c_in, tiles] * dM_eᵀ [tiles, c_out]
-                                let (sum_e, v_e, dm_e) = (&mut sum[e * self.span(ci_n, co_n)..], &v[e * self.span(ci_n, count)..], &dm[e * self.span(co_n, count)..]);
-                                unsafe { (self.product)(ci_n, co_n, count, sum_e, true, (v_e, 1, count as isize), (dm_e, count as isize, 1)) };
-                            }
-                        }
+        // dUᵀ, [16][c_in][c_out]
+        let total = sum_over_blocks(self.batch.div_ceil(block), 16 * self.span(ci_n, co_n), |b, sum| {
+            with_scratch(|v, dm, rows| {
+                let (start, n) = (b * block, block.min(self.batch - b * block));
+                for piece in self.tile_pieces(start, n) {
+                    let count = self.tile_count(&piece);
+                    v.resize(16 * self.span(ci_n, count), 0.0);
+                    dm.resize(16 * self.span(co_n, count), 0.0);
+                    self.transform_input(x, &piece, v, rows);
+                    self.transform_output_grad(g, &piece, dm);
+                    for e in 0..16 {
+                        // dU_eᵀ [c_in, c_out] += V_e [c_in, tiles] * dM_eᵀ [tiles, c_out]
+                        let (sum_e, v_e, dm_e) = (&mut sum[e * self.span(ci_n, co_n)..], &v[e * self.span(ci_n, count)..], &dm[e * self.span(co_n, count)..]);
+                        unsafe { (self.product)(ci_n, co_n, count, sum_e, true, (v_e, 1, count as isize), (dm_e, count as isize, 1)) };
                     }
-                });
-                sum
+                }
             })
-            .collect();
-        let mut sums = sums.into_iter();
-        let mut total = sums.next().expect("a plan has at least one sample");
-        for sum in sums {
-            total.iter_mut().zip(&sum).for_each(|(a, b)| *a += b);
-        }
+        });
         // dg = Gᵀ dU G, LANES output channels at a time.
         let mut dw = vec![0.0f32; co_n * ci_n * 9];
         dw.par_chunks_mut(LANES * ci_n * 9).enumerate().for_each(|(group, kernels)| self.kernel_grads(&total, group * LANES, kernels));
@@ -603,20 +587,3 @@ with_avx2! {
     fn input_tiles / input_tiles_on(dv: &[f32], piece: &Piece, first: usize, plane: &mut Vec<f32>, region: &mut [f32]);
     fn kernel_grads / kernel_grads_on(total: &[f32], co: usize, kernels: &mut [f32]);
 }
-
-thread_local! {
-    /// Each thread's transformed tiles, products and padded rows, kept between calls (as
-    /// im2col's columns: fresh buffers fault in page by page).
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> = RefCell::default();
-}
-
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>) -> R) -> R {
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buffers) => {
-            let (a, b, c) = &mut *buffers;
-            f(a, b, c)
-        }
-        Err(_) => f(&mut Vec::new(), &mut Vec::new(), &mut Vec::new()),
-    })
-}
-
