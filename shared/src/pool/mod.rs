@@ -137,6 +137,11 @@ mod tests {
         let ties = Tensor::<4>::from_data(TensorData::new((0..64).map(|i| (i % 3 == 0) as u8 as f32).collect::<Vec<_>>(), [1, 1, 8, 8]), &device);
         check(ties, [2, 2]);
         check(Tensor::<4>::zeros([1, 2, 4, 4], &device), [2, 2]);
+        // NaN: the last NaN of a window is its maximum, before and after a larger value.
+        let values = [f32::NAN, 1.0, 2.0, f32::NAN, 3.0, f32::NAN, 0.5, -1.0, -2.0, 7.0, f32::NAN, f32::NAN, 4.0, 5.0, f32::NAN, 6.0];
+        let nans = Tensor::<4>::from_data(TensorData::new(values.repeat(4).to_vec(), [1, 1, 8, 8]), &device);
+        check(nans.clone(), [2, 2]);
+        check(nans, [2, 4]);
     }
 
     #[test]
