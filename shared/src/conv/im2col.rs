@@ -165,7 +165,13 @@ impl Plan {
 
     /// Samples per block: [`Self::block_positions`], but at least one block per thread.
     fn block(&self) -> usize {
-        let wanted = self.block_positions().div_ceil(self.positions());
+        self.samples_per_block(self.block_positions(), self.positions())
+    }
+
+    /// Samples per block for blocks of about `target` cells where a sample has `per_sample`
+    /// (output positions here, tiles in [`super::winograd`]), but at least one block per thread.
+    pub(super) fn samples_per_block(&self, target: usize, per_sample: usize) -> usize {
+        let wanted = target.div_ceil(per_sample);
         let shared = self.batch.div_ceil(rayon::current_num_threads());
         self.block_samples.unwrap_or(wanted.min(shared)).clamp(1, self.batch)
     }
@@ -175,9 +181,14 @@ impl Plan {
     /// [`Self::block_positions`]), so that a piece's columns stay in the core's own cache
     /// while the product reads them: the 32x32 layers ran 1.5-2x slower with a whole sample's.
     fn pieces(&self, start: usize, n: usize) -> impl Iterator<Item = Piece> {
-        let [oh, ow] = self.out;
-        let rows = if n > 1 { oh } else { self.piece_rows.unwrap_or(self.block_positions() / ow).max(1) };
-        (0..oh.div_ceil(rows)).map(move |i| Piece { start, n, rows: i * rows..((i + 1) * rows).min(oh) })
+        self.cut(start, n, self.out, self.block_positions())
+    }
+
+    /// The pieces of samples `start..start + n` whose cells form a `[rows, cols]` grid per
+    /// sample: the whole block, or a one-sample block's rows about `target` cells at a time.
+    pub(super) fn cut(&self, start: usize, n: usize, [rows, cols]: [usize; 2], target: usize) -> impl Iterator<Item = Piece> {
+        let per_piece = if n > 1 { rows } else { self.piece_rows.unwrap_or(target / cols).max(1) };
+        (0..rows.div_ceil(per_piece)).map(move |i| Piece { start, n, rows: i * per_piece..((i + 1) * per_piece).min(rows) })
     }
 
     /// Columns of a piece: its output positions.

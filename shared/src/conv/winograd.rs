@@ -231,17 +231,13 @@ impl Plan {
 
     fn tile_block(&self) -> usize {
         let [th, tw] = self.tiles();
-        let wanted = self.tile_target().div_ceil(th * tw);
-        let shared = self.batch.div_ceil(rayon::current_num_threads());
-        self.block_samples.unwrap_or(wanted.min(shared)).clamp(1, self.batch)
+        self.samples_per_block(self.tile_target(), th * tw)
     }
 
     /// The pieces of samples `start..start + n`: the whole block, or a one-sample block's tile
     /// rows a few at a time.
     fn tile_pieces(&self, start: usize, n: usize) -> impl Iterator<Item = Piece> {
-        let [th, tw] = self.tiles();
-        let rows = if n > 1 { th } else { self.piece_rows.unwrap_or(self.tile_target() / tw).max(1) };
-        (0..th.div_ceil(rows)).map(move |i| Piece { start, n, rows: i * rows..((i + 1) * rows).min(th) })
+        self.cut(start, n, self.tiles(), self.tile_target())
     }
 
     /// Where each of the 16 `[rows, cols]` matrices of a transformed piece starts: `e * span`.

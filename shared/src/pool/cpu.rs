@@ -50,9 +50,8 @@ impl Plan {
         let corner = oh * kh * w + ow * kw;
         let mut best = (corner, plane[corner]);
         let mut consider = |i: usize| {
-            let v = plane[i];
-            if v > best.1 || v.is_nan() {
-                best = (i, v);
+            if beats(plane[i], best.1) {
+                best = (i, plane[i]);
             }
         };
         (0..kh).flat_map(|i| (0..kw).map(move |j| i * w + j)).skip(1).for_each(|offset| consider(corner + offset));
@@ -125,9 +124,16 @@ impl Plan {
 fn max_2x2(v: [f32; 4]) -> (usize, f32) {
     let mut best = (0, v[0]);
     for (k, &value) in v.iter().enumerate().skip(1) {
-        if value > best.1 || value.is_nan() {
+        if beats(value, best.1) {
             best = (k, value);
         }
     }
     best
+}
+
+/// Whether `v`, met after `best` in a window's row-major order, takes its place: a larger value,
+/// or a NaN (burn's flex rule: the first maximum, or the last NaN).
+#[inline(always)]
+fn beats(v: f32, best: f32) -> bool {
+    v > best || v.is_nan()
 }
