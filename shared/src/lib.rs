@@ -45,6 +45,8 @@ pub mod results;
 pub mod rotation;
 pub mod run;
 pub mod settings;
+#[cfg(any(feature = "native", feature = "web"))]
+mod simd;
 pub mod stats;
 pub mod train;
 #[cfg(feature = "native")]

@@ -248,7 +248,15 @@ mod tests {
         }
     }
 
+    /// Planes of 24 values (three lanes of 8), 35 (a remainder of 3) and 323 (more than one block
+    /// of sums, and a remainder).
     fn check(relu: bool) {
+        for side in [[4, 6], [7, 5], [17, 19]] {
+            check_shape(relu, side);
+        }
+    }
+
+    fn check_shape(relu: bool, [h, w]: [usize; 2]) {
         let device = Device::flex().autodiff();
         let channels = 5;
         let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), &device);
@@ -261,12 +269,12 @@ mod tests {
         };
         let (ours_norm, burns_norm) = (layer(), layer());
         for step in 0..2 {
-            let x = Tensor::<4>::random([3, channels, 4, 6], Distribution::Normal(2.0, 3.0), &device).require_grad();
+            let x = Tensor::<4>::random([3, channels, h, w], Distribution::Normal(2.0, 3.0), &device).require_grad();
             let (ours, theirs) = match relu {
                 true => (forward_relu(&ours_norm, x.clone()), burn::tensor::activation::relu(burns_norm.forward(x.clone()))),
                 false => (forward(&ours_norm, x.clone()), burns_norm.forward(x.clone())),
             };
-            close(ours.clone(), theirs.clone(), &format!("output, step {step}"));
+            close(ours.clone(), theirs.clone(), &format!("output, step {step}, {h}x{w}"));
             let g = theirs.clone().detach().random_like(Distribution::Normal(0.0, 1.0));
             let (grads_ours, grads_theirs) = ((ours * g.clone()).sum().backward(), (theirs * g).sum().backward());
             close(x.grad(&grads_ours).unwrap(), x.grad(&grads_theirs).unwrap(), "x");

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use std::ops::{Add, Mul, Neg, Sub};
 
 use super::im2col::{Piece, Plan, WINOGRAD, sum_over_blocks, with_scratch};
+use crate::simd::with_avx2;
 
 /// Values a piece's transformed input and product (`16 x (c_in + c_out) x tiles`) aim at: 512 KB,
 /// a core's own cache here (pieces of 256 KB and 1 MB ran at about the same speed).
@@ -552,34 +553,15 @@ impl Plan {
     }
 }
 
-/// Each `fn name(..)` calls `name_on(..)`, compiled for AVX2 where the CPU has it. The crate is
-/// built for x86-64's baseline (SSE2), where a transform's 16 tiles of [`LANES`] values fill twice
-/// the registers there are and spill to the stack: the transforms then took longer than the
-/// products they feed. Elsewhere (wasm's simd128, other CPUs) it is `name_on` as built.
-macro_rules! with_avx2 {
-    ($(fn $name:ident / $on:ident ($($arg:ident : $ty:ty),*);)*) => {
-        impl Plan {$(
-            fn $name(&self, $($arg: $ty),*) {
-                #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    #[target_feature(enable = "avx2")]
-                    unsafe fn avx2(plan: &Plan, $($arg: $ty),*) {
-                        plan.$on($($arg),*)
-                    }
-                    // SAFETY: the CPU has AVX2.
-                    return unsafe { avx2(self, $($arg),*) };
-                }
-                self.$on($($arg),*)
-            }
-        )*}
-    };
-}
-
-with_avx2! {
-    fn weight_rows / weight_rows_on(w: &[f32], transpose: bool, o: usize, rows: &mut [f32]);
-    fn transform_input / transform_input_on(x: &[f32], piece: &Piece, v: &mut [f32], padded: &mut Vec<f32>);
-    fn transform_output_grad / transform_output_grad_on(g: &[f32], piece: &Piece, dm: &mut [f32]);
-    fn output_tiles / output_tiles_on(m: &[f32], piece: &Piece, first: usize, bias: Option<&[f32]>, region: &mut [f32]);
-    fn input_tiles / input_tiles_on(dv: &[f32], piece: &Piece, first: usize, plane: &mut Vec<f32>, region: &mut [f32]);
-    fn kernel_grads / kernel_grads_on(total: &[f32], co: usize, kernels: &mut [f32]);
+// The transforms' 16 tiles of [`LANES`] values fill twice the SSE2 registers there are and spill
+// to the stack: built for the baseline, the transforms took longer than the products they feed.
+impl Plan {
+    with_avx2! {
+        fn weight_rows / weight_rows_on(self: &Plan, w: &[f32], transpose: bool, o: usize, rows: &mut [f32]);
+        fn transform_input / transform_input_on(self: &Plan, x: &[f32], piece: &Piece, v: &mut [f32], padded: &mut Vec<f32>);
+        fn transform_output_grad / transform_output_grad_on(self: &Plan, g: &[f32], piece: &Piece, dm: &mut [f32]);
+        fn output_tiles / output_tiles_on(self: &Plan, m: &[f32], piece: &Piece, first: usize, bias: Option<&[f32]>, region: &mut [f32]);
+        fn input_tiles / input_tiles_on(self: &Plan, dv: &[f32], piece: &Piece, first: usize, plane: &mut Vec<f32>, region: &mut [f32]);
+        fn kernel_grads / kernel_grads_on(self: &Plan, total: &[f32], co: usize, kernels: &mut [f32]);
+    }
 }
