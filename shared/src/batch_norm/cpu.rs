@@ -142,23 +142,22 @@ const LANES: usize = 8;
 /// than f64, and 32 values a lane keep their sum within a few f32 roundings.
 const BLOCK: usize = 32 * LANES;
 
-/// The two sums of `f` over the values of `a`, `b` and `c` (of one length), [`BLOCK`] values at
-/// a time.
+/// The two sums of `f` over the values of `a` and `b` (of one length), [`BLOCK`] values at a time.
 #[inline(always)]
-fn two_sums(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> (f32, f32)) -> (f64, f64) {
-    assert!(a.len() == b.len() && a.len() == c.len());
+fn two_sums(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f64, f64) {
+    assert_eq!(a.len(), b.len());
     let (mut first, mut second) = (0.0f64, 0.0f64);
-    for ((a, b), c) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).zip(c.chunks(BLOCK)) {
+    for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
         let (mut s1, mut s2) = ([0.0f32; LANES], [0.0f32; LANES]);
-        let (ca, cb, cc) = (a.chunks_exact(LANES), b.chunks_exact(LANES), c.chunks_exact(LANES));
-        for (i, ((&a, &b), &c)) in ca.remainder().iter().zip(cb.remainder()).zip(cc.remainder()).enumerate() {
-            let (x, y) = f(a, b, c);
+        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+        for (i, (&a, &b)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
+            let (x, y) = f(a, b);
             s1[i] += x;
             s2[i] += y;
         }
-        for ((a, b), c) in ca.zip(cb).zip(cc) {
+        for (a, b) in ca.zip(cb) {
             for i in 0..LANES {
-                let (x, y) = f(a[i], b[i], c[i]);
+                let (x, y) = f(a[i], b[i]);
                 s1[i] += x;
                 s2[i] += y;
             }
@@ -179,7 +178,7 @@ fn through(g: f32, y: f32) -> f32 {
 /// Sums of `x - shift` and of its square.
 #[inline(always)]
 fn shifted_sums_on(x: &[f32], shift: f32) -> (f64, f64) {
-    two_sums(x, x, x, |v, _, _| {
+    two_sums(x, x, |v, _| {
         let d = v - shift;
         (d, d * d)
     })
@@ -188,7 +187,7 @@ fn shifted_sums_on(x: &[f32], shift: f32) -> (f64, f64) {
 /// Sums of the output gradient `g` and of `g * (x - mean)`.
 #[inline(always)]
 fn grad_sums_on(g: &[f32], x: &[f32], mean: f32) -> (f64, f64) {
-    two_sums(g, x, x, |g, x, _| (g, g * (x - mean)))
+    two_sums(g, x, |g, x| (g, g * (x - mean)))
 }
 
 /// [`grad_sums_on`] of the gradient through the ReLU whose output is `y`.
