@@ -49,5 +49,7 @@ pub mod settings;
 mod simd;
 pub mod stats;
 pub mod train;
+#[cfg(any(feature = "native", feature = "web"))]
+mod uninit;
 #[cfg(feature = "native")]
 pub mod weights;

@@ -8,9 +8,9 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::simd::with_avx2;
-
 use crate::cpu_tensor::F32Tensor;
+use crate::simd::with_avx2;
+use crate::uninit::par_written;
 
 /// One batch-norm's sizes.
 #[derive(Clone, Debug)]
@@ -125,14 +125,10 @@ impl Plan {
     }
 }
 
-/// A new tensor's values, `fill`ed a plane at a time (its index, its values), in parallel. The
-/// planes are written once, so the values are not zeroed first (a pass of its own).
+/// A new tensor's values, `fill`ed a plane at a time (its index, its values), in parallel.
 fn planes(len: usize, plane: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len].par_chunks_mut(plane).enumerate().for_each(|(i, dst)| fill(i, dst));
     // SAFETY: `fill` is `affine` or `affine_grad`, which write every value of `dst`.
-    unsafe { out.set_len(len) };
-    out
+    unsafe { par_written(len, plane, fill) }
 }
 
 /// Lanes of a sum: a chain of adds waits on each add (three to four cycles); eight chains fill an

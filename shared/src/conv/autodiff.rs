@@ -1,5 +1,6 @@
 //! [`FastConv`] under burn's autodiff: the forward is the inner backend's, the backward calls the
-//! inner backend's [`FastConv::conv2d_input_grad`] and [`FastConv::conv2d_weight_grad`]. The
+//! inner backend's [`FastConv::conv2d_grads`] (or [`FastConv::conv2d_input_grad`] or
+//! [`FastConv::conv2d_weight_grad`] where only one is wanted). The
 //! graph bookkeeping is burn-autodiff's own conv2d's.
 
 use burn::backend::autodiff::NodeId;
@@ -19,13 +20,18 @@ struct ConvBackward;
 #[derive(Debug)]
 struct ConvBiasBackward;
 
-/// Registers the gradients of x and the weight, each where its node wants one.
-fn register<B: Backend + FastConv>([x_id, weight_id]: [Option<NodeId>; 2], x: FloatTensor<B>, weight: FloatTensor<B>, grad: FloatTensor<B>, options: ConvOptions<2>, grads: &mut Gradients) {
-    if let Some(id) = x_id {
-        grads.register::<B>(id, B::conv2d_input_grad(x.clone(), weight.clone(), grad.clone(), options.clone()));
-    }
-    if let Some(id) = weight_id {
-        grads.register::<B>(id, B::conv2d_weight_grad(x, weight, grad, options));
+/// Registers the gradients of x and the weight, each where its node wants one (both at once
+/// where both do).
+fn register<B: Backend + FastConv>(ids: [Option<NodeId>; 2], x: FloatTensor<B>, weight: FloatTensor<B>, grad: FloatTensor<B>, options: ConvOptions<2>, grads: &mut Gradients) {
+    match ids {
+        [Some(x_id), Some(weight_id)] => {
+            let (dx, dw) = B::conv2d_grads(x, weight, grad, options);
+            grads.register::<B>(x_id, dx);
+            grads.register::<B>(weight_id, dw);
+        }
+        [Some(id), None] => grads.register::<B>(id, B::conv2d_input_grad(x, weight, grad, options)),
+        [None, Some(id)] => grads.register::<B>(id, B::conv2d_weight_grad(x, weight, grad, options)),
+        [None, None] => {}
     }
 }
 

@@ -15,7 +15,11 @@
 use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::Mutex;
+
+use crate::uninit::{par_written, zeroed};
 
 /// Output positions a block aims at: enough for the product's inner dimension to run at speed.
 const BLOCK_POSITIONS: usize = 256;
@@ -38,12 +42,19 @@ pub(super) const WINOGRAD: bool = cfg!(feature = "native");
 /// A table entry that reads padding.
 const PADDING: u32 = u32::MAX;
 
+/// Output positions from which a 1x1 stride-1 unpadded conv reads its input in place
+/// ([`super::pointwise`]); below, im2col's copy puts several samples side by side in one wider
+/// product (ResNet50's 7x7 layers: 49 positions a sample).
+const POINTWISE_FROM: usize = 128;
+
 /// `dst [m, n] (+)= lhs [m, k] * rhs [k, n]` on this thread, each matrix given as (values,
-/// column stride, row stride) and `dst` row-major; `accumulate` keeps what `dst` held.
+/// column stride, row stride) and `dst` row-major; `accumulate` keeps what `dst` held, and
+/// without it `dst` is only written (it may be uninitialised).
 ///
 /// # Safety
-/// The strides must keep every index of an `m x k`, `k x n` and `m x n` matrix inside its slice.
-pub type Product = unsafe fn(usize, usize, usize, &mut [f32], bool, (&[f32], isize, isize), (&[f32], isize, isize));
+/// The strides must keep every index of an `m x k` and a `k x n` matrix inside its slice, and
+/// `dst` must be valid for writing `m x n` values (and reading them where `accumulate`).
+pub type Product = unsafe fn(usize, usize, usize, *mut f32, bool, (&[f32], isize, isize), (&[f32], isize, isize));
 
 /// This build's matrix product.
 #[cfg(feature = "native")]
@@ -79,6 +90,9 @@ pub struct Plan {
     /// 3x3 stride-1 convs as Winograd's F(2x2, 3x3) (where [`WINOGRAD`]): `None` where
     /// [`super::winograd`] finds it pays, `Some` always or never (tests try both ways).
     pub(super) winograd: Option<bool>,
+    /// Output positions from which 1x1 convs read their input in place ([`POINTWISE_FROM`];
+    /// tests try both ways).
+    pub(super) pointwise_from: usize,
 }
 
 /// The columns of one product: output rows `rows` of samples `start..start + n`.
@@ -129,6 +143,7 @@ impl Plan {
             table_below: TABLE_BELOW,
             product: PRODUCT,
             winograd: None,
+            pointwise_from: POINTWISE_FROM,
         };
         let consistent = wc_in == plan.c_in && plan.batch > 0 && plan.positions() > 0 && plan.taps() > 0 && plan.c_out > 0;
         consistent.then_some(plan)
@@ -150,11 +165,11 @@ impl Plan {
     }
 
     /// Rows of the columns: the kernel taps.
-    fn taps(&self) -> usize {
+    pub(super) fn taps(&self) -> usize {
         self.c_in * self.kernel[0] * self.kernel[1]
     }
 
-    fn positions(&self) -> usize {
+    pub(super) fn positions(&self) -> usize {
         self.out[0] * self.out[1]
     }
 
@@ -210,11 +225,12 @@ impl Plan {
         if self.winograd() {
             return self.winograd_output(x, w, bias);
         }
+        if self.pointwise() {
+            return self.pointwise_output(x, w, bias);
+        }
         let (taps, block) = (self.taps(), self.block());
         let sample = self.c_out * self.positions();
-        // Not zeroed first: ResNet50's largest outputs are 25 MB, and every value is written below.
-        let mut y = Vec::with_capacity(self.batch * sample);
-        y.spare_capacity_mut()[..self.batch * sample].par_chunks_mut(block * sample).enumerate().for_each(|(b, region)| {
+        let write = |b: usize, region: &mut [MaybeUninit<f32>]| {
             with_scratch(|columns, product_, _| {
                 let base = b * block * sample;
                 for piece in self.pieces(b * block, region.len() / sample) {
@@ -226,17 +242,16 @@ impl Plan {
                         row.fill(bias.map_or(0.0, |b| b[c]));
                     }
                     // product [c_out, k] = bias + weight [c_out, taps] * columns [taps, k]
-                    unsafe { (self.product)(self.c_out, k, taps, product_, true, (w, 1, taps as isize), (columns, 1, k as isize)) };
+                    unsafe { (self.product)(self.c_out, k, taps, product_.as_mut_ptr(), true, (w, 1, taps as isize), (columns, 1, k as isize)) };
                     for (at, from, len) in self.runs(&piece, self.c_out) {
                         region[at - base..][..len].write_copy_of_slice(&product_[from..][..len]);
                     }
                 }
             })
-        });
+        };
         // SAFETY: a block's pieces cover its samples' output rows, and their runs every channel
-        // of those rows: each value of `y` was written.
-        unsafe { y.set_len(self.batch * sample) };
-        y
+        // of those rows.
+        unsafe { par_written(self.batch * sample, block * sample, write) }
     }
 
     /// dLoss/dWeight, `[c_out, c_in, kh, kw]`: the sum over pieces of the piece's columns
@@ -245,19 +260,15 @@ impl Plan {
         if self.winograd() {
             return self.winograd_weight_grad(x, g);
         }
+        if self.pointwise() {
+            return self.pointwise_weight_grad(x, g);
+        }
         let (taps, block) = (self.taps(), self.block());
         let total = sum_over_blocks(self.batch.div_ceil(block), taps * self.c_out, |b, sum| {
             with_scratch(|columns, grads, _| {
-                let (start, n) = (b * block, block.min(self.batch - b * block));
-                for piece in self.pieces(start, n) {
-                    let k = self.width(&piece);
-                    columns.resize(taps * k, 0.0);
-                    grads.resize(self.c_out * k, 0.0);
-                    self.im2col(x, &piece, columns);
+                for piece in self.pieces(b * block, block.min(self.batch - b * block)) {
                     self.gather(g, &piece, grads);
-                    // sum [taps, c_out] += columns [taps, k] * grads^T [k, c_out]; the other
-                    // orientation, [c_out, taps], ran at half the speed on the 32x32 layers.
-                    unsafe { (self.product)(taps, self.c_out, k, sum, true, (columns, 1, k as isize), (grads, k as isize, 1)) };
+                    self.add_weight_grad(x, grads, &piece, columns, sum);
                 }
             })
         });
@@ -270,30 +281,80 @@ impl Plan {
         if self.winograd() {
             return self.winograd_input_grad(w, g);
         }
-        let (taps, block) = (self.taps(), self.block());
-        // weight^T as a matrix of its own: the product ran at half the speed on a transposed
-        // view of the weight (the 4x4 layers).
-        let wt = transposed(w, self.c_out, taps);
-        let sample = self.c_in * self.size[0] * self.size[1];
-        let mut dx = vec![0.0f32; self.batch * sample];
-        dx.par_chunks_mut(block * sample).enumerate().for_each(|(b, region)| {
+        if self.pointwise() {
+            return self.pointwise_input_grad(w, g);
+        }
+        let (wt, block, sample) = (self.weight_t(w), self.block(), self.input_sample());
+        let write = |b: usize, region: &mut [MaybeUninit<f32>]| {
+            let region = zeroed(region);
             with_scratch(|columns, grads, _| {
                 for piece in self.pieces(b * block, region.len() / sample) {
-                    let k = self.width(&piece);
-                    columns.resize(taps * k, 0.0);
-                    grads.resize(self.c_out * k, 0.0);
                     self.gather(g, &piece, grads);
-                    // columns [taps, k] = weight^T [taps, c_out] * grads [c_out, k]
-                    unsafe { (self.product)(taps, k, self.c_out, columns, false, (&wt, 1, self.c_out as isize), (grads, 1, k as isize)) };
-                    self.col2im_add(columns, &piece, region);
+                    self.add_input_grad(&wt, grads, &piece, columns, region);
+                }
+            })
+        };
+        // SAFETY: `write` zeroes its region before adding into it.
+        unsafe { par_written(self.batch * sample, block * sample, write) }
+    }
+
+    /// Both gradients, `(dx, dw)`, in one pass over the blocks: each piece's output gradient is
+    /// gathered (Winograd's: transformed) once for the two.
+    pub fn grads(&self, x: &[f32], w: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        if self.winograd() {
+            return self.winograd_grads(x, w, g);
+        }
+        if self.pointwise() {
+            return (self.pointwise_input_grad(w, g), self.pointwise_weight_grad(x, g));
+        }
+        let (wt, block, sample, taps) = (self.weight_t(w), self.block(), self.input_sample(), self.taps());
+        let (dx, total) = write_and_sum(self.batch * sample, block * sample, taps * self.c_out, |b, region, sum| {
+            with_scratch(|columns, grads, _| {
+                for piece in self.pieces(b * block, region.len() / sample) {
+                    self.gather(g, &piece, grads);
+                    self.add_input_grad(&wt, grads, &piece, columns, region);
+                    self.add_weight_grad(x, grads, &piece, columns, sum);
                 }
             })
         });
-        dx
+        (dx, transposed(&total, taps, self.c_out))
+    }
+
+    /// Values of one sample of the input.
+    pub(super) fn input_sample(&self) -> usize {
+        self.c_in * self.size[0] * self.size[1]
+    }
+
+    /// weight^T `[taps, c_out]` as a matrix of its own: the product ran at half the speed on a
+    /// transposed view of the weight (the 4x4 layers).
+    fn weight_t(&self, w: &[f32]) -> Vec<f32> {
+        transposed(w, self.c_out, self.taps())
+    }
+
+    /// Adds a piece's share of dLoss/dx into `dx` (its block's samples): col2im of weight^T
+    /// `[taps, c_out]` times `grads`, the piece's output gradient `[c_out, width]` ([`Self::gather`]).
+    fn add_input_grad(&self, wt: &[f32], grads: &[f32], piece: &Piece, columns: &mut Vec<f32>, dx: &mut [f32]) {
+        let (taps, k) = (self.taps(), self.width(piece));
+        columns.resize(taps * k, 0.0);
+        // columns [taps, k] = weight^T [taps, c_out] * grads [c_out, k]
+        unsafe { (self.product)(taps, k, self.c_out, columns.as_mut_ptr(), false, (wt, 1, self.c_out as isize), (&grads[..self.c_out * k], 1, k as isize)) };
+        self.col2im_add(columns, piece, dx);
+    }
+
+    /// Adds a piece's share of dLoss/dWeight^T into `sum` (`[taps, c_out]`): its columns
+    /// `[taps, width]` times `grads^T` `[width, c_out]`.
+    fn add_weight_grad(&self, x: &[f32], grads: &[f32], piece: &Piece, columns: &mut Vec<f32>, sum: &mut [f32]) {
+        let (taps, k) = (self.taps(), self.width(piece));
+        columns.resize(taps * k, 0.0);
+        self.im2col(x, piece, columns);
+        // sum [taps, c_out] += columns [taps, k] * grads^T [k, c_out]; the other orientation,
+        // [c_out, taps], ran at half the speed on the 32x32 layers.
+        unsafe { (self.product)(taps, self.c_out, k, sum.as_mut_ptr(), true, (columns, 1, k as isize), (&grads[..self.c_out * k], k as isize, 1)) };
     }
 
     /// A piece of the output gradient `[batch, c_out, p]` as `[c_out, width]`.
-    fn gather(&self, g: &[f32], piece: &Piece, out: &mut [f32]) {
+    fn gather(&self, g: &[f32], piece: &Piece, out: &mut Vec<f32>) {
+        out.resize(self.c_out * self.width(piece), 0.0);
         for (at, from, len) in self.runs(piece, self.c_out) {
             out[from..][..len].copy_from_slice(&g[at..][..len]);
         }
@@ -475,6 +536,11 @@ pub(super) fn sum_over_blocks(blocks: usize, len: usize, add: impl Fn(usize, &mu
             sum
         })
         .collect();
+    added_in_order(sums, len)
+}
+
+/// The threads' sums, in the order of their shares, added up.
+fn added_in_order(sums: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut sums = sums.into_iter();
     let mut total = sums.next().unwrap_or_else(|| vec![0.0; len]);
     for sum in sums {
@@ -483,9 +549,31 @@ pub(super) fn sum_over_blocks(blocks: usize, len: usize, add: impl Fn(usize, &mu
     total
 }
 
+/// [`sum_over_blocks`] over blocks that also write an output: `step(block, region, sum)` fills
+/// the block's `region`-value part of a `len`-value output (zeroed first; the last part may be
+/// shorter) and adds into the `sum_len`-value sum of its thread's share of the blocks, whose
+/// sums are added up in order as there. Returns the output and the sum.
+pub(super) fn write_and_sum(len: usize, region: usize, sum_len: usize, step: impl Fn(usize, &mut [f32], &mut [f32]) + Sync) -> (Vec<f32>, Vec<f32>) {
+    let blocks = len.div_ceil(region);
+    let share = blocks.div_ceil(rayon::current_num_threads()).max(1);
+    let sums = Mutex::new(Vec::new());
+    let write = |t: usize, part: &mut [MaybeUninit<f32>]| {
+        let mut sum = vec![0.0f32; sum_len];
+        for (i, r) in zeroed(part).chunks_mut(region).enumerate() {
+            step(t * share + i, r, &mut sum);
+        }
+        sums.lock().expect("no step panicked").push((t, sum));
+    };
+    // SAFETY: `write` zeroes its part before the steps add into it.
+    let out = unsafe { par_written(len, share * region, write) };
+    let mut sums = sums.into_inner().expect("no step panicked");
+    sums.sort_by_key(|&(t, _)| t);
+    (out, added_in_order(sums.into_iter().map(|(_, sum)| sum).collect(), sum_len))
+}
+
 /// A row-major `[rows, cols]` matrix as a row-major `[cols, rows]` one, in tiles the threads
 /// share (an element at a time, its writes missed the cache: 8 ms for a 512-channel weight).
-fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(super) fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     const TILE: usize = 16;
     let mut out = vec![0.0f32; values.len()];
     out.par_chunks_mut(TILE * rows).enumerate().for_each(|(t, band)| {
@@ -502,14 +590,14 @@ fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// [`Product`] through the `gemm` crate.
 #[cfg(feature = "native")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
-    debug_assert!(dst.len() >= m * n);
+unsafe fn gemm_product(m: usize, n: usize, k: usize, dst: *mut f32, accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+    // Without `read_dst`, gemm only writes `dst`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -532,10 +620,10 @@ unsafe fn gemm_product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate
 /// [`Product`] through the `matrixmultiply` crate (ndarray's).
 #[cfg(any(test, not(feature = "native")))]
 #[allow(clippy::too_many_arguments)]
-unsafe fn matrixmultiply_product(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
-    debug_assert!(dst.len() >= m * n);
+unsafe fn matrixmultiply_product(m: usize, n: usize, k: usize, dst: *mut f32, accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+    // With beta zero, matrixmultiply only writes `dst`.
     let beta = if accumulate { 1.0 } else { 0.0 };
-    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, lhs.0.as_ptr(), lhs.2, lhs.1, rhs.0.as_ptr(), rhs.2, rhs.1, beta, dst.as_mut_ptr(), n as isize, 1) }
+    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, lhs.0.as_ptr(), lhs.2, lhs.1, rhs.0.as_ptr(), rhs.2, rhs.1, beta, dst, n as isize, 1) }
 }
 
 #[cfg(all(test, feature = "native"))]
@@ -571,12 +659,13 @@ mod tests {
         let (xv, wv, gv, bv) = (values(&x), values(&w), values(&g), values(&b));
         // One-sample blocks also cut into pieces of two output rows; rows copied one by one and
         // through the table.
-        // 3x3 stride-1 convs both through im2col and as Winograd's, whatever their size.
-        for winograd in [false, true] {
+        // 3x3 stride-1 convs both through im2col and as Winograd's, and 1x1 stride-1 convs both
+        // through im2col and in place (`pointwise`), whatever their size.
+        for special in [false, true] {
         for (name, product) in [("gemm", gemm_product as Product), ("matrixmultiply", matrixmultiply_product as Product)] {
             for (piece_rows, table_below) in [(None, 0), (Some(2), 0), (None, usize::MAX), (Some(2), usize::MAX)] {
-                let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}, table below {table_below}, {name}, winograd {winograd}", x.dims());
-                let set = |plan: &mut Plan| (plan.block_samples, plan.piece_rows, plan.table_below, plan.product, plan.winograd) = (Some(chunk), piece_rows, table_below, product, Some(winograd));
+                let what = format!("x {:?}, kernel {kernel:?}, {options:?}, chunk {chunk}, rows {piece_rows:?}, table below {table_below}, {name}, winograd or in place {special}", x.dims());
+                let set = |plan: &mut Plan| (plan.block_samples, plan.piece_rows, plan.table_below, plan.product, plan.winograd, plan.pointwise_from) = (Some(chunk), piece_rows, table_below, product, Some(special), if special { 0 } else { usize::MAX });
                 let mut plan = Plan::new(&x.dims(), &w.dims(), &g.dims(), &options).expect("a conv with one group");
                 set(&mut plan);
                 let mut forward = Plan::forward(&x.dims(), &w.dims(), &options).expect("a conv with one group");
@@ -585,6 +674,9 @@ mod tests {
                 close(forward.output(&xv, &wv, Some(&bv)), with_bias.clone(), &format!("output, {what}"));
                 close(plan.weight_grad(&xv, &gv), w.grad(&grads).expect("w takes part"), &format!("weight, {what}"));
                 close(plan.input_grad(&wv, &gv), x.grad(&grads).expect("x takes part"), &format!("input, {what}"));
+                let (dx, dw) = plan.grads(&xv, &wv, &gv);
+                close(dx, x.grad(&grads).expect("x takes part"), &format!("input, both at once, {what}"));
+                close(dw, w.grad(&grads).expect("w takes part"), &format!("weight, both at once, {what}"));
             }
         }
         }
@@ -598,6 +690,7 @@ mod tests {
         check([5, 3, 11, 10], 6, [3, 2], ConvOptions::new([2, 3], [1, 0], [1, 1], 1), 2);
         check([2, 2, 12, 12], 3, [3, 3], ConvOptions::new([1, 1], [2, 2], [2, 2], 1), 1);
         check([2, 8, 6, 6], 4, [1, 1], ConvOptions::new([1, 1], [0, 0], [1, 1], 1), 2);
+        check([3, 5, 4, 7], 6, [1, 1], ConvOptions::new([1, 1], [0, 0], [2, 2], 1), 2);
         check([2, 3, 8, 9], 4, [7, 7], ConvOptions::new([2, 2], [3, 3], [1, 1], 1), 2);
         check([2, 3, 11, 9], 4, [7, 7], ConvOptions::new([2, 2], [3, 3], [1, 1], 1), 1);
         check([2, 3, 8, 8], 4, [3, 3], ConvOptions::new_with_padding([2, 2], [(0, 1), (1, 0)], [1, 1], 1), 1);

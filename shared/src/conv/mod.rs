@@ -10,12 +10,15 @@
 //! dispatched `Device`: [`FastConv`] is that operation. On flex and ndarray (f32, one group) its
 //! output, weight gradient and input gradient are im2col, one product and (for the input)
 //! col2im ([`im2col`]), or for 3x3 stride-1 layers natively, Winograd's F(2x2, 3x3) (`winograd`:
-//! 16 products of 2.25x fewer multiply-adds in all); on the GPU they are burn's own.
+//! 16 products of 2.25x fewer multiply-adds in all), or for 1x1 stride-1 layers one product on
+//! the tensors in place (`pointwise`); on the GPU they are burn's own.
 
 #[cfg(any(feature = "native", feature = "web"))]
 mod autodiff;
 #[cfg(any(feature = "native", feature = "web"))]
 pub mod im2col;
+#[cfg(any(feature = "native", feature = "web"))]
+mod pointwise;
 #[cfg(any(feature = "native", feature = "web"))]
 mod tensors;
 #[cfg(any(feature = "native", feature = "web"))]
@@ -43,8 +46,9 @@ mod extension {
 
     use super::tensors;
 
-    /// A conv2d whose backward calls [`FastConv::conv2d_weight_grad`] and
-    /// [`FastConv::conv2d_input_grad`]; by default those are the backend's own.
+    /// A conv2d whose backward calls [`FastConv::conv2d_grads`] (or, where only one gradient is
+    /// wanted, [`FastConv::conv2d_weight_grad`] or [`FastConv::conv2d_input_grad`]); by default
+    /// those are the backend's own.
     #[backend_extension(
         Flex: cfg(feature = "native"),
         NdArray: cfg(feature = "web"),
@@ -64,6 +68,12 @@ mod extension {
         }
         fn conv2d_input_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
             Self::conv2d_x_backward(x, weight, output_grad, options)
+        }
+        /// `(input gradient, weight gradient)`, where both are wanted: on the CPU the two share
+        /// one pass over the output gradient.
+        fn conv2d_grads(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+            let dx = Self::conv2d_input_grad(x.clone(), weight.clone(), output_grad.clone(), options.clone());
+            (dx, Self::conv2d_weight_grad(x, weight, output_grad, options))
         }
     }
 
@@ -85,6 +95,12 @@ mod extension {
                 }
                 fn conv2d_input_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
                     tensors::input_grad(&x, &weight, &output_grad, &options).unwrap_or_else(|| Self::conv2d_x_backward(x, weight, output_grad, options))
+                }
+                fn conv2d_grads(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                    tensors::grads(&x, &weight, &output_grad, &options).unwrap_or_else(|| {
+                        let dx = Self::conv2d_x_backward(x.clone(), weight.clone(), output_grad.clone(), options.clone());
+                        (dx, Self::conv2d_weight_backward(x, weight, output_grad, options))
+                    })
                 }
             }
         };
@@ -152,10 +168,15 @@ mod tests {
             close(ours.clone(), theirs.clone(), &format!("output, bias {bias}"));
             let g = theirs.clone().detach().random_like(Distribution::Normal(0.0, 1.0));
             let grads_ours = (ours * g.clone()).sum().backward();
-            let grads_theirs = (theirs * g).sum().backward();
+            let grads_theirs = (theirs * g.clone()).sum().backward();
             close(x.grad(&grads_ours).unwrap(), x.grad(&grads_theirs).unwrap(), "x");
             let w = conv.weight.val();
             close(w.grad(&grads_ours).unwrap(), w.grad(&grads_theirs).unwrap(), "weight");
+            // Only the weight's gradient (a first layer, its input data).
+            let data = x.clone().detach();
+            let alone_ours = (forward(&conv, data.clone()) * g.clone()).sum().backward();
+            let alone_theirs = (conv.forward(data) * g.clone()).sum().backward();
+            close(w.grad(&alone_ours).unwrap(), w.grad(&alone_theirs).unwrap(), "weight alone");
             if let Some(b) = &conv.bias {
                 let (ours, theirs) = (b.val().grad(&grads_ours).unwrap(), b.val().grad(&grads_theirs).unwrap());
                 close(ours.unsqueeze::<4>(), theirs.unsqueeze::<4>(), "bias");

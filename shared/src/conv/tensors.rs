@@ -1,5 +1,5 @@
 //! The CPU backends' f32 tensors into and out of the slices of [`super::im2col`]:
-//! [`FastConv`](super::FastConv) on flex or ndarray is these three functions, which answer `None`
+//! [`FastConv`](super::FastConv) on flex or ndarray is these functions, which answer `None`
 //! where the kernels do not apply (another dtype, groups).
 
 use burn::tensor::ops::ConvOptions;
@@ -30,4 +30,12 @@ pub fn input_grad<T: F32Tensor>(x: &T, weight: &T, output_grad: &T, options: &Co
     let plan = Plan::new(&x.f32_shape()?, &weight.f32_shape()?, &output_grad.f32_shape()?, options)?;
     let (w, g) = (weight.row_major(), output_grad.row_major());
     Some(T::from_values(plan.input_grad(w.values(), g.values()), &plan.input_shape()))
+}
+
+/// `(dLoss/dx, dLoss/dWeight)` at once (see [`Plan::grads`]).
+pub fn grads<T: F32Tensor>(x: &T, weight: &T, output_grad: &T, options: &ConvOptions<2>) -> Option<(T, T)> {
+    let plan = Plan::new(&x.f32_shape()?, &weight.f32_shape()?, &output_grad.f32_shape()?, options)?;
+    let (x, w, g) = (x.row_major(), weight.row_major(), output_grad.row_major());
+    let (dx, dw) = plan.grads(x.values(), w.values(), g.values());
+    Some((T::from_values(dx, &plan.input_shape()), T::from_values(dw, &plan.weight_shape())))
 }

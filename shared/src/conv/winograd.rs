@@ -15,10 +15,12 @@
 //! block into pieces of a few tile rows whose transformed tiles stay in the core's cache.
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::ops::{Add, Mul, Neg, Sub};
 
-use super::im2col::{Piece, Plan, WINOGRAD, sum_over_blocks, with_scratch};
+use super::im2col::{Piece, Plan, WINOGRAD, sum_over_blocks, with_scratch, write_and_sum};
 use crate::simd::with_avx2;
+use crate::uninit::{par_written, zeroed};
 
 /// Values a piece's transformed input and product (`16 x (c_in + c_out) x tiles`) aim at: 512 KB,
 /// a core's own cache here (pieces of 256 KB and 1 MB ran at about the same speed).
@@ -382,7 +384,7 @@ impl Plan {
     /// `y = Aᵀ M A` of a piece's tiles (`m`, `[16][c_out][tiles]`) plus the bias, into
     /// `region`, whose sample `first` is the piece's first.
     #[inline(always)]
-    fn output_tiles_on(&self, m: &[f32], piece: &Piece, first: usize, bias: Option<&[f32]>, region: &mut [f32]) {
+    fn output_tiles_on(&self, m: &[f32], piece: &Piece, first: usize, bias: Option<&[f32]>, region: &mut [MaybeUninit<f32>]) {
         let ([oh, ow], [_, tw], count) = (self.out, self.tiles(), self.tile_count(piece));
         for s in 0..piece.n {
             for co in 0..self.c_out {
@@ -404,7 +406,7 @@ impl Plan {
                                 pair[2 * l + 1] = odd.0[l] + add;
                             }
                             let n = (2 * len).min(ow - 2 * tx);
-                            plane[r * ow + 2 * tx..][..n].copy_from_slice(&pair[..n]);
+                            plane[r * ow + 2 * tx..][..n].write_copy_of_slice(&pair[..n]);
                         }
                     }
                 }
@@ -417,8 +419,7 @@ impl Plan {
         let ([oh, ow], block) = (self.out, self.tile_block());
         let u = self.transformed_weight(w, false);
         let sample = self.c_out * oh * ow;
-        let mut y = vec![0.0f32; self.batch * sample];
-        y.par_chunks_mut(block * sample).enumerate().for_each(|(k, region)| {
+        let write = |k: usize, region: &mut [MaybeUninit<f32>]| {
             with_scratch(|v, m, rows| {
                 for piece in self.tile_pieces(k * block, region.len() / sample) {
                     let count = self.tile_count(&piece);
@@ -428,13 +429,15 @@ impl Plan {
                     for e in 0..16 {
                         // M_e [c_out, tiles] = U_e [c_out, c_in] * V_e [c_in, tiles]
                         let (m_e, v_e, u_e) = (&mut m[e * self.span(self.c_out, count)..], &v[e * self.span(self.c_in, count)..], &u[e * self.c_in..]);
-                        unsafe { (self.product)(self.c_out, count, self.c_in, m_e, false, (u_e, 1, 16 * self.c_in as isize), (v_e, 1, count as isize)) };
+                        unsafe { (self.product)(self.c_out, count, self.c_in, m_e.as_mut_ptr(), false, (u_e, 1, 16 * self.c_in as isize), (v_e, 1, count as isize)) };
                     }
                     self.output_tiles(m, &piece, piece.start - k * block, bias, region);
                 }
             })
-        });
-        y
+        };
+        // SAFETY: a block's pieces cover its samples' tile rows, and the tiles of a row every
+        // output row and column they reach (`output_tiles`).
+        unsafe { par_written(self.batch * sample, block * sample, write) }
     }
 
     /// `dx += B dV Bᵀ` of a piece's tiles (`dv`, `[16][c_in][tiles]`) into `region`, whose
@@ -480,30 +483,92 @@ impl Plan {
 
     /// dLoss/dx, `[batch, c_in, h, w]`.
     pub(super) fn winograd_input_grad(&self, w: &[f32], g: &[f32]) -> Vec<f32> {
-        let ([h, wd], block) = (self.size, self.tile_block());
+        let (block, sample) = (self.tile_block(), self.input_sample());
         let ut = self.transformed_weight(w, true);
-        let sample = self.c_in * h * wd;
-        let mut dx = vec![0.0f32; self.batch * sample];
-        dx.par_chunks_mut(block * sample).enumerate().for_each(|(k, region)| {
+        let write = |k: usize, region: &mut [MaybeUninit<f32>]| {
+            let region = zeroed(region);
             with_scratch(|dv, dm, plane| {
                 for piece in self.tile_pieces(k * block, region.len() / sample) {
-                    let count = self.tile_count(&piece);
-                    dv.resize(16 * self.span(self.c_in, count), 0.0);
-                    dm.resize(16 * self.span(self.c_out, count), 0.0);
-                    self.transform_output_grad(g, &piece, dm);
-                    for e in 0..16 {
-                        // dV_e [c_in, tiles] = U_eᵀ [c_in, c_out] * dM_e [c_out, tiles]
-                        let (dv_e, dm_e, ut_e) = (&mut dv[e * self.span(self.c_in, count)..], &dm[e * self.span(self.c_out, count)..], &ut[e * self.c_out..]);
-                        unsafe { (self.product)(self.c_in, count, self.c_out, dv_e, false, (ut_e, 1, 16 * self.c_out as isize), (dm_e, 1, count as isize)) };
-                    }
-                    // Each input plane's share, padded (column c is input column c - pl, row r
-                    // is input row 2 * first tile row + r - pt) and split by parity
-                    // ([row][even, odd][half]), then added into dx.
-                    self.input_tiles(dv, &piece, piece.start - k * block, plane, region);
+                    self.transformed_output_grad(g, &piece, dm);
+                    self.add_input_grad_tiles(&ut, dm, &piece, piece.start - k * block, dv, plane, region);
+                }
+            })
+        };
+        // SAFETY: `write` zeroes its region before adding into it.
+        unsafe { par_written(self.batch * sample, block * sample, write) }
+    }
+
+    /// dLoss/dWeight, `[c_out, c_in, 3, 3]`.
+    pub(super) fn winograd_weight_grad(&self, x: &[f32], g: &[f32]) -> Vec<f32> {
+        let block = self.tile_block();
+        let total = sum_over_blocks(self.batch.div_ceil(block), 16 * self.span(self.c_in, self.c_out), |b, sum| {
+            with_scratch(|v, dm, rows| {
+                for piece in self.tile_pieces(b * block, block.min(self.batch - b * block)) {
+                    self.transformed_output_grad(g, &piece, dm);
+                    self.add_weight_grad_tiles(x, dm, &piece, v, rows, sum);
                 }
             })
         });
-        dx
+        self.kernels_of(&total)
+    }
+
+    /// Both gradients, `(dx, dw)`, in one pass: each piece's `dM` serves both.
+    pub(super) fn winograd_grads(&self, x: &[f32], w: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (block, sample) = (self.tile_block(), self.input_sample());
+        let ut = self.transformed_weight(w, true);
+        let (dx, total) = write_and_sum(self.batch * sample, block * sample, 16 * self.span(self.c_in, self.c_out), |k, region, sum| {
+            // `dv` and `v`, `plane` and the padded rows are the same sizes and never needed at once.
+            with_scratch(|tiles, dm, rows| {
+                for piece in self.tile_pieces(k * block, region.len() / sample) {
+                    self.transformed_output_grad(g, &piece, dm);
+                    self.add_input_grad_tiles(&ut, dm, &piece, piece.start - k * block, tiles, rows, region);
+                    self.add_weight_grad_tiles(x, dm, &piece, tiles, rows, sum);
+                }
+            })
+        });
+        (dx, self.kernels_of(&total))
+    }
+
+    /// `dM` of a piece's tiles into `dm` (`[16][c_out][tiles]`).
+    fn transformed_output_grad(&self, g: &[f32], piece: &Piece, dm: &mut Vec<f32>) {
+        dm.resize(16 * self.span(self.c_out, self.tile_count(piece)), 0.0);
+        self.transform_output_grad(g, piece, dm);
+    }
+
+    /// Adds a piece's share of dx into `region` (whose sample `first` is the piece's first):
+    /// `dV_e = U_eᵀ dM_e` from `ut` ([`Self::transformed_weight`], transposed) and `dm`, then
+    /// `B dV Bᵀ` (`input_tiles`).
+    #[allow(clippy::too_many_arguments)]
+    fn add_input_grad_tiles(&self, ut: &[f32], dm: &[f32], piece: &Piece, first: usize, dv: &mut Vec<f32>, plane: &mut Vec<f32>, region: &mut [f32]) {
+        let count = self.tile_count(piece);
+        dv.resize(16 * self.span(self.c_in, count), 0.0);
+        for e in 0..16 {
+            // dV_e [c_in, tiles] = U_eᵀ [c_in, c_out] * dM_e [c_out, tiles]
+            let (dv_e, dm_e, ut_e) = (&mut dv[e * self.span(self.c_in, count)..], &dm[e * self.span(self.c_out, count)..], &ut[e * self.c_out..]);
+            unsafe { (self.product)(self.c_in, count, self.c_out, dv_e.as_mut_ptr(), false, (ut_e, 1, 16 * self.c_out as isize), (dm_e, 1, count as isize)) };
+        }
+        self.input_tiles(dv, piece, first, plane, region);
+    }
+
+    /// Adds a piece's share of dUᵀ (`[16][c_in][c_out]`) into `sum`: `V_e dM_eᵀ`, `V` of the
+    /// piece's input tiles (`transform_input`) and `dm`.
+    fn add_weight_grad_tiles(&self, x: &[f32], dm: &[f32], piece: &Piece, v: &mut Vec<f32>, rows: &mut Vec<f32>, sum: &mut [f32]) {
+        let (ci_n, co_n, count) = (self.c_in, self.c_out, self.tile_count(piece));
+        v.resize(16 * self.span(ci_n, count), 0.0);
+        self.transform_input(x, piece, v, rows);
+        for e in 0..16 {
+            // dU_eᵀ [c_in, c_out] += V_e [c_in, tiles] * dM_eᵀ [tiles, c_out]
+            let (sum_e, v_e, dm_e) = (&mut sum[e * self.span(ci_n, co_n)..], &v[e * self.span(ci_n, count)..], &dm[e * self.span(co_n, count)..]);
+            unsafe { (self.product)(ci_n, co_n, count, sum_e.as_mut_ptr(), true, (v_e, 1, count as isize), (dm_e, count as isize, 1)) };
+        }
+    }
+
+    /// The kernels' gradient `[c_out, c_in, 3, 3]` from dUᵀ summed over all tiles
+    /// (`[16][c_in][c_out]`): `dg = Gᵀ dU G`, [`LANES`] output channels at a time.
+    fn kernels_of(&self, total: &[f32]) -> Vec<f32> {
+        let mut dw = vec![0.0f32; self.c_out * self.c_in * 9];
+        dw.par_chunks_mut(LANES * self.c_in * 9).enumerate().for_each(|(group, kernels)| self.kernel_grads(total, group * LANES, kernels));
+        dw
     }
 
     /// `dg = Gᵀ dU G` of output channels `co..` (as many as `kernels` holds, at most
@@ -523,34 +588,6 @@ impl Plan {
             }
         }
     }
-
-    /// dLoss/dWeight, `[c_out, c_in, 3, 3]`.
-    pub(super) fn winograd_weight_grad(&self, x: &[f32], g: &[f32]) -> Vec<f32> {
-        let block = self.tile_block();
-        let (ci_n, co_n) = (self.c_in, self.c_out);
-        // dUᵀ, [16][c_in][c_out]
-        let total = sum_over_blocks(self.batch.div_ceil(block), 16 * self.span(ci_n, co_n), |b, sum| {
-            with_scratch(|v, dm, rows| {
-                let (start, n) = (b * block, block.min(self.batch - b * block));
-                for piece in self.tile_pieces(start, n) {
-                    let count = self.tile_count(&piece);
-                    v.resize(16 * self.span(ci_n, count), 0.0);
-                    dm.resize(16 * self.span(co_n, count), 0.0);
-                    self.transform_input(x, &piece, v, rows);
-                    self.transform_output_grad(g, &piece, dm);
-                    for e in 0..16 {
-                        // dU_eᵀ [c_in, c_out] += V_e [c_in, tiles] * dM_eᵀ [tiles, c_out]
-                        let (sum_e, v_e, dm_e) = (&mut sum[e * self.span(ci_n, co_n)..], &v[e * self.span(ci_n, count)..], &dm[e * self.span(co_n, count)..]);
-                        unsafe { (self.product)(ci_n, co_n, count, sum_e, true, (v_e, 1, count as isize), (dm_e, count as isize, 1)) };
-                    }
-                }
-            })
-        });
-        // dg = Gᵀ dU G, LANES output channels at a time.
-        let mut dw = vec![0.0f32; co_n * ci_n * 9];
-        dw.par_chunks_mut(LANES * ci_n * 9).enumerate().for_each(|(group, kernels)| self.kernel_grads(&total, group * LANES, kernels));
-        dw
-    }
 }
 
 // The transforms' 16 tiles of [`LANES`] values fill twice the SSE2 registers there are and spill
@@ -560,7 +597,7 @@ impl Plan {
         fn weight_rows / weight_rows_on(self: &Plan, w: &[f32], transpose: bool, o: usize, rows: &mut [f32]);
         fn transform_input / transform_input_on(self: &Plan, x: &[f32], piece: &Piece, v: &mut [f32], padded: &mut Vec<f32>);
         fn transform_output_grad / transform_output_grad_on(self: &Plan, g: &[f32], piece: &Piece, dm: &mut [f32]);
-        fn output_tiles / output_tiles_on(self: &Plan, m: &[f32], piece: &Piece, first: usize, bias: Option<&[f32]>, region: &mut [f32]);
+        fn output_tiles / output_tiles_on(self: &Plan, m: &[f32], piece: &Piece, first: usize, bias: Option<&[f32]>, region: &mut [MaybeUninit<f32>]);
         fn input_tiles / input_tiles_on(self: &Plan, dv: &[f32], piece: &Piece, first: usize, plane: &mut Vec<f32>, region: &mut [f32]);
         fn kernel_grads / kernel_grads_on(self: &Plan, total: &[f32], co: usize, kernels: &mut [f32]);
     }

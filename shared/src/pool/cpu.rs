@@ -1,10 +1,11 @@
 //! Max-pooling over windows that tile the input, on the CPU backends (flex natively, ndarray in
 //! the page) for f32 `[batch, channels, h, w]` tensors: one pass for the output, one for the
-//! gradient, the (sample, channel) planes shared out between the threads.
+//! gradient, the (sample, channel) planes shared out between the threads ([`par_written`]).
 
-use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use crate::cpu_tensor::F32Tensor;
+use crate::uninit::{par_written, zeroed};
 
 /// Planes per task: a plane of the first stage is 4 KB, too little to share out alone.
 const PLANES_PER_TASK: usize = 16;
@@ -63,23 +64,26 @@ impl Plan {
         let x = x.row_major();
         let x = x.values();
         let ([h, w], [oh_len, ow_len]) = (self.size, self.out);
-        let mut y = vec![0.0f32; self.planes() * oh_len * ow_len];
-        y.par_chunks_mut(PLANES_PER_TASK * oh_len * ow_len).zip(x.par_chunks(PLANES_PER_TASK * h * w)).for_each(|(y, x)| {
+        let task = PLANES_PER_TASK * oh_len * ow_len;
+        let write = |t: usize, y: &mut [MaybeUninit<f32>]| {
+            let x = &x[t * PLANES_PER_TASK * h * w..];
             for (out, plane) in y.chunks_mut(oh_len * ow_len).zip(x.chunks(h * w)) {
                 if self.kernel == [2, 2] {
                     for (oh, out) in out.chunks_mut(ow_len).enumerate() {
                         let (r0, r1) = (&plane[2 * oh * w..][..2 * ow_len], &plane[(2 * oh + 1) * w..][..2 * ow_len]);
                         for ((v, a), b) in out.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
-                            *v = max_2x2([a[0], a[1], b[0], b[1]]).1;
+                            v.write(max_2x2([a[0], a[1], b[0], b[1]]).1);
                         }
                     }
                     continue;
                 }
                 for (o, v) in out.iter_mut().enumerate() {
-                    *v = self.window_max(plane, o / ow_len, o % ow_len).1;
+                    v.write(self.window_max(plane, o / ow_len, o % ow_len).1);
                 }
             }
-        });
+        };
+        // SAFETY: `write` writes every output of its planes, a row of `ow_len` windows at a time.
+        let y = unsafe { par_written(self.planes() * oh_len * ow_len, task, write) };
         T::from_values(y, &[self.batch, self.channels, oh_len, ow_len])
     }
 
@@ -89,29 +93,32 @@ impl Plan {
         let (x, g) = (x.row_major(), output_grad.row_major());
         let (x, g) = (x.values(), g.values());
         let ([h, w], [oh_len, ow_len]) = (self.size, self.out);
-        let mut dx = vec![0.0f32; self.planes() * h * w];
-        dx.par_chunks_mut(PLANES_PER_TASK * h * w).zip(x.par_chunks(PLANES_PER_TASK * h * w)).zip(g.par_chunks(PLANES_PER_TASK * oh_len * ow_len)).for_each(
-            |((dx, x), g)| {
-                for ((dx, plane), g) in dx.chunks_mut(h * w).zip(x.chunks(h * w)).zip(g.chunks(oh_len * ow_len)) {
-                    if self.kernel == [2, 2] {
-                        for (oh, g) in g.chunks(ow_len).enumerate() {
-                            let (r0, r1) = (&plane[2 * oh * w..][..2 * ow_len], &plane[(2 * oh + 1) * w..][..2 * ow_len]);
-                            let (top, bottom) = dx[2 * oh * w..].split_at_mut(w);
-                            let (d0, d1) = (&mut top[..2 * ow_len], &mut bottom[..2 * ow_len]);
-                            for ((((&v, a), b), d0), d1) in g.iter().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)).zip(d0.chunks_exact_mut(2)).zip(d1.chunks_exact_mut(2)) {
-                                let at = max_2x2([a[0], a[1], b[0], b[1]]).0;
-                                let take = |k: usize| if at == k { v } else { 0.0 };
-                                (d0[0], d0[1], d1[0], d1[1]) = (take(0), take(1), take(2), take(3));
-                            }
+        // Zeroed by the thread that fills it: positions outside a whole window, and those that are
+        // not their window's maximum, take no gradient.
+        let write = |t: usize, dx: &mut [MaybeUninit<f32>]| {
+            let dx = zeroed(dx);
+            let (x, g) = (&x[t * PLANES_PER_TASK * h * w..], &g[t * PLANES_PER_TASK * oh_len * ow_len..]);
+            for ((dx, plane), g) in dx.chunks_mut(h * w).zip(x.chunks(h * w)).zip(g.chunks(oh_len * ow_len)) {
+                if self.kernel == [2, 2] {
+                    for (oh, g) in g.chunks(ow_len).enumerate() {
+                        let (r0, r1) = (&plane[2 * oh * w..][..2 * ow_len], &plane[(2 * oh + 1) * w..][..2 * ow_len]);
+                        let (top, bottom) = dx[2 * oh * w..].split_at_mut(w);
+                        let (d0, d1) = (&mut top[..2 * ow_len], &mut bottom[..2 * ow_len]);
+                        for ((((&v, a), b), d0), d1) in g.iter().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)).zip(d0.chunks_exact_mut(2)).zip(d1.chunks_exact_mut(2)) {
+                            let at = max_2x2([a[0], a[1], b[0], b[1]]).0;
+                            let take = |k: usize| if at == k { v } else { 0.0 };
+                            (d0[0], d0[1], d1[0], d1[1]) = (take(0), take(1), take(2), take(3));
                         }
-                        continue;
                     }
-                    for (o, &v) in g.iter().enumerate() {
-                        dx[self.window_max(plane, o / ow_len, o % ow_len).0] = v;
-                    }
+                    continue;
                 }
-            },
-        );
+                for (o, &v) in g.iter().enumerate() {
+                    dx[self.window_max(plane, o / ow_len, o % ow_len).0] = v;
+                }
+            }
+        };
+        // SAFETY: `write` zeroes its planes first.
+        let dx = unsafe { par_written(self.planes() * h * w, PLANES_PER_TASK * h * w, write) };
         T::from_values(dx, &[self.batch, self.channels, h, w])
     }
 }

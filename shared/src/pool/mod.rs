@@ -132,6 +132,9 @@ mod tests {
         check(random([3, 4, 8, 8]), [2, 2]);
         // Sizes the windows do not divide: the last row and columns are left out (floor mode).
         check(random([2, 3, 9, 7]), [2, 2]);
+        // More planes than a task's (16), the last task shorter.
+        check(random([3, 7, 9, 7]), [2, 2]);
+        check(random([5, 7, 6, 5]), [3, 2]);
         check(random([2, 2, 7, 9]), [3, 2]);
         // Ties (as after a ReLU): the first maximum of each window takes the gradient.
         let ties = Tensor::<4>::from_data(TensorData::new((0..64).map(|i| (i % 3 == 0) as u8 as f32).collect::<Vec<_>>(), [1, 1, 8, 8]), &device);
