@@ -300,30 +300,27 @@ impl Plan {
         // The input rows the piece's tiles read, padded (column c is input column c - pl, row
         // r input row 2 * first tile row + r - pt) and split by parity: [row][even, odd][half].
         let height = 2 * piece.rows.len() + 2;
+        // Zeroed once: the padding (the margins, the rows outside the input) lies in the same
+        // places for every plane, and only the input's own values are written below. Zeroed
+        // row by row, plane by plane, it was a fifth of this transform (perf, 2026-12-05).
+        padded.clear();
         padded.resize(height * 2 * half, 0.0);
         let (lo, hi) = (pl.min(width), (pl + w).min(width));
         for s in 0..piece.n {
             for ci in 0..self.c_in {
                 let plane = &x[((piece.start + s) * self.c_in + ci) * h * w..][..h * w];
                 for (r, row) in padded.chunks_mut(2 * half).enumerate() {
+                    let Some(ih) = (2 * piece.rows.start + r).checked_sub(pt).filter(|&i| i < h) else { continue };
                     let (even, odd) = row.split_at_mut(half);
-                    let Some(ih) = (2 * piece.rows.start + r).checked_sub(pt).filter(|&i| i < h) else {
-                        even.fill(0.0);
-                        odd.fill(0.0);
-                        continue;
-                    };
-                    even[..lo.div_ceil(2)].fill(0.0);
-                    odd[..lo / 2].fill(0.0);
-                    even[hi.div_ceil(2)..].fill(0.0);
-                    odd[hi / 2..].fill(0.0);
                     // Input column j lands in padded column pl + j.
                     let src = &plane[ih * w..][..hi - lo];
                     let (first, second) = if pl % 2 == 0 { (&mut even[pl / 2..], &mut odd[pl / 2..]) } else { (&mut odd[pl / 2..], &mut even[pl / 2 + 1..]) };
-                    for (k, pair) in src.chunks(2).enumerate() {
-                        first[k] = pair[0];
-                        if let Some(&v) = pair.get(1) {
-                            second[k] = v;
-                        }
+                    let mut pairs = src.chunks_exact(2);
+                    for ((a, b), pair) in first.iter_mut().zip(second.iter_mut()).zip(&mut pairs) {
+                        (*a, *b) = (pair[0], pair[1]);
+                    }
+                    if let [v] = pairs.remainder() {
+                        first[src.len() / 2] = *v;
                     }
                 }
                 for ty in 0..piece.rows.len() {
