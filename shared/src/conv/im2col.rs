@@ -328,7 +328,7 @@ impl Plan {
 
     /// weight^T `[taps, c_out]` as a matrix of its own: the product ran at half the speed on a
     /// transposed view of the weight (the 4x4 layers).
-    fn weight_t(&self, w: &[f32]) -> Vec<f32> {
+    pub(super) fn weight_t(&self, w: &[f32]) -> Vec<f32> {
         transposed(w, self.c_out, self.taps())
     }
 
@@ -558,7 +558,7 @@ pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>, &mut 
 /// sum per thread over a fixed share of the blocks, added up in order, so that a gradient does
 /// not depend on how rayon scheduled the work.
 pub(super) fn sum_over_blocks(blocks: usize, len: usize, add: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let share = blocks.div_ceil(rayon::current_num_threads()).max(1);
+    let share = thread_share(blocks);
     let sums: Vec<Vec<f32>> = (0..blocks.div_ceil(share))
         .into_par_iter()
         .map(|t| {
@@ -568,6 +568,12 @@ pub(super) fn sum_over_blocks(blocks: usize, len: usize, add: impl Fn(usize, &mu
         })
         .collect();
     added_in_order(sums, len)
+}
+
+/// Blocks per thread of `blocks`: each thread sums a fixed run of them, so that the sums do not
+/// depend on scheduling, and [`write_and_sum`] cuts them as [`sum_over_blocks`] does.
+fn thread_share(blocks: usize) -> usize {
+    blocks.div_ceil(rayon::current_num_threads()).max(1)
 }
 
 /// The threads' sums, in the order of their shares, added up.
@@ -585,8 +591,7 @@ fn added_in_order(sums: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
 /// shorter) and adds into the `sum_len`-value sum of its thread's share of the blocks, whose
 /// sums are added up in order as there. Returns the output and the sum.
 pub(super) fn write_and_sum(len: usize, region: usize, sum_len: usize, step: impl Fn(usize, &mut [f32], &mut [f32]) + Sync) -> (Vec<f32>, Vec<f32>) {
-    let blocks = len.div_ceil(region);
-    let share = blocks.div_ceil(rayon::current_num_threads()).max(1);
+    let share = thread_share(len.div_ceil(region));
     let sums = Mutex::new(Vec::new());
     let write = |t: usize, part: &mut [MaybeUninit<f32>]| {
         let mut sum = vec![0.0f32; sum_len];

@@ -52,8 +52,7 @@ impl Plan {
     /// gradient `[c_out, p]`.
     pub(super) fn pointwise_input_grad(&self, w: &[f32], g: &[f32]) -> Vec<f32> {
         let (p, c_in, c_out) = (self.positions(), self.c_in, self.c_out);
-        // weight^T as a matrix of its own, as im2col's input gradient does.
-        let wt = transposed(w, c_out, c_in);
+        let wt = self.weight_t(w);
         let write = |s: usize, dx: &mut [MaybeUninit<f32>]| {
             let gs = &g[s * c_out * p..][..c_out * p];
             // dx [c_in, p] = weight^T [c_in, c_out] * g [c_out, p]
