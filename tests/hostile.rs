@@ -518,23 +518,35 @@ fn survives_kill_storm(name: &str, args: &[String], model: &str, kills: usize) {
     let full_ms = started.elapsed().as_millis() as u64;
     let expected = timeless(&whole.join(model).join("results.json"));
 
-    let storm = scratch(&format!("{name}-storm"));
-    let resumed = with_out(&storm, &["--resume"]);
     // Kill points from a fixed sequence over 5%..95% of the uninterrupted run's time: start-up,
-    // training, checkpoint writes and the experiments all get hit across the storm.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ kills as u64;
-    let mut killed = 0;
-    for _ in 0..kills {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let fraction = 0.05 + 0.9 * ((state >> 33) as f64 / (1u64 << 31) as f64);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&resumed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis((fraction * full_ms as f64) as u64));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            killed += 1;
+    // training, checkpoint writes and the experiments all get hit across the storm. A resumed
+    // run may go faster than the timed one (warm caches, a quieter machine): when the first
+    // kill of a storm finds the run already done, the storm starts over on a halved time scale,
+    // so some kill always lands however the machine's speed moves.
+    let mut scale_ms = full_ms as f64;
+    let (storm, resumed, killed) = 'storms: loop {
+        let storm = scratch(&format!("{name}-storm"));
+        let resumed = with_out(&storm, &["--resume"]);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ kills as u64;
+        let mut killed = 0;
+        for _ in 0..kills {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let fraction = 0.05 + 0.9 * ((state >> 33) as f64 / (1u64 << 31) as f64);
+            let mut child = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&resumed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis((fraction * scale_ms) as u64));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap();
+                killed += 1;
+            }
+            child.wait().unwrap();
+            if killed == 0 && scale_ms > 20.0 {
+                scale_ms /= 2.0;
+                eprintln!("{name}: the first kill found the run done; again on a {scale_ms:.0} ms scale");
+                continue 'storms;
+            }
         }
-        child.wait().unwrap();
-    }
+        break (storm, resumed, killed);
+    };
     assert!(killed > 0, "{name}: no kill landed while the run was going");
     succeeds(&strs(&resumed));
     assert_eq!(timeless(&storm.join(model).join("results.json")), expected, "{name}: resumed after {killed} kills");
